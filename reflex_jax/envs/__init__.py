@@ -1,0 +1,77 @@
+"""Environments by id: ``brax/<name>`` and ``playground/<Name>``.
+
+    env = reflex_jax.envs.make("brax/ant", num_envs=128)
+    state = env.reset(jax.random.key(0))            # batched EnvState
+    state = env.step(state, actions)                 # actions: (128, env.action_size)
+"""
+
+from __future__ import annotations
+
+from reflex_jax.envs.base import Env, EnvState, SimulatorEnv, Wrapper
+from reflex_jax.envs.wrappers import AutoResetWrapper, BatchWrapper, EpisodeWrapper
+from reflex_jax.symmetry import asymmetry, registry
+
+
+class UnknownEnvironmentError(registry.UnknownEnvironmentError):
+  """An environment id no library provides."""
+
+
+def known_env_ids() -> list[str]:
+  """Every id `make` accepts (brax tasks and Playground tasks)."""
+  from reflex_jax.envs import brax, playground  # pylint: disable=import-outside-toplevel
+  return ([f"brax/{n}" for n in brax.available()]
+          + [f"playground/{n}" for n in playground.available()])
+
+
+def make_simulator(env_id: str, *, backend: str | None = None, impl: str | None = None,
+                   equalize_asymmetries: bool = False) -> SimulatorEnv:
+  """The bare single environment (no time limit, no auto-reset, no batching).
+
+  backend: brax physics backend (brax ids only); impl: MJX implementation (playground only).
+  equalize_asymmetries: apply the known model fixes that make the task's reflection exact.
+  """
+  from reflex_jax.envs import brax, playground  # pylint: disable=import-outside-toplevel
+  library, _, name = env_id.partition("/")
+  if library == "brax" and name in brax.available():
+    if impl is not None:
+      raise ValueError(f"impl={impl!r} applies to playground tasks; brax tasks take backend=")
+    env = brax.BraxEnv(name, backend=backend)
+  elif library == "playground" and name in playground.available():
+    if backend is not None:
+      raise ValueError(f"backend={backend!r} applies to brax tasks; playground tasks take impl=")
+    env = playground.PlaygroundEnv(name, impl=impl)
+  else:
+    raise UnknownEnvironmentError(
+        f"unknown environment {env_id!r}; known environments: " + ", ".join(known_env_ids()))
+  if equalize_asymmetries and env_id in asymmetry.FIXES:
+    model = _copy_model(env.mj_model)
+    asymmetry.equalize(env_id, model, registry.get(env_id).plane)
+    env.push_model(model)
+  return env
+
+
+def make(env_id: str, *, num_envs: int | None = None, episode_length: int | None = None,
+         action_repeat: int | None = None, auto_reset: bool = True, **simulator_kwargs) -> Env:
+  """A training environment: time limit, optional auto-reset, batched if num_envs is given.
+
+  episode_length / action_repeat default to the task's own settings (Playground) or 1000 / 1.
+  """
+  sim = make_simulator(env_id, **simulator_kwargs)
+  env: Env = EpisodeWrapper(
+      sim, episode_length or getattr(sim, "episode_length", 1000),
+      action_repeat or getattr(sim, "action_repeat", 1))
+  if auto_reset:
+    env = AutoResetWrapper(env)
+  if num_envs is not None:
+    env = BatchWrapper(env, num_envs)
+  return env
+
+
+def _copy_model(model):
+  import copy  # pylint: disable=import-outside-toplevel
+  return copy.copy(model)
+
+
+__all__ = ["AutoResetWrapper", "BatchWrapper", "Env", "EnvState", "EpisodeWrapper",
+           "SimulatorEnv", "UnknownEnvironmentError", "Wrapper", "known_env_ids", "make",
+           "make_simulator"]

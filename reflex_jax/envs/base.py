@@ -1,0 +1,106 @@
+"""One environment interface over Brax and MuJoCo Playground tasks.
+
+An `Env` is a pair of pure functions on a single environment: ``reset(key) -> EnvState`` and
+``step(state, action) -> EnvState``; wrappers add time limits, auto-reset and batching. The
+native state of the wrapped library rides along in ``EnvState.native`` so its own step
+function is reused unchanged. Termination (the MDP ended: no bootstrapping) and truncation
+(time limit: bootstrap from the final observation) are separate fields.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import jax
+import mujoco
+from flax import struct
+
+
+@struct.dataclass
+class EnvState:
+  native: Any                 # brax.envs.State or mujoco_playground State
+  obs: jax.Array
+  reward: jax.Array
+  terminated: jax.Array       # float 0/1: the episode ended inside the MDP
+  truncated: jax.Array        # float 0/1: cut by the time limit (set by EpisodeWrapper)
+  metrics: dict[str, jax.Array] = struct.field(default_factory=dict)
+
+
+class Env(abc.ABC):
+  """A single (unbatched) environment; jit- and vmap-friendly pure functions."""
+
+  env_id: str
+
+  @property
+  @abc.abstractmethod
+  def observation_size(self) -> int: ...
+
+  @property
+  @abc.abstractmethod
+  def action_size(self) -> int: ...
+
+  @property
+  @abc.abstractmethod
+  def mj_model(self) -> mujoco.MjModel:
+    """The MuJoCo model the simulator was built from (reflections are derived from it)."""
+
+  @property
+  def dt(self) -> float:
+    """Seconds of simulated time per `step`."""
+    raise NotImplementedError
+
+  @abc.abstractmethod
+  def reset(self, key: jax.Array) -> EnvState: ...
+
+  @abc.abstractmethod
+  def step(self, state: EnvState, action: jax.Array) -> EnvState: ...
+
+  @property
+  def unwrapped(self) -> "Env":
+    return self
+
+
+class SimulatorEnv(Env):
+  """An adapter around a library environment, with direct access to its physics state.
+
+  The physics accessors let the symmetry verifier put a simulator into the mirror image
+  of a state and read the observation there.
+  """
+
+  @abc.abstractmethod
+  def physics_qpos_qvel(self, state: EnvState) -> tuple[jax.Array, jax.Array]: ...
+
+  @abc.abstractmethod
+  def mocap(self, state: EnvState) -> tuple[jax.Array, jax.Array]:
+    """(mocap_pos, mocap_quat) — targets that some tasks place with mocap bodies."""
+
+  @abc.abstractmethod
+  def with_physics(self, state: EnvState, qpos: jax.Array, qvel: jax.Array,
+                   mocap_pos: jax.Array, mocap_quat: jax.Array,
+                   last_action: jax.Array) -> EnvState:
+    """`state` moved to a new physical state; derived quantities and obs recomputed."""
+
+  @abc.abstractmethod
+  def push_model(self, model: mujoco.MjModel) -> None:
+    """Rebuilds the simulator from an edited MuJoCo model (asymmetry fixes)."""
+
+
+class Wrapper(Env):
+  """Delegates everything not overridden to the wrapped environment."""
+
+  def __init__(self, env: Env):
+    self.env = env
+    self.env_id = env.env_id
+
+  observation_size = property(lambda self: self.env.observation_size)
+  action_size = property(lambda self: self.env.action_size)
+  mj_model = property(lambda self: self.env.mj_model)
+  dt = property(lambda self: self.env.dt)
+  unwrapped = property(lambda self: self.env.unwrapped)
+
+  def reset(self, key: jax.Array) -> EnvState:
+    return self.env.reset(key)
+
+  def step(self, state: EnvState, action: jax.Array) -> EnvState:
+    return self.env.step(state, action)

@@ -1,0 +1,104 @@
+"""Adapter for `brax.envs` tasks (ids ``brax/<name>``)."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+
+from reflex_jax.envs import compat
+from reflex_jax.envs.base import EnvState, SimulatorEnv
+
+BACKENDS = ("mjx", "generalized", "positional", "spring")
+
+
+def available() -> list[str]:
+  from brax import envs  # pylint: disable=import-outside-toplevel
+  return sorted(envs._envs)  # pylint: disable=protected-access
+
+
+class BraxEnv(SimulatorEnv):
+  """A brax `PipelineEnv`. backend=None picks "mjx" (MuJoCo physics) where the task allows
+  it and "generalized" otherwise (swimmer's fluid model exists only there)."""
+
+  def __init__(self, name: str, backend: str | None = None, **kwargs):
+    from brax import envs  # pylint: disable=import-outside-toplevel
+    compat.patch_brax_fluid()
+    if backend is not None and backend not in BACKENDS:
+      raise ValueError(f"unknown brax backend {backend!r}; choose one of {BACKENDS}")
+    self.env_id = f"brax/{name}"
+    if backend is None:
+      try:
+        self._env, self.backend = envs.get_environment(name, backend="mjx", **kwargs), "mjx"
+      except ValueError:
+        self._env, self.backend = envs.get_environment(name, **kwargs), "generalized"
+    else:
+      self._env, self.backend = envs.get_environment(name, backend=backend, **kwargs), backend
+    self._obs_takes_action = len(inspect.signature(self._env._get_obs).parameters) > 1
+
+  @functools.cached_property
+  def observation_size(self) -> int:
+    # brax's own property runs a reset eagerly (tens of seconds on CPU); tracing suffices.
+    return int(jax.eval_shape(self._env.reset, jax.random.PRNGKey(0)).obs.shape[-1])
+
+  action_size = property(lambda self: self._env.action_size)
+  mj_model = property(lambda self: self._env.sys.mj_model)
+  dt = property(lambda self: float(self._env.dt))
+
+  def reset(self, key):
+    native = self._env.reset(key)
+    return EnvState(native, native.obs, native.reward, native.done, jnp.zeros_like(native.done))
+
+  def step(self, state, action):
+    native = self._env.step(state.native, action)
+    return state.replace(native=native, obs=native.obs, reward=native.reward,
+                         terminated=native.done)
+
+  def physics_qpos_qvel(self, state):
+    return state.native.pipeline_state.q, state.native.pipeline_state.qd
+
+  def mocap(self, state):
+    dtype = state.obs.dtype
+    return jnp.zeros((0, 3), dtype), jnp.zeros((0, 4), dtype)
+
+  def with_physics(self, state, qpos, qvel, mocap_pos, mocap_quat, last_action):
+    del mocap_pos, mocap_quat  # brax tasks carry targets as joints, not mocap bodies
+    pipeline_state = self._env.pipeline_init(qpos, qvel)
+    args = (pipeline_state, last_action) if self._obs_takes_action else (pipeline_state,)
+    obs = self._env._get_obs(*args)  # pylint: disable=protected-access
+    native = state.native.replace(pipeline_state=pipeline_state, obs=obs)
+    return state.replace(native=native, obs=obs)
+
+  def push_model(self, model: mujoco.MjModel) -> None:
+    """Copies into the live System exactly the fields that the model edit changes.
+
+    brax tasks tweak their System after loading (timestep, solver settings); rebuilding it
+    from the model would lose those, so only leaves that differ between the original and
+    the edited model are replaced.
+    """
+    from brax.io import mjcf  # pylint: disable=import-outside-toplevel
+    original, edited = mjcf.load_model(self.mj_model), mjcf.load_model(model)
+    sys = self._env.sys
+    for (path, before), (_, after) in zip(jax.tree_util.tree_leaves_with_path(original),
+                                          jax.tree_util.tree_leaves_with_path(edited)):
+      if not np.array_equal(before, after):
+        sys = _replace_at(sys, path, after)
+    self._env.sys = sys.replace(mj_model=model)
+
+
+def _replace_at(tree, path, value):
+  """`tree` with the leaf at a jax key path replaced (dataclass fields and tuples)."""
+  if not path:
+    return value
+  key, rest = path[0], path[1:]
+  if isinstance(key, jax.tree_util.GetAttrKey):
+    return tree.replace(**{key.name: _replace_at(getattr(tree, key.name), rest, value)})
+  if isinstance(key, jax.tree_util.SequenceKey):
+    items = list(tree)
+    items[key.idx] = _replace_at(items[key.idx], rest, value)
+    return type(tree)(items)
+  raise TypeError(f"cannot replace a leaf under key {key!r}")

@@ -1,0 +1,192 @@
+"""Known model asymmetries that make a task's reflection only approximate, and their fixes.
+
+Each fix edits a `mujoco.MjModel` in place; the environment adapters push the edited model
+into their simulator (brax System or MJX Model). With the fixes applied the reflection is
+exact up to floating-point rounding; without them the verifier shows the drift they cause.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import mujoco
+import numpy as np
+
+from reflex_jax.symmetry.derive import MIRROR_DIAG
+
+
+@dataclasses.dataclass(frozen=True)
+class CopyFromTwin:
+  """model.<field>[target] := model.<field>[source] (for a joint, geom or dof, by name)."""
+
+  field: str
+  target: str
+  source: str
+  why: str
+
+  def apply(self, model: mujoco.MjModel, plane: str) -> None:
+    del plane
+    obj = {"geom": mujoco.mjtObj.mjOBJ_GEOM, "jnt": mujoco.mjtObj.mjOBJ_JOINT,
+           "dof": mujoco.mjtObj.mjOBJ_JOINT}[self.field.split("_")[0]]
+    index = lambda name: _id(model, obj, name, self.field)
+    values = getattr(model, self.field)
+    values[index(self.target)] = values[index(self.source)]
+
+
+@dataclasses.dataclass(frozen=True)
+class OntoMirrorPlane:
+  """Moves a self-mirrored body's inertial frame and geoms onto the mirror plane.
+
+  Positions become ½(p + M p); orientations the normalized mean of q and its mirror image.
+  """
+
+  body: str
+  why: str
+
+  def apply(self, model: mujoco.MjModel, plane: str) -> None:
+    b = _id(model, mujoco.mjtObj.mjOBJ_BODY, self.body, "body")
+    _symmetrize_frame(model.body_ipos[b], model.body_iquat[b], plane)
+    for g in np.flatnonzero(model.geom_bodyid == b):
+      _symmetrize_frame(model.geom_pos[g], model.geom_quat[g], plane)
+
+
+def _symmetrize_frame(pos: np.ndarray, quat: np.ndarray, plane: str) -> None:
+  m = MIRROR_DIAG[plane]
+  pos[:] = 0.5 * (pos + m * pos)
+  mirrored = np.concatenate([quat[:1], -m * quat[1:]])
+  if mirrored @ quat < 0:  # q and −q are the same rotation; average the nearer one
+    mirrored = -mirrored
+  mean = quat + mirrored
+  quat[:] = mean / np.linalg.norm(mean)
+
+
+def _id(model, obj, name: str, what: str) -> int:
+  i = mujoco.mj_name2id(model, obj, name)
+  if i < 0:
+    raise KeyError(f"asymmetry fix for {what}: no object named {name!r} in the model")
+  return model.joint(name).dofadr[0] if what.startswith("dof_") else i
+
+
+Fix = CopyFromTwin | OntoMirrorPlane
+
+_BRAX_HUMANOID = (
+    CopyFromTwin("dof_armature", "right_hip_y", "left_hip_y",
+                 "right_hip_y armature is 0.008, left_hip_y 0.01"),
+    CopyFromTwin("jnt_stiffness", "left_knee", "right_knee",
+                 "left_knee has stiffness 1, right_knee 0"),
+)
+_DMC_HUMANOID = (
+    CopyFromTwin("jnt_range", "left_hip_y", "right_hip_y",
+                 "left_hip_y range starts at -120 deg, right_hip_y at -110 deg"),
+)
+
+FIXES: dict[str, tuple[Fix, ...]] = {
+    "brax/walker2d": (CopyFromTwin("geom_friction", "foot_geom", "foot_left_geom",
+                                   "foot friction 0.9 vs 1.9; Gymnasium v5 uses 1.9 on both"),),
+    "brax/humanoid": _BRAX_HUMANOID,
+    "brax/humanoidstandup": _BRAX_HUMANOID + (CopyFromTwin(
+        "jnt_range", "left_hip_y", "right_hip_y", "left_hip_y range differs from right_hip_y"),),
+    "brax/inverted_pendulum": (OntoMirrorPlane("pole", "pole fromto is offset 0.001 in x"),),
+    "playground/HumanoidStand": _DMC_HUMANOID,
+    "playground/HumanoidWalk": _DMC_HUMANOID,
+    "playground/HumanoidRun": _DMC_HUMANOID,
+}
+
+
+def equalize(env_id: str, model: mujoco.MjModel, plane: str) -> tuple[Fix, ...]:
+  """Applies the known fixes for `env_id` to `model` in place; returns what was applied."""
+  fixes = FIXES.get(env_id, ())
+  for fix in fixes:
+    fix.apply(model, plane)
+  if fixes:  # recompute derived constants (invweight0, dof_M0, ...) from the edited values
+    mujoco.mj_setConst(model, mujoco.MjData(model))
+  return fixes
+
+
+def _rotation(quat: np.ndarray) -> np.ndarray:
+  mat = np.zeros(9)
+  mujoco.mju_quat2Mat(mat, np.asarray(quat, dtype=np.float64))
+  return mat.reshape(3, 3)
+
+
+def _geom_mirrors(model, g: int, h: int, m: np.ndarray, tol: float) -> bool:
+  """Whether geom h is the mirror image of geom g (in their bodies' frames).
+
+  Shapes are compared up to their own symmetries: a sphere has no axes, a capsule,
+  cylinder or plane only its z axis (either sign), a box or ellipsoid each axis up to sign.
+  """
+  same = all(np.allclose(getattr(model, f)[g], getattr(model, f)[h], atol=tol) for f in
+             ("geom_type", "geom_size", "geom_friction", "geom_contype", "geom_conaffinity"))
+  if not same or not np.allclose(model.geom_pos[h], m * model.geom_pos[g], atol=tol):
+    return False
+  axes_g = m[:, None] * _rotation(model.geom_quat[g])  # columns: mirrored local axes
+  axes_h = _rotation(model.geom_quat[h])
+  gtype = model.geom_type[g]
+  if gtype == mujoco.mjtGeom.mjGEOM_SPHERE:
+    columns = []
+  elif gtype in (mujoco.mjtGeom.mjGEOM_CAPSULE, mujoco.mjtGeom.mjGEOM_CYLINDER,
+                 mujoco.mjtGeom.mjGEOM_PLANE):
+    columns = [2]
+  else:
+    columns = [0, 1, 2]
+  return all(abs(abs(axes_g[:, c] @ axes_h[:, c]) - 1.0) < tol for c in columns)
+
+
+def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-6) -> list[str]:
+  """Every model parameter that breaks the reflection described by `state_map`.
+
+  Compares each body, geom and joint with its mirror twin: positions, frames and inertia
+  tensors must be mirror images; sizes, frictions, armatures, dampings, stiffnesses and
+  (sign-adjusted) ranges equal. An empty list means the model itself is symmetric.
+  """
+  m = state_map.diag
+  mirror = np.diag(m)
+  found = []
+  name = lambda obj, i: mujoco.mj_id2name(model, obj, i) or f"#{i}"
+  body_name = lambda b: name(mujoco.mjtObj.mjOBJ_BODY, b)
+  for b in range(1, model.nbody):
+    t = state_map.body[b]
+    if t < b:
+      continue
+    pair = f"body {body_name(b)} vs {body_name(t)}"
+    if not np.allclose(model.body_pos[t], m * model.body_pos[b], atol=tol):
+      found.append(f"body_pos of {pair}: {model.body_pos[b].round(6).tolist()} vs "
+                   f"{model.body_pos[t].round(6).tolist()}")
+    if not np.allclose(_rotation(model.body_quat[t]),
+                       mirror @ _rotation(model.body_quat[b]) @ mirror, atol=tol):
+      found.append(f"body_quat of {pair}: frames are not mirror images")
+    inertia = lambda i: (_rotation(model.body_iquat[i]) @ np.diag(model.body_inertia[i])
+                         @ _rotation(model.body_iquat[i]).T)
+    if not (np.allclose(model.body_ipos[t], m * model.body_ipos[b], atol=tol)
+            and np.allclose(inertia(t), mirror @ inertia(b) @ mirror, atol=tol)):
+      found.append(f"inertia of {pair}: centre {model.body_ipos[b].round(6).tolist()} vs "
+                   f"{model.body_ipos[t].round(6).tolist()}, or tensors not mirror images")
+    unmatched = list(np.flatnonzero(model.geom_bodyid == t))
+    for g in np.flatnonzero(model.geom_bodyid == b):
+      match = next((h for h in unmatched if _geom_mirrors(model, g, h, m, tol)), None)
+      if match is None:
+        found.append(f"geom {name(mujoco.mjtObj.mjOBJ_GEOM, g)} of body {body_name(b)} has "
+                     f"no mirror image in body {body_name(t)}")
+      else:
+        unmatched.remove(match)
+  for j in range(model.njnt):
+    qa, da = model.jnt_qposadr[j], model.jnt_dofadr[j]
+    t_q, sign = state_map.qpos.perm[qa], state_map.qpos.sign[qa]
+    t = int(np.flatnonzero(model.jnt_qposadr == t_q)[0])
+    if t < j or model.jnt_type[j] in (0, 1):
+      continue
+    td = model.jnt_dofadr[t]
+    jname = f"joint {name(mujoco.mjtObj.mjOBJ_JOINT, j)} vs {name(mujoco.mjtObj.mjOBJ_JOINT, t)}"
+    pairs = [("dof_armature", model.dof_armature[da], model.dof_armature[td]),
+             ("dof_damping", model.dof_damping[da], model.dof_damping[td]),
+             ("dof_frictionloss", model.dof_frictionloss[da], model.dof_frictionloss[td]),
+             ("jnt_stiffness", model.jnt_stiffness[j], model.jnt_stiffness[t]),
+             ("qpos_spring", sign * model.qpos_spring[qa], model.qpos_spring[t_q])]
+    if model.jnt_limited[j] or model.jnt_limited[t]:
+      rng = model.jnt_range[j] if sign > 0 else -model.jnt_range[j][::-1]
+      pairs.append(("jnt_range", rng, model.jnt_range[t]))
+    for field, mine, theirs in pairs:
+      if not np.allclose(mine, theirs, atol=tol):
+        found.append(f"{field} of {jname}: {np.round(mine, 6).tolist()} vs "
+                     f"{np.round(theirs, 6).tolist()}")
+  return found

@@ -1,0 +1,147 @@
+"""Which reflection each environment has: env id -> `SymmetrySpec`.
+
+Maps of the bigger bodies (ant, walker, humanoid) are derived from the MuJoCo model and an
+observation layout; small axial tasks use the hand-written tables of the spec. Either way the
+verifier (`python -m reflex_jax.verify`) checks them against the simulator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import mujoco
+
+from reflex_jax.symmetry import derive
+from reflex_jax.symmetry.derive import (BodyInertia, BodyRotationEntries, BodyVectors,
+                                        BodyVelocity, Invariant, Qpos, Qvel)
+from reflex_jax.symmetry.reflection import Reflection, SignedPermutation
+
+
+class UnknownEnvironmentError(KeyError):
+  """An environment id that the library does not know."""
+
+  def __str__(self) -> str:  # KeyError would quote the whole message
+    return str(self.args[0])
+
+
+class NoReflectionError(ValueError):
+  """Reflex asked for on a task whose symmetry gives nothing."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SymmetrySpec:
+  """How to build an environment's reflection, or why it has none.
+
+  plane: the axis the mirror negates. pairs: substring swaps naming left/right twins.
+  obs_layout: blocks to derive the observation map from; obs_negated/obs_perm: a hand table.
+  """
+
+  env_id: str
+  kind: str | None
+  plane: str | None = None
+  pairs: tuple[tuple[str, str], ...] = ()
+  obs_layout: tuple[derive.Block, ...] | None = None
+  obs_negated: tuple[int, ...] | None = None
+  obs_perm: tuple[int, ...] | None = None
+  no_reflection_reason: str = ""
+
+  @property
+  def has_reflection(self) -> bool:
+    return self.kind is not None
+
+  def state_map(self, model: mujoco.MjModel) -> derive.StateMap:
+    self.require()
+    return derive.derive_state_map(model, self.plane, self.pairs)
+
+  def reflection(self, model: mujoco.MjModel, obs_size: int) -> Reflection:
+    """The reflection for this task's model; checks sizes against the environment."""
+    state = self.state_map(model)
+    if self.obs_layout is not None:
+      obs = derive.observation_map(model, state, self.obs_layout)
+    else:
+      obs = SignedPermutation.from_negated(obs_size, self.obs_negated, self.obs_perm,
+                                           what=f"{self.env_id} observation map")
+    reflection = Reflection(obs, state.actuator, self.kind, self.plane)
+    reflection.check_sizes(obs_size, model.nu, name=self.env_id)
+    return reflection
+
+  def require(self) -> None:
+    if not self.has_reflection:
+      raise NoReflectionError(
+          f"{self.env_id} has no useful reflection ({self.no_reflection_reason}); "
+          "Reflex reduces to the plain baseline there, so run the baseline instead")
+
+
+def _axial(env_id, plane, negated: Sequence[int]) -> SymmetrySpec:
+  return SymmetrySpec(env_id, "axial", plane, obs_negated=tuple(negated))
+
+
+def _derived(env_id, kind, plane, layout, pairs=()) -> SymmetrySpec:
+  return SymmetrySpec(env_id, kind, plane, tuple(pairs), obs_layout=tuple(layout))
+
+
+def _none(env_id, reason) -> SymmetrySpec:
+  return SymmetrySpec(env_id, None, no_reflection_reason=reason)
+
+
+_PLANAR = "planar x-z body whose hinges all turn about y"
+_LEFT_RIGHT = (("right_", "left_"),)
+_WALKER2D_PAIRS = (("thigh_joint", "thigh_left_joint"), ("leg_joint", "leg_left_joint"),
+                   ("foot_joint", "foot_left_joint"))
+# brax humanoid obs: q[2:], qd, cinert (11 bodies x (3x3 + mass)), cvel (11 x 6), qfrc_actuator.
+_BRAX_HUMANOID = (Qpos(2), Qvel(), BodyInertia(), BodyVelocity(), Qvel())
+# DMC humanoid obs: joint angles, head height, extremities in the torso frame, torso z-axis
+# row of xmat (maps like a vector under M R M), centre-of-mass velocity, qvel.
+_DMC_HUMANOID = (Qpos(7), Invariant(1),
+                 BodyVectors(("left_hand", "left_foot", "right_hand", "right_foot")),
+                 BodyVectors(("torso",)), BodyVectors(("torso",)), Qvel())
+# DMC walker obs: xmat[1:, 0, 0] and xmat[1:, 0, 2] interleaved per body, torso height, qvel.
+_DMC_WALKER = (BodyRotationEntries(((0, 0), (0, 2))), Invariant(1), Qvel())
+# Swimmer6: 5 joint angles and nose-to-target (x, y) in the head frame negate; each body's
+# 3-velocity block (vx, vy, wz in the body frame, whose long axis is local +y) negates vx, wz.
+_SWIMMER6_NEGATED = tuple(range(6)) + tuple(i for b in range(7, 25, 3) for i in (b, b + 2))
+
+SPECS: dict[str, SymmetrySpec] = {s.env_id: s for s in (
+    _derived("brax/ant", "bilateral", "y", (Qpos(2), Qvel()), (("_1", "_4"), ("_2", "_3"))),
+    _derived("brax/walker2d", "bilateral", "y", (Qpos(1), Qvel()), _WALKER2D_PAIRS),
+    _derived("brax/humanoid", "bilateral", "y", _BRAX_HUMANOID, _LEFT_RIGHT),
+    _derived("brax/humanoidstandup", "bilateral", "y", _BRAX_HUMANOID, _LEFT_RIGHT),
+    _derived("brax/swimmer", "axial", "y", (Qpos(2), Qvel())),
+    _derived("brax/inverted_pendulum", "axial", "x", (Qpos(), Qvel())),
+    _axial("brax/reacher", "y", (2, 3, 5, 7, 9)),
+    _axial("brax/inverted_double_pendulum", "x", (0, 1, 2, 5, 6, 7)),
+    *(_axial(f"playground/Cartpole{v}", "x", (0, 2, 3, 4))
+      for v in ("Balance", "BalanceSparse", "Swingup", "SwingupSparse")),
+    _axial("playground/PendulumSwingup", "x", (0, 2)),
+    _axial("playground/AcrobotSwingup", "x", (0, 1, 4, 5)),
+    _axial("playground/AcrobotSwingupSparse", "x", (0, 1, 4, 5)),
+    _axial("playground/ReacherEasy", "y", (0, 1, 3, 4, 5)),
+    _axial("playground/ReacherHard", "y", (0, 1, 3, 4, 5)),
+    _axial("playground/PointMass", "x", (0, 2)),
+    _axial("playground/BallInCup", "x", (0, 2, 4, 6)),
+    _axial("playground/SwimmerSwimmer6", "x", _SWIMMER6_NEGATED),
+    *(_derived(f"playground/Walker{v}", "bilateral", "y", _DMC_WALKER, _LEFT_RIGHT)
+      for v in ("Stand", "Walk", "Run")),
+    *(_derived(f"playground/Humanoid{v}", "bilateral", "y", _DMC_HUMANOID, _LEFT_RIGHT)
+      for v in ("Stand", "Walk", "Run")),
+    _none("brax/halfcheetah", _PLANAR + ", and front and back legs differ"),
+    _none("brax/hopper", _PLANAR + " with a single leg"),
+    _none("brax/pusher", "a single right arm pushing to an off-centre goal"),
+    _none("playground/CheetahRun", _PLANAR + ", and front and back legs differ"),
+    _none("playground/HopperHop", _PLANAR + " with a single leg"),
+    _none("playground/HopperStand", _PLANAR + " with a single leg"),
+)}
+
+
+def get(env_id: str) -> SymmetrySpec:
+  """The symmetry spec of `env_id`; unknown ids list the registered ones."""
+  if env_id not in SPECS:
+    raise UnknownEnvironmentError(
+        f"no reflection is registered for {env_id!r}; registered environments: "
+        + ", ".join(sorted(SPECS)))
+  return SPECS[env_id]
+
+
+def symmetric_env_ids() -> list[str]:
+  return sorted(k for k, s in SPECS.items() if s.has_reflection)
