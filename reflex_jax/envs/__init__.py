@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from reflex_jax.envs.base import Env, EnvState, SimulatorEnv, Wrapper
 from reflex_jax.envs.wrappers import AutoResetWrapper, BatchWrapper, EpisodeWrapper
 from reflex_jax.symmetry import asymmetry, registry
@@ -44,7 +46,7 @@ def make_simulator(env_id: str, *, backend: str | None = None, impl: str | None 
     raise UnknownEnvironmentError(
         f"unknown environment {env_id!r}; known environments: " + ", ".join(known_env_ids()))
   if equalize_asymmetries and env_id in asymmetry.FIXES:
-    model = _copy_model(env.mj_model)
+    model = copy.copy(env.mj_model)
     asymmetry.equalize(env_id, model, registry.get(env_id).plane)
     env.push_model(model)
   return env
@@ -65,11 +67,6 @@ def make(env_id: str, *, num_envs: int | None = None, episode_length: int | None
   if num_envs is not None:
     env = BatchWrapper(env, num_envs)
   return env
-
-
-def _copy_model(model):
-  import copy  # pylint: disable=import-outside-toplevel
-  return copy.copy(model)
 
 
 __all__ = ["AutoResetWrapper", "BatchWrapper", "Env", "EnvState", "EpisodeWrapper",

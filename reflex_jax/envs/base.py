@@ -27,6 +27,15 @@ class EnvState:
   metrics: dict[str, jax.Array] = struct.field(default_factory=dict)
 
 
+def match_dtypes(new: Any, old: Any) -> Any:
+  """`new` with every leaf cast to the dtype of the same leaf in `old`.
+
+  Some tasks return float32 flags from step while reset made float64 ones (under x64);
+  a state must keep its types across steps to be a scan carry.
+  """
+  return jax.tree.map(lambda n, o: n.astype(o.dtype) if hasattr(o, "dtype") else n, new, old)
+
+
 class Env(abc.ABC):
   """A single (unbatched) environment; jit- and vmap-friendly pure functions."""
 

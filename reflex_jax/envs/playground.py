@@ -7,7 +7,7 @@ import mujoco
 from mujoco import mjx
 
 from reflex_jax.envs import compat
-from reflex_jax.envs.base import EnvState, SimulatorEnv
+from reflex_jax.envs.base import EnvState, SimulatorEnv, match_dtypes
 
 IMPLS = ("jax", "warp", "c", "cpp")
 
@@ -42,7 +42,7 @@ class PlaygroundEnv(SimulatorEnv):
     return EnvState(native, native.obs, native.reward, native.done, jnp.zeros_like(native.done))
 
   def step(self, state, action):
-    native = self._env.step(state.native, action)
+    native = match_dtypes(self._env.step(state.native, action), state.native)
     return state.replace(native=native, obs=native.obs, reward=native.reward,
                          terminated=native.done)
 

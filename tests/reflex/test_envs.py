@@ -1,0 +1,87 @@
+"""The environment interface: batching, time limits, auto-reset, errors, compat shims."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from reflex_jax import envs
+from reflex_jax.envs import compat
+from tests.helpers import assert_shape
+
+
+@functools.cache
+def cartpole(episode_length=5, num_envs=3):
+  return envs.make("playground/CartpoleBalance", num_envs=num_envs, episode_length=episode_length)
+
+
+def test_batched_reset_and_step_shapes():
+  env = cartpole()
+  state = env.reset(jax.random.key(0))
+  assert_shape(state.obs, (3, env.observation_size))
+  state = jax.jit(env.step)(state, jnp.zeros((3, env.action_size)))
+  assert_shape(state.reward, (3,))
+  assert env.unwrapped.impl == "jax"  # not playground's default "warp"
+
+
+def test_truncation_is_kept_apart_from_termination_and_auto_reset_restarts():
+  env = cartpole(episode_length=5)
+  state = env.reset(jax.random.key(1))
+  first_obs = state.obs
+  step = jax.jit(env.step)
+  for t in range(1, 6):
+    state = step(state, jnp.zeros((3, env.action_size)))
+    np.testing.assert_array_equal(state.truncated, float(t == 5))
+    np.testing.assert_array_equal(state.terminated, 0.0)
+  np.testing.assert_array_equal(state.metrics["completed"], 1.0)
+  np.testing.assert_array_equal(state.metrics["completed_length"], 5.0)
+  assert np.all(state.metrics["completed_return"] > 0)  # cartpole pays ~1 per upright step
+  np.testing.assert_array_equal(state.metrics["episode_length"], 0.0)
+  np.testing.assert_allclose(state.obs, first_obs)  # auto-reset to the first state
+  assert not np.allclose(state.metrics["final_obs"], first_obs)  # for bootstrapping
+
+
+def test_wrong_action_shape_names_the_expected_shape():
+  env = cartpole()
+  state = env.reset(jax.random.key(0))
+  with pytest.raises(ValueError, match=r"expected actions of shape \(3, 1\), got \(1,\)"):
+    env.step(state, jnp.zeros((1,)))
+
+
+def test_unknown_env_and_bad_options_are_named():
+  with pytest.raises(envs.UnknownEnvironmentError, match="known environments: .*brax/ant.*playground/WalkerWalk"):
+    envs.make("brax/ant-v5")
+  with pytest.raises(ValueError, match="unknown brax backend 'physx'"):
+    envs.make_simulator("brax/ant", backend="physx")
+  with pytest.raises(ValueError, match="impl= .*playground tasks take impl|applies to playground"):
+    envs.make_simulator("brax/ant", impl="jax")
+
+
+def test_brax_backend_choice_and_default():
+  assert envs.make_simulator("brax/inverted_pendulum").backend == "mjx"
+  assert envs.make_simulator("brax/swimmer").backend == "generalized"  # fluid model only there
+  assert envs.make_simulator("brax/inverted_pendulum", backend="generalized").backend == "generalized"
+
+
+def test_swimmer_steps_with_the_legacy_clip_shim():
+  compat.patch_brax_fluid(force=True)  # what jax >= 0.10 needs: clip(a_min=) was removed
+  assert compat._NumpyWithLegacyClip.clip(jnp.array([-2.0, 2.0]), a_min=-1.0, a_max=1.0).tolist() == [-1.0, 1.0]
+  env = envs.make("brax/swimmer", num_envs=2)
+  state = jax.jit(env.step)(env.reset(jax.random.key(0)), jnp.ones((2, 2)))
+  assert np.all(np.isfinite(state.obs))
+
+
+def test_playground_reacher_loads_despite_the_version_string_bug():
+  sim = envs.make_simulator("playground/ReacherEasy")
+  assert (sim.observation_size, sim.action_size) == (6, 2)
+
+
+def test_equalizing_pushes_the_fix_into_the_simulator():
+  raw = envs.make_simulator("brax/walker2d")
+  fixed = envs.make_simulator("brax/walker2d", equalize_asymmetries=True)
+  foot = raw.mj_model.geom("foot_geom").id
+  assert raw._env.sys.geom_friction[foot, 0] == pytest.approx(0.9)
+  assert fixed._env.sys.geom_friction[foot, 0] == pytest.approx(1.9)
+  assert fixed.mj_model.geom_friction[foot, 0] == pytest.approx(1.9)
