@@ -13,6 +13,7 @@ import abc
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import mujoco
 from flax import struct
 
@@ -33,7 +34,7 @@ def match_dtypes(new: Any, old: Any) -> Any:
   Some tasks return float32 flags from step while reset made float64 ones (under x64);
   a state must keep its types across steps to be a scan carry.
   """
-  return jax.tree.map(lambda n, o: n.astype(o.dtype) if hasattr(o, "dtype") else n, new, old)
+  return jax.tree.map(lambda n, o: jnp.asarray(n, o.dtype) if hasattr(o, "dtype") else n, new, old)
 
 
 class Env(abc.ABC):

@@ -13,6 +13,7 @@ contact dynamics amplifying rounding, and without the asymmetry fixes the real d
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import sys
 import time
@@ -29,7 +30,10 @@ from reflex_jax.symmetry.reflection import Reflection
 # Per-check tolerances on relative error, float64. Rounding alone stays far below (contact
 # dynamics amplify it about tenfold per ten steps, so rollouts are kept to 50 steps by
 # default: ~1e-9 at the end for ant); a wrong sign or index gives errors of order 1e-2 to 1.
-TOLERANCE = {"obs": 1e-6, "reward": 1e-6, "rollout": 1e-6}
+TOLERANCE = {"float64": {"obs": 1e-6, "reward": 1e-6, "rollout": 1e-6},
+             "float32": {"obs": 1e-5, "reward": 1e-4, "rollout": 1e-3}}
+# Tasks whose step computes partly in float32 even under x64 (their rounding is float32's).
+FLOAT32_INTERNALS = {"brax/inverted_double_pendulum": "its step returns float32 values under x64"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +52,13 @@ class VerifyResult:
   @property
   def failures(self) -> list[str]:
     return [name for name, err in (("obs", self.obs_error), ("reward", self.reward_error),
-                                   ("rollout", self.rollout_error)) if not err <= TOLERANCE[name]]
+                                   ("rollout", self.rollout_error))
+            if not err <= TOLERANCE[self.rounding][name]]
+
+  @property
+  def rounding(self) -> str:
+    """The precision that bounds this run's rounding error."""
+    return "float32" if self.env_id in FLOAT32_INTERNALS else self.dtype
 
   @property
   def passed(self) -> bool:
@@ -116,6 +126,11 @@ def verify(env_id: str, *, equalize: bool = True, x64: bool = True, num_states: 
   start = time.perf_counter()
   with jax.enable_x64(x64):
     sim = envs.make_simulator(env_id, equalize_asymmetries=equalize)
+    # The constraint solver stops at opt.tolerance (1e-8): a state and its mirror image may
+    # stop an iteration apart. Run every iteration so only rounding separates them.
+    model = copy.copy(sim.mj_model)
+    model.opt.tolerance = 0.0
+    sim.push_model(model)
     spec = registry.get(env_id)
     state_map = spec.state_map(sim.mj_model)
     reflection = reflection or spec.reflection(sim.mj_model, sim.observation_size)
@@ -136,9 +151,13 @@ def format_table(results: list[VerifyResult], verbose: bool = False) -> str:
                  f"{len(r.asymmetries):4d} {r.dtype:7} "
                  f"{r.obs_error:9.1e} {r.reward_error:10.1e} {r.rollout_error:11.1e} "
                  f"{r.seconds:5.0f}s  {verdict}")
-  tol = ", ".join(f"{k} ≤ {v:g}" for k, v in TOLERANCE.items())
-  lines.append(f"relative errors (÷ max(1, |obs|) or max(1, |r|)); tolerances: {tol}; "
-               f"asym = model parameters that break the mirror (listed with --verbose)")
+  tol = "; ".join(f"{dtype}: " + ", ".join(f"{k} ≤ {v:g}" for k, v in t.items())
+                  for dtype, t in TOLERANCE.items())
+  lines.append("relative errors (÷ max(1, |obs|) or max(1, |r|)); asym = model parameters that "
+               "break the mirror (listed with --verbose)")
+  lines.append(f"tolerances by rounding precision: {tol}")
+  lines += [f"  {env_id}: float32 tolerances, {why}" for env_id, why in FLOAT32_INTERNALS.items()
+            if any(r.env_id == env_id for r in results)]
   for r in results:
     if verbose:
       lines += [f"  {r.env_id}: {a}" for a in r.asymmetries]
