@@ -75,8 +75,20 @@ class SimulatorEnv(Env):
   """An adapter around a library environment, with direct access to its physics state.
 
   The physics accessors let the symmetry verifier put a simulator into the mirror image
-  of a state and read the observation there.
+  of a state and read the observation there. `_env` is the wrapped library environment;
+  brax and Playground states both carry obs, reward and done.
   """
+
+  _env: Any
+
+  def reset(self, key: jax.Array) -> EnvState:
+    native = self._env.reset(key)
+    return EnvState(native, native.obs, native.reward, native.done, jnp.zeros_like(native.done))
+
+  def step(self, state: EnvState, action: jax.Array) -> EnvState:
+    native = match_dtypes(self._env.step(state.native, action), state.native)
+    return state.replace(native=native, obs=native.obs, reward=native.reward,
+                         terminated=native.done)
 
   @abc.abstractmethod
   def physics_qpos_qvel(self, state: EnvState) -> tuple[jax.Array, jax.Array]: ...

@@ -11,7 +11,7 @@ import mujoco
 import numpy as np
 
 from reflex_jax.envs import compat
-from reflex_jax.envs.base import EnvState, SimulatorEnv, match_dtypes
+from reflex_jax.envs.base import SimulatorEnv
 
 BACKENDS = ("mjx", "generalized", "positional", "spring")
 
@@ -48,15 +48,6 @@ class BraxEnv(SimulatorEnv):
   action_size = property(lambda self: self._env.action_size)
   mj_model = property(lambda self: self._env.sys.mj_model)
   dt = property(lambda self: float(self._env.dt))
-
-  def reset(self, key):
-    native = self._env.reset(key)
-    return EnvState(native, native.obs, native.reward, native.done, jnp.zeros_like(native.done))
-
-  def step(self, state, action):
-    native = match_dtypes(self._env.step(state.native, action), state.native)
-    return state.replace(native=native, obs=native.obs, reward=native.reward,
-                         terminated=native.done)
 
   def physics_qpos_qvel(self, state):
     return state.native.pipeline_state.q, state.native.pipeline_state.qd

@@ -7,7 +7,7 @@ import mujoco
 from mujoco import mjx
 
 from reflex_jax.envs import compat
-from reflex_jax.envs.base import EnvState, SimulatorEnv, match_dtypes
+from reflex_jax.envs.base import SimulatorEnv
 
 IMPLS = ("jax", "warp", "c", "cpp")
 
@@ -36,15 +36,6 @@ class PlaygroundEnv(SimulatorEnv):
   dt = property(lambda self: float(self._env.dt))
   episode_length = property(lambda self: int(self._env._config.episode_length))  # pylint: disable=protected-access
   action_repeat = property(lambda self: int(self._env._config.action_repeat))  # pylint: disable=protected-access
-
-  def reset(self, key):
-    native = self._env.reset(key)
-    return EnvState(native, native.obs, native.reward, native.done, jnp.zeros_like(native.done))
-
-  def step(self, state, action):
-    native = match_dtypes(self._env.step(state.native, action), state.native)
-    return state.replace(native=native, obs=native.obs, reward=native.reward,
-                         terminated=native.done)
 
   def physics_qpos_qvel(self, state):
     return state.native.data.qpos, state.native.data.qvel
