@@ -141,16 +141,19 @@ def verify(env_id: str, *, equalize: bool = True, x64: bool = True, num_states: 
                       tuple(asymmetry.find_asymmetries(sim.mj_model, state_map)))
 
 
+def format_row(r: VerifyResult) -> str:
+  verdict = "pass" if r.passed else "FAIL (" + ", ".join(r.failures) + ")"
+  return (f"{r.env_id:32} {r.kind:9} {'on' if r.equalized else 'off':5} "
+          f"{len(r.asymmetries):4d} {r.dtype:7} "
+          f"{r.obs_error:9.1e} {r.reward_error:10.1e} {r.rollout_error:11.1e} "
+          f"{r.seconds:5.0f}s  {verdict}")
+
+
 def format_table(results: list[VerifyResult], verbose: bool = False) -> str:
   header = (f"{'environment':32} {'kind':9} {'fixes':5} {'asym':>4} {'dtype':7} {'obs err':>9} "
             f"{'reward err':>10} {'rollout err':>11} {'time':>6}  result")
   lines = [header, "-" * len(header)]
-  for r in results:
-    verdict = "pass" if r.passed else "FAIL (" + ", ".join(r.failures) + ")"
-    lines.append(f"{r.env_id:32} {r.kind:9} {'on' if r.equalized else 'off':5} "
-                 f"{len(r.asymmetries):4d} {r.dtype:7} "
-                 f"{r.obs_error:9.1e} {r.reward_error:10.1e} {r.rollout_error:11.1e} "
-                 f"{r.seconds:5.0f}s  {verdict}")
+  lines += [format_row(r) for r in results]
   tol = "; ".join(f"{dtype}: " + ", ".join(f"{k} ≤ {v:g}" for k, v in t.items())
                   for dtype, t in TOLERANCE.items())
   lines.append("relative errors (÷ max(1, |obs|) or max(1, |r|)); asym = model parameters that "
@@ -187,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
   for env_id in ids:
     results.append(verify(env_id, equalize=not args.no_equalize, x64=not args.float32,
                           num_states=args.states, horizon=args.horizon, seed=args.seed))
-    print(format_table(results[-1:]).splitlines()[-2], flush=True)
+    print(format_row(results[-1]), flush=True)
   print()
   print(format_table(results, verbose=args.verbose))
   return 0 if all(r.passed for r in results) or args.no_equalize else 1
