@@ -58,10 +58,18 @@ def make(env_id: str, *, num_envs: int | None = None, episode_length: int | None
 
   episode_length / action_repeat default to the task's own settings (Playground) or 1000 / 1.
   """
-  sim = make_simulator(env_id, **simulator_kwargs)
-  env: Env = EpisodeWrapper(
-      sim, episode_length or getattr(sim, "episode_length", 1000),
-      action_repeat or getattr(sim, "action_repeat", 1))
+  return wrap(make_simulator(env_id, **simulator_kwargs), num_envs=num_envs,
+              episode_length=episode_length, action_repeat=action_repeat, auto_reset=auto_reset)
+
+
+def wrap(env: Env, *, num_envs: int | None = None, episode_length: int | None = None,
+         action_repeat: int | None = None, auto_reset: bool = True) -> Env:
+  """Adds the time limit, optional auto-reset and batching to a single environment."""
+  if isinstance(env, (EpisodeWrapper, AutoResetWrapper, BatchWrapper)):
+    raise TypeError(f"{env.env_id} is already wrapped ({type(env).__name__}); "
+                    "pass the single simulator environment")
+  env = EpisodeWrapper(env, episode_length or getattr(env, "episode_length", 1000),
+                       action_repeat or getattr(env, "action_repeat", 1))
   if auto_reset:
     env = AutoResetWrapper(env)
   if num_envs is not None:
@@ -71,4 +79,4 @@ def make(env_id: str, *, num_envs: int | None = None, episode_length: int | None
 
 __all__ = ["AutoResetWrapper", "BatchWrapper", "Env", "EnvState", "EpisodeWrapper",
            "SimulatorEnv", "UnknownEnvironmentError", "Wrapper", "known_env_ids", "make",
-           "make_simulator"]
+           "make_simulator", "wrap"]

@@ -149,6 +149,8 @@ def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-6) -> lis
     if t < b:
       continue
     pair = f"body {body_name(b)} vs {body_name(t)}"
+    if model.body_mocapid[b] >= 0:  # a mocap body's placement is state, mirrored with it
+      continue
     if not np.allclose(model.body_pos[t], m * model.body_pos[b], atol=tol):
       found.append(f"body_pos of {pair}: {model.body_pos[b].round(6).tolist()} vs "
                    f"{model.body_pos[t].round(6).tolist()}")

@@ -59,8 +59,8 @@ def _names(model: mujoco.MjModel, objtype, count: int) -> list[str]:
   return [mujoco.mj_id2name(model, objtype, i) or "" for i in range(count)]
 
 
-def _closest_sign(a: np.ndarray, a_twin: np.ndarray, diag: np.ndarray, tol: float) -> int:
-  """+1 if a_twin = M a, −1 if a_twin = −M a, 0 if neither."""
+def _closest_sign(a: np.ndarray, a_twin: np.ndarray, diag: np.ndarray | float, tol: float) -> int:
+  """+1 if a_twin = diag·a, −1 if a_twin = −diag·a, 0 if neither."""
   if np.allclose(a_twin, diag * a, atol=tol):
     return 1
   if np.allclose(a_twin, -diag * a, atol=tol):
@@ -174,7 +174,7 @@ def _derive_actuator_map(model, joint_twin, joint_sign) -> SignedPermutation:
   perm, sign = np.arange(model.nu), np.ones(model.nu)
   for a, (_, mirrored) in enumerate(targets):
     for b, (coef, _) in enumerate(targets):
-      s = _closest_sign(np.array([1.0]) * coef, mirrored, np.ones(1), 1e-9)
+      s = _closest_sign(coef, mirrored, 1.0, 1e-9)
       if s and np.any(coef):
         perm[a], sign[a] = b, s
         break

@@ -6,8 +6,15 @@ For reachable states s (random-action rollouts from resets) it measures
   3. rollout drift      max |obs_t(g·s, g·a_0..t) − g·obs_t(s, a_0..t)| over `horizon` steps,
 where g·s mirrors qpos, qvel and mocap targets with the state map derived from the model.
 Errors are relative to the observation scale (max |obs|, at least 1). It runs in float64 by
-default, where an exact symmetry leaves only rounding error; float32 shows the chaos of
-contact dynamics amplifying rounding, and without the asymmetry fixes the real drift shows.
+default, where an exact symmetry leaves only rounding error; without the asymmetry fixes the
+real drift shows.
+
+Chaotic tasks (a falling humanoid) amplify even float64 rounding past any fixed tolerance
+within 50 steps. For them the rollout is judged against the task's own chaos: a copy of s
+whose velocities are perturbed at the rounding scale (ε = 1e-13, float32 1e-6) is rolled out
+under the same actions, and the mirror rollout passes if it drifts no more than
+CHAOS_FACTOR times that copy. A wrong map errs by far more than rounding at the first step,
+so it still fails.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from reflex_jax.symmetry.reflection import Reflection
 # default: ~1e-9 at the end for ant); a wrong sign or index gives errors of order 1e-2 to 1.
 TOLERANCE = {"float64": {"obs": 1e-6, "reward": 1e-6, "rollout": 1e-6},
              "float32": {"obs": 1e-5, "reward": 1e-4, "rollout": 1e-3}}
+CHAOS_FACTOR = 10.0
+PERTURBATION = {"float64": 1e-13, "float32": 1e-6}
 # Tasks whose step computes partly in float32 even under x64 (their rounding is float32's).
 FLOAT32_INTERNALS = {"brax/inverted_double_pendulum": "its step returns float32 values under x64"}
 
@@ -45,15 +54,20 @@ class VerifyResult:
   obs_error: float
   reward_error: float
   rollout_error: float
+  chaos_error: float     # drift of a rounding-perturbed copy, per state where it excuses the rollout
+  rollout_within_chaos: bool
   horizon: int
   seconds: float
   asymmetries: tuple[str, ...] = ()
 
   @property
   def failures(self) -> list[str]:
-    return [name for name, err in (("obs", self.obs_error), ("reward", self.reward_error),
-                                   ("rollout", self.rollout_error))
-            if not err <= TOLERANCE[self.rounding][name]]
+    tol = TOLERANCE[self.rounding]
+    failed = [name for name, err in (("obs", self.obs_error), ("reward", self.reward_error))
+              if not err <= tol[name]]
+    if not (self.rollout_error <= tol["rollout"] or self.rollout_within_chaos):
+      failed.append("rollout")
+    return failed
 
   @property
   def rounding(self) -> str:
@@ -77,14 +91,14 @@ def mirror_physics(sim: envs.SimulatorEnv, state_map: StateMap, state):
 
 
 def _check_fn(sim, reflection: Reflection, state_map: StateMap, num_states: int,
-              warmup: int, horizon: int):
+              warmup: int, horizon: int, perturbation: float):
   g_obs, g_act = reflection.reflect_obs, reflection.reflect_action
 
   def random_action(key, dtype):
     return jax.random.uniform(key, (sim.action_size,), dtype, -1.0, 1.0)
 
   def one(key):
-    key_reset, key_warm, key_roll = jax.random.split(key, 3)
+    key_reset, key_warm, key_roll, key_noise = jax.random.split(key, 4)
     state = sim.reset(key_reset)
     dtype = state.obs.dtype
 
@@ -101,20 +115,26 @@ def _check_fn(sim, reflection: Reflection, state_map: StateMap, num_states: int,
     original = sim.with_physics(state, qpos, qvel, mocap_pos, mocap_quat, last_action)
     mirrored = sim.with_physics(state, *mirror_physics(sim, state_map, state),
                                 g_act(last_action))
+    noise = jax.random.normal(key_noise, qvel.shape, qvel.dtype)
+    perturbed = sim.with_physics(
+        state, qpos, qvel + perturbation * jnp.maximum(1.0, jnp.abs(qvel).max()) * noise,
+        mocap_pos, mocap_quat, last_action)
     scale = jnp.maximum(1.0, jnp.abs(original.obs).max())
     obs_error = jnp.abs(mirrored.obs - g_obs(original.obs)).max() / scale
 
     def roll(carry, k):
-      s, sm = carry
+      s, sm, sp = carry
       a = random_action(k, dtype)
-      s, sm = sim.step(s, a), sim.step(sm, g_act(a))
-      obs_err = jnp.abs(sm.obs - g_obs(s.obs)).max() / jnp.maximum(1.0, jnp.abs(s.obs).max())
+      s, sm, sp = sim.step(s, a), sim.step(sm, g_act(a)), sim.step(sp, a)
+      scale = jnp.maximum(1.0, jnp.abs(s.obs).max())
+      obs_err = jnp.abs(sm.obs - g_obs(s.obs)).max() / scale
+      chaos_err = jnp.abs(sp.obs - s.obs).max() / scale
       rew_err = jnp.abs(sm.reward - s.reward) / jnp.maximum(1.0, jnp.abs(s.reward))
-      return (s, sm), (obs_err, rew_err)
+      return (s, sm, sp), (obs_err, chaos_err, rew_err)
 
-    _, (rollout_errors, reward_errors) = jax.lax.scan(
-        roll, (original, mirrored), jax.random.split(key_roll, horizon))
-    return obs_error, reward_errors.max(), rollout_errors.max()
+    _, (rollout_errors, chaos_errors, reward_errors) = jax.lax.scan(
+        roll, (original, mirrored, perturbed), jax.random.split(key_roll, horizon))
+    return obs_error, reward_errors.max(), rollout_errors.max(), chaos_errors.max()
 
   return jax.jit(lambda key: jax.vmap(one)(jax.random.split(key, num_states)))
 
@@ -134,10 +154,14 @@ def verify(env_id: str, *, equalize: bool = True, x64: bool = True, num_states: 
     spec = registry.get(env_id)
     state_map = spec.state_map(sim.mj_model)
     reflection = reflection or spec.reflection(sim.mj_model, sim.observation_size)
-    check = _check_fn(sim, reflection, state_map, num_states, warmup, horizon)
-    obs_err, rew_err, roll_err = (float(np.max(e)) for e in check(jax.random.key(seed)))
-  return VerifyResult(env_id, spec.kind, equalize, "float64" if x64 else "float32", obs_err,
-                      rew_err, roll_err, horizon, time.perf_counter() - start,
+    dtype = "float64" if x64 else "float32"
+    check = _check_fn(sim, reflection, state_map, num_states, warmup, horizon,
+                      PERTURBATION[dtype])
+    obs_err, rew_err, roll_err, chaos_err = (np.asarray(e) for e in check(jax.random.key(seed)))
+  within_chaos = bool(np.all(roll_err <= CHAOS_FACTOR * chaos_err))
+  return VerifyResult(env_id, spec.kind, equalize, dtype, float(obs_err.max()),
+                      float(rew_err.max()), float(roll_err.max()), float(chaos_err.max()),
+                      within_chaos, horizon, time.perf_counter() - start,
                       tuple(asymmetry.find_asymmetries(sim.mj_model, state_map)))
 
 
@@ -146,19 +170,20 @@ def format_row(r: VerifyResult) -> str:
   return (f"{r.env_id:32} {r.kind:9} {'on' if r.equalized else 'off':5} "
           f"{len(r.asymmetries):4d} {r.dtype:7} "
           f"{r.obs_error:9.1e} {r.reward_error:10.1e} {r.rollout_error:11.1e} "
-          f"{r.seconds:5.0f}s  {verdict}")
+          f"{r.chaos_error:11.1e} {r.seconds:5.0f}s  {verdict}")
 
 
 def format_table(results: list[VerifyResult], verbose: bool = False) -> str:
   header = (f"{'environment':32} {'kind':9} {'fixes':5} {'asym':>4} {'dtype':7} {'obs err':>9} "
-            f"{'reward err':>10} {'rollout err':>11} {'time':>6}  result")
+            f"{'reward err':>10} {'rollout err':>11} {'chaos floor':>11} {'time':>6}  result")
   lines = [header, "-" * len(header)]
   lines += [format_row(r) for r in results]
   tol = "; ".join(f"{dtype}: " + ", ".join(f"{k} ≤ {v:g}" for k, v in t.items())
                   for dtype, t in TOLERANCE.items())
   lines.append("relative errors (÷ max(1, |obs|) or max(1, |r|)); asym = model parameters that "
                "break the mirror (listed with --verbose)")
-  lines.append(f"tolerances by rounding precision: {tol}")
+  lines.append(f"tolerances by rounding precision: {tol}; or rollout ≤ {CHAOS_FACTOR:g} × chaos "
+               "floor (drift of a copy perturbed at the rounding scale) for every state")
   lines += [f"  {env_id}: float32 tolerances, {why}" for env_id, why in FLOAT32_INTERNALS.items()
             if any(r.env_id == env_id for r in results)]
   for r in results:

@@ -1,0 +1,206 @@
+"""Actor and critic networks, Gaussian action heads and the running observation normalizer.
+
+Networks are Flax NNX modules, used functionally: `init` returns a parameter pytree and
+`apply` merges it back inside jit, so a training state is a plain pytree that vmaps over
+seeds and shards over devices. Every network takes *raw* observations and normalizes them
+itself, so a reflection can be applied before the (not mirror-symmetric) normalizer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Literal, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx, struct
+
+from reflex_jax.symmetry import Reflection
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "tanh": jnp.tanh, "relu": jax.nn.relu, "swish": jax.nn.swish, "elu": jax.nn.elu}
+
+
+# --- observation normalizer (Welford / Chan parallel update) -------------------------------
+
+@struct.dataclass
+class Normalizer:
+  count: jax.Array   # scalar
+  mean: jax.Array    # (obs,)
+  m2: jax.Array      # (obs,) sum of squared deviations
+
+  @classmethod
+  def create(cls, size: int) -> "Normalizer":
+    return cls(jnp.zeros(()), jnp.zeros(size), jnp.zeros(size))
+
+  def update(self, x_BO: jax.Array) -> "Normalizer":
+    """Adds a batch of observations (any leading shape)."""
+    x = x_BO.reshape(-1, x_BO.shape[-1]).astype(jnp.float32)
+    n = jnp.asarray(x.shape[0], jnp.float32)
+    batch_mean = x.mean(axis=0)
+    batch_m2 = jnp.square(x - batch_mean).sum(axis=0)
+    total = self.count + n
+    delta = batch_mean - self.mean
+    return Normalizer(total, self.mean + delta * n / total,
+                      self.m2 + batch_m2 + jnp.square(delta) * self.count * n / total)
+
+  @property
+  def std(self) -> jax.Array:
+    var = self.m2 / jnp.maximum(self.count, 1.0)
+    return jnp.sqrt(jnp.maximum(var, 1e-8))
+
+  def __call__(self, obs: jax.Array, clip: float = 10.0) -> jax.Array:
+    # Before any data the statistics are (0, ~0): pass observations through unchanged.
+    seen = self.count > 0
+    z = jnp.where(seen, (obs - self.mean) / self.std, obs)
+    return jnp.clip(z, -clip, clip)
+
+
+# --- MLP ---------------------------------------------------------------------------------------
+
+class MLP(nnx.Module):
+  def __init__(self, in_size: int, hidden: Sequence[int], out_size: int, *, activation: str,
+               out_scale: float, rngs: nnx.Rngs, layer_norm: bool = False):
+    sizes = [in_size, *hidden]
+    ortho = nnx.initializers.orthogonal
+    self.hidden = nnx.List([nnx.Linear(a, b, kernel_init=ortho(jnp.sqrt(2.0)), rngs=rngs)
+                            for a, b in zip(sizes[:-1], sizes[1:])])
+    self.norms = nnx.List([nnx.LayerNorm(b, rngs=rngs) if layer_norm else None
+                           for b in hidden])
+    self.out = nnx.Linear(sizes[-1], out_size, kernel_init=ortho(out_scale), rngs=rngs)
+    self.activation = activation
+
+  def __call__(self, x):
+    act = ACTIVATIONS[self.activation]
+    for layer, norm in zip(self.hidden, self.norms):
+      x = layer(x)
+      x = act(norm(x) if norm is not None else x)
+    return self.out(x)
+
+
+# --- Gaussian policy ---------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class PolicyConfig:
+  hidden: tuple[int, ...] = (64, 64)
+  activation: str = "tanh"
+  std: Literal["state_independent", "state_dependent"] = "state_independent"
+  init_log_std: float = 0.0
+  min_std: float = 1e-3
+  squash: Literal["tanh", "clip"] = "tanh"   # how a Gaussian sample becomes an action in [-1, 1]
+
+  def __post_init__(self):
+    if self.activation not in ACTIVATIONS:
+      raise ValueError(f"activation {self.activation!r} unknown; choose from {sorted(ACTIVATIONS)}")
+    if self.std not in ("state_independent", "state_dependent"):
+      raise ValueError(f"std must be 'state_independent' or 'state_dependent', got {self.std!r}")
+    if self.squash not in ("tanh", "clip"):
+      raise ValueError(f"squash must be 'tanh' or 'clip', got {self.squash!r}")
+
+
+class GaussianPolicy(nnx.Module):
+  """obs ↦ (loc, scale) of a diagonal Gaussian over pre-squash actions."""
+
+  def __init__(self, obs_size: int, action_size: int, config: PolicyConfig, rngs: nnx.Rngs):
+    out = action_size * (2 if config.std == "state_dependent" else 1)
+    self.net = MLP(obs_size, config.hidden, out, activation=config.activation, out_scale=0.01,
+                   rngs=rngs)
+    if config.std == "state_independent":
+      self.log_std = nnx.Param(jnp.full((action_size,), config.init_log_std))
+    self.config = config
+
+  def __call__(self, z):
+    out = self.net(z)
+    if self.config.std == "state_independent":
+      scale = jnp.broadcast_to(jnp.exp(self.log_std[...]), out.shape)
+      return out, scale + self.config.min_std
+    loc, raw = jnp.split(out, 2, axis=-1)
+    # softplus offset so that the initial scale is about exp(init_log_std).
+    offset = jnp.log(jnp.expm1(jnp.exp(self.config.init_log_std)))
+    return loc, jax.nn.softplus(raw + offset) + self.config.min_std
+
+
+def gaussian_log_prob(u, loc, scale):
+  return jnp.sum(-0.5 * jnp.square((u - loc) / scale) - jnp.log(scale)
+                 - 0.5 * jnp.log(2 * jnp.pi), axis=-1)
+
+
+def gaussian_entropy(scale):
+  return jnp.sum(0.5 + 0.5 * jnp.log(2 * jnp.pi) + jnp.log(scale), axis=-1)
+
+
+def squash(u, how: str):
+  """Pre-squash sample ↦ action in [-1, 1]. Both maps are odd and element-wise, so they
+  commute with signed permutations: equivariance of (loc, scale) carries to the actions."""
+  return jnp.tanh(u) if how == "tanh" else jnp.clip(u, -1.0, 1.0)
+
+
+# --- functional wrappers -----------------------------------------------------------------------
+
+class Functional:
+  """An NNX module held as (graphdef, init): `init(key)` → params, `apply(params, *x)`."""
+
+  def __init__(self, build: Callable[[nnx.Rngs], nnx.Module]):
+    self._build = build
+    self.graphdef, _ = nnx.split(nnx.eval_shape(lambda: build(nnx.Rngs(0))))
+
+  def init(self, key: jax.Array):
+    return nnx.state(self._build(nnx.Rngs(key)), nnx.Param)
+
+  def apply(self, params, *args):
+    return nnx.merge(self.graphdef, params)(*args)
+
+
+@dataclasses.dataclass(frozen=True)
+class ActorCritic:
+  """A Gaussian policy and a value network on raw observations, optionally symmetrized.
+
+  symmetrize: hard equivariance, μ_sym(s) = ½(μ(s) + g_a μ(g_s s)), σ_sym = ½(σ(s) + P_a σ(g_s s)),
+  V_sym(s) = ½(V(s) + V(g_s s)): exact by construction, at twice the network cost.
+  """
+
+  policy: Functional
+  value: Functional
+  policy_config: PolicyConfig
+  reflection: Reflection | None = None
+  symmetrize: bool = False
+
+  @classmethod
+  def create(cls, obs_size: int, action_size: int, policy_config: PolicyConfig,
+             value_hidden: Sequence[int], value_activation: str,
+             reflection: Reflection | None = None, symmetrize: bool = False) -> "ActorCritic":
+    if symmetrize and reflection is None:
+      raise ValueError("a symmetrized network needs the task's reflection")
+    policy = Functional(lambda r: GaussianPolicy(obs_size, action_size, policy_config, r))
+    value = Functional(lambda r: MLP(obs_size, tuple(value_hidden), 1,
+                                     activation=value_activation, out_scale=1.0, rngs=r))
+    return cls(policy, value, policy_config, reflection, symmetrize)
+
+  def init(self, key: jax.Array, obs_size: int) -> dict:
+    k_pi, k_v = jax.random.split(key)
+    return dict(policy=self.policy.init(k_pi), value=self.value.init(k_v),
+                normalizer=Normalizer.create(obs_size))
+
+  def distribution(self, params: dict, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(loc, scale) of the pre-squash Gaussian at raw observations `obs`."""
+    loc, scale = self.policy.apply(params["policy"], params["normalizer"](obs))
+    if self.symmetrize:
+      g = self.reflection
+      loc_m, scale_m = self.policy.apply(params["policy"], params["normalizer"](g.reflect_obs(obs)))
+      loc = 0.5 * (loc + g.reflect_action(loc_m))
+      scale = 0.5 * (scale + g.action.unsigned.apply(scale_m))
+    return loc, scale
+
+  def value_fn(self, params: dict, obs: jax.Array) -> jax.Array:
+    v = self.value.apply(params["value"], params["normalizer"](obs))[..., 0]
+    if self.symmetrize:
+      obs_m = self.reflection.reflect_obs(obs)
+      v = 0.5 * (v + self.value.apply(params["value"], params["normalizer"](obs_m))[..., 0])
+    return v
+
+  def act(self, params: dict, obs: jax.Array, key: jax.Array | None) -> tuple[jax.Array, dict]:
+    """Samples (or, with key None, takes the mode of) the policy: (action, extras)."""
+    loc, scale = self.distribution(params, obs)
+    u = loc if key is None else loc + scale * jax.random.normal(key, loc.shape, loc.dtype)
+    return squash(u, self.policy_config.squash), dict(
+        raw_action=u, log_prob=gaussian_log_prob(u, loc, scale))

@@ -1,0 +1,93 @@
+"""PPO's pieces as pure functions: GAE and the clipped-surrogate loss with the Reflex terms."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from reflex_jax import regularizer
+from reflex_jax.networks import ActorCritic, gaussian_entropy, gaussian_log_prob
+
+
+@struct.dataclass
+class Batch:
+  """Training samples, flat over (time, env) or split into minibatches."""
+  obs: jax.Array          # raw observations
+  raw_action: jax.Array   # pre-squash Gaussian samples u
+  log_prob: jax.Array     # log π_old(u | obs)
+  advantage: jax.Array
+  target_value: jax.Array
+  old_value: jax.Array
+
+
+def mirrored_batch(net: ActorCritic, params, batch: Batch) -> Batch:
+  """The mirror images (g_s s, g_a u) of `batch`'s samples, for augmentation.
+
+  In an invariant MDP they have the advantage and value target of the originals; the PPO
+  ratio needs the old policy's probability of the mirrored action at the mirrored state.
+  """
+  g = net.reflection
+  obs_m, raw_m = g.reflect_obs(batch.obs), g.reflect_action(batch.raw_action)
+  loc_m, scale_m = net.distribution(params, obs_m)
+  return Batch(obs_m, raw_m, gaussian_log_prob(raw_m, loc_m, scale_m), batch.advantage,
+               batch.target_value, net.value_fn(params, obs_m))
+
+
+def gae(reward_TN, value_TN, next_value_TN, terminated_TN, done_TN, *, gamma: float,
+        lam: float) -> tuple[jax.Array, jax.Array]:
+  """Generalized advantage estimates and value targets.
+
+  next_value is V of the observation the step produced (the final one before an auto-reset),
+  so a truncated episode bootstraps from where it was cut; terminated steps do not bootstrap.
+  done (terminated or truncated) stops the recursion at episode boundaries.
+  """
+  delta = reward_TN + gamma * (1.0 - terminated_TN) * next_value_TN - value_TN
+
+  def backward(next_advantage, xs):
+    delta_t, done_t = xs
+    advantage = delta_t + gamma * lam * (1.0 - done_t) * next_advantage
+    return advantage, advantage
+
+  _, advantage = jax.lax.scan(backward, jnp.zeros_like(delta[0]), (delta, done_TN),
+                              reverse=True)
+  return advantage, advantage + value_TN
+
+
+def ppo_loss(params, batch: Batch, reflex_weight, *, net: ActorCritic, clip_epsilon: float,
+             value_clip: float | None, value_coef: float, entropy_coef: float,
+             normalize_advantages: bool, reflex: regularizer.ReflexConfig | None):
+  """Clipped surrogate + value loss − entropy bonus + w_t · Reflex terms; (loss, metrics)."""
+  loc, scale = net.distribution(params, batch.obs)
+  log_ratio = gaussian_log_prob(batch.raw_action, loc, scale) - batch.log_prob
+  ratio = jnp.exp(log_ratio)
+  advantage = batch.advantage
+  if normalize_advantages:
+    advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+  surrogate = jnp.minimum(ratio * advantage,
+                          jnp.clip(ratio, 1 - clip_epsilon, 1 + clip_epsilon) * advantage)
+  policy_loss = -jnp.mean(surrogate)
+
+  value = net.value_fn(params, batch.obs)
+  value_error = jnp.square(value - batch.target_value)
+  if value_clip is not None:
+    clipped = batch.old_value + jnp.clip(value - batch.old_value, -value_clip, value_clip)
+    value_error = jnp.maximum(value_error, jnp.square(clipped - batch.target_value))
+  value_loss = 0.5 * jnp.mean(value_error)
+  entropy = jnp.mean(gaussian_entropy(scale))
+
+  loss = policy_loss + value_coef * value_loss - entropy_coef * entropy
+  metrics = dict(policy_loss=policy_loss, value_loss=value_loss, entropy=entropy,
+                 approx_kl=jnp.mean((ratio - 1) - log_ratio),
+                 clip_fraction=jnp.mean(jnp.abs(ratio - 1) > clip_epsilon))
+  if reflex is not None and not net.symmetrize:  # a symmetrized net has zero terms
+    g = net.reflection
+    obs_m = g.reflect_obs(batch.obs)
+    loc_m, scale_m = net.distribution(params, obs_m)
+    actor = regularizer.actor_term(g, loc, scale, loc_m, scale_m, kind=reflex.actor_loss,
+                                   detach_target=reflex.detach_target)
+    critic = regularizer.invariance_term(value, net.value_fn(params, obs_m),
+                                         detach_target=reflex.detach_target)
+    loss = loss + reflex_weight * (actor + reflex.value_coef * critic)
+    metrics.update(reflex_actor=actor, reflex_critic=critic, reflex_weight=reflex_weight)
+  return loss, metrics

@@ -1,0 +1,359 @@
+"""PPO and Reflex-PPO: the whole training run as nested `lax.scan`s, vmapped over runs.
+
+    make_policy, params, metrics = reflex_jax.ppo.train("brax/ant", PPOConfig(), seed=[0, 1, 2])
+
+One host call per logging interval runs `updates_per_log` updates; each update is
+rollout (scan over time) → GAE → epochs (scan) of minibatches (scan). Runs (seeds × Reflex
+weights) are a leading vmapped axis, so an 8-seed plain-vs-Reflex comparison is one program
+and one compile. Environments shard over devices along the env axis (jit + NamedSharding).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable, Literal, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from reflex_jax import envs, regularizer
+from reflex_jax.envs import Env, EnvState
+from reflex_jax.evaluate import evaluate
+from reflex_jax.networks import ActorCritic, PolicyConfig, gaussian_log_prob
+from reflex_jax.ppo.losses import Batch, gae, mirrored_batch, ppo_loss
+from reflex_jax.symmetry import Reflection, registry
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+  """PPO hyperparameters. Steps count environment steps (× action_repeat), as in brax."""
+
+  num_timesteps: int = 1_000_000
+  num_envs: int = 128
+  unroll_length: int = 32            # steps per env per update; batch = num_envs × unroll_length
+  num_minibatches: int = 8
+  num_epochs: int = 4
+  learning_rate: float = 3e-4
+  lr_schedule: Literal["constant", "linear"] = "constant"
+  gamma: float = 0.99
+  gae_lambda: float = 0.95
+  clip_epsilon: float = 0.2
+  value_clip: float | None = None    # PPO2-style value clipping range, off by default
+  value_coef: float = 0.5
+  entropy_coef: float = 1e-3
+  normalize_advantages: bool = True
+  normalize_observations: bool = True
+  reward_scaling: float = 1.0
+  max_grad_norm: float = 0.5
+  policy: PolicyConfig = PolicyConfig()
+  value_hidden: tuple[int, ...] = (64, 64)
+  value_activation: str = "tanh"
+  episode_length: int | None = None  # None: the task's own (Playground) or 1000
+  action_repeat: int | None = None
+  equalize_asymmetries: bool = False
+  num_logs: int = 10                 # host calls (progress, metrics) over the run
+  num_eval_envs: int = 16            # episodes for the final evaluation
+  reflex: regularizer.ReflexConfig | None = None   # None: plain PPO
+  reflex_weight: float = 0.1         # w0 (the paper's best for Reflex-PPO)
+  num_devices: int | None = None     # shard envs over this many devices; None: all that divide
+
+  def __post_init__(self):
+    for name in ("num_timesteps", "num_envs", "unroll_length", "num_minibatches", "num_epochs",
+                 "num_logs", "num_eval_envs"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"PPOConfig.{name} must be positive, got {getattr(self, name)}")
+    if (self.num_envs * self.unroll_length) % self.num_minibatches:
+      raise ValueError(f"num_envs × unroll_length = {self.num_envs * self.unroll_length} is not "
+                       f"divisible by num_minibatches = {self.num_minibatches}")
+    if self.lr_schedule not in ("constant", "linear"):
+      raise ValueError(f"lr_schedule must be 'constant' or 'linear', got {self.lr_schedule!r}")
+
+  @property
+  def steps_per_update(self) -> int:
+    return self.num_envs * self.unroll_length * (self.action_repeat or 1)
+
+
+@struct.dataclass
+class TrainState:
+  params: dict                 # policy, value, normalizer
+  opt_state: optax.OptState
+  env_state: EnvState
+  key: jax.Array
+  update: jax.Array            # updates done
+  reflex_weight: jax.Array     # this run's w0 (0 for plain PPO)
+
+
+@struct.dataclass
+class Transition:
+  obs: jax.Array
+  raw_action: jax.Array
+  reward: jax.Array
+  terminated: jax.Array
+  done: jax.Array
+  final_obs: jax.Array
+  completed: jax.Array
+  completed_return: jax.Array
+  completed_length: jax.Array
+
+
+def simulator(env: str | Env, config: PPOConfig) -> Env:
+  """The single environment to train on: built from an id, or the user's own."""
+  if isinstance(env, str):
+    return envs.make_simulator(env, equalize_asymmetries=config.equalize_asymmetries)
+  if not isinstance(env, Env):
+    raise TypeError(f"train() takes an environment id or an Env, got {type(env).__name__}")
+  return env
+
+
+def _wrap(sim: Env, config: PPOConfig, num_envs: int, auto_reset: bool) -> Env:
+  return envs.wrap(sim, num_envs=num_envs, episode_length=config.episode_length,
+                   action_repeat=config.action_repeat, auto_reset=auto_reset)
+
+
+def task_reflection(env: Env) -> Reflection | None:
+  """The registered reflection of `env`, or None when it has none (or is not registered)."""
+  try:
+    spec = registry.get(env.env_id)
+  except registry.UnknownEnvironmentError:
+    return None
+  return spec.reflection(env.mj_model, env.observation_size) if spec.has_reflection else None
+
+
+def _require_reflection(env: Env, reflection: Reflection | None) -> Reflection:
+  if reflection is not None:
+    return reflection
+  try:
+    registry.get(env.env_id).require()
+  except registry.UnknownEnvironmentError as e:
+    raise registry.NoReflectionError(
+        f"{env.env_id} has no registered reflection; pass reflection= to use Reflex") from e
+  raise AssertionError("unreachable")
+
+
+def _mesh(config: PPOConfig) -> Mesh | None:
+  devices = jax.devices()
+  n = config.num_devices or max(d for d in range(1, len(devices) + 1)
+                                if config.num_envs % d == 0 and len(devices) % d == 0)
+  if n > len(devices) or config.num_envs % n:
+    raise ValueError(f"num_devices={n}: need at most {len(devices)} devices and num_envs "
+                     f"({config.num_envs}) divisible by it")
+  return None if n == 1 else Mesh(np.asarray(devices[:n]), ("envs",))
+
+
+class Trainer:
+  """The pure functions of one run: `init(key, w0)` and `train_chunk(state)`."""
+
+  def __init__(self, env: Env, config: PPOConfig, reflection: Reflection | None,
+               mesh: Mesh | None, updates_per_log: int, total_updates: int):
+    if config.reflex is not None:
+      reflection = _require_reflection(env, reflection)
+    if reflection is not None:
+      reflection.check_sizes(env.observation_size, env.action_size, name=env.env_id)
+    self.env, self.config, self.reflection = env, config, reflection
+    self.updates_per_log, self.total_updates = updates_per_log, total_updates
+    self.net = ActorCritic.create(
+        env.observation_size, env.action_size, config.policy, config.value_hidden,
+        config.value_activation, reflection,
+        symmetrize=config.reflex is not None and config.reflex.symmetrize)
+    grad_steps = total_updates * config.num_epochs * config.num_minibatches
+    lr = (config.learning_rate if config.lr_schedule == "constant"
+          else optax.linear_schedule(config.learning_rate, 0.0, grad_steps))
+    self.optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
+                                 optax.adam(lr))
+    self._env_sharding = None if mesh is None else NamedSharding(mesh, PartitionSpec("envs"))
+
+  def _shard_envs(self, tree):
+    if self._env_sharding is None:
+      return tree
+    return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, self._env_sharding), tree)
+
+  def init(self, key: jax.Array, reflex_weight: jax.Array) -> TrainState:
+    k_net, k_env, k_train = jax.random.split(key, 3)
+    params = self.net.init(k_net, self.env.observation_size)
+    trainable = {k: params[k] for k in ("policy", "value")}
+    env_state = self._shard_envs(self.env.reset(k_env))
+    return TrainState(params, self.optimizer.init(trainable), env_state, k_train,
+                      jnp.zeros((), jnp.int32), jnp.asarray(reflex_weight, jnp.float32))
+
+  # --- one update -------------------------------------------------------------------------------
+
+  def _rollout(self, params, env_state, key):
+    def step(state, k):
+      action, extras = self.net.act(params, state.obs, k)
+      nxt = self._shard_envs(self.env.step(state, action))
+      m = nxt.metrics
+      done = jnp.maximum(nxt.terminated, nxt.truncated)
+      return nxt, Transition(state.obs, extras["raw_action"], nxt.reward, nxt.terminated, done,
+                             m["final_obs"], m["completed"], m["completed_return"],
+                             m["completed_length"])
+    return jax.lax.scan(step, env_state, jax.random.split(key, self.config.unroll_length))
+
+  def _update(self, state: TrainState, _) -> tuple[TrainState, dict]:
+    c, net, g = self.config, self.net, self.reflection
+    key, k_roll, k_sgd = jax.random.split(state.key, 3)
+    env_state, traj = self._rollout(state.params, state.env_state, k_roll)
+
+    normalizer = state.params["normalizer"]
+    if c.normalize_observations:
+      normalizer = normalizer.update(traj.obs)
+    params = dict(state.params, normalizer=normalizer)
+    # "Old" quantities under the updated normalizer, so the first ratio is exactly 1.
+    loc, scale = net.distribution(params, traj.obs)
+    value = net.value_fn(params, traj.obs)
+    advantage, target = gae(traj.reward * c.reward_scaling, value,
+                            net.value_fn(params, traj.final_obs), traj.terminated, traj.done,
+                            gamma=c.gamma, lam=c.gae_lambda)
+    batch = Batch(traj.obs, traj.raw_action, gaussian_log_prob(traj.raw_action, loc, scale),
+                  advantage, target, value)
+    metrics = {}
+    if g is not None:
+      obs_m = g.reflect_obs(traj.obs)
+      loc_m, _ = net.distribution(params, obs_m)
+      metrics.update(regularizer.symmetry_errors(g, loc, loc_m, value,
+                                                 net.value_fn(params, obs_m)))
+    if c.reflex is not None and c.reflex.augment:
+      batch = jax.tree.map(lambda a, b: jnp.concatenate([a, b], axis=1), batch,
+                           mirrored_batch(net, params, batch))
+    batch = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), batch)
+
+    env_steps = state.update * c.steps_per_update
+    weight = (regularizer.weight(state.reflex_weight, env_steps,
+                                 self.total_updates * c.steps_per_update, c.reflex.schedule)
+              if c.reflex is not None else jnp.zeros(()))
+    loss_kwargs = dict(net=net, clip_epsilon=c.clip_epsilon, value_clip=c.value_clip,
+                       value_coef=c.value_coef, entropy_coef=c.entropy_coef,
+                       normalize_advantages=c.normalize_advantages, reflex=c.reflex)
+
+    def loss_fn(trainable, minibatch):  # the normalizer is data statistics, not trained
+      return ppo_loss(dict(trainable, normalizer=normalizer), minibatch, weight, **loss_kwargs)
+
+    def minibatch_step(carry, minibatch):
+      trainable, opt_state = carry
+      grads, loss_metrics = jax.grad(loss_fn, has_aux=True)(trainable, minibatch)
+      updates, opt_state = self.optimizer.update(grads, opt_state, trainable)
+      loss_metrics["grad_norm"] = optax.tree.norm(grads)
+      return (optax.apply_updates(trainable, updates), opt_state), loss_metrics
+
+    def epoch(carry, k):
+      perm = jax.random.permutation(k, batch.obs.shape[0])
+      minibatches = jax.tree.map(
+          lambda x: x[perm].reshape((c.num_minibatches, -1) + x.shape[1:]), batch)
+      return jax.lax.scan(minibatch_step, carry, minibatches)
+
+    trainable = {k: params[k] for k in ("policy", "value")}
+    (trainable, opt_state), loss_metrics = jax.lax.scan(
+        epoch, (trainable, state.opt_state), jax.random.split(k_sgd, c.num_epochs))
+    metrics.update(jax.tree.map(jnp.mean, loss_metrics))
+    metrics.update(reward=traj.reward.mean(), episodes=traj.completed.sum(),
+                   return_sum=(traj.completed * traj.completed_return).sum(),
+                   length_sum=(traj.completed * traj.completed_length).sum())
+    new_state = TrainState(dict(trainable, normalizer=normalizer), opt_state, env_state, key,
+                           state.update + 1, state.reflex_weight)
+    return new_state, metrics
+
+  def train_chunk(self, state: TrainState) -> tuple[TrainState, dict]:
+    """`updates_per_log` updates; metrics averaged (losses) or summed (episodes) over them."""
+    state, m = jax.lax.scan(self._update, state, None, length=self.updates_per_log)
+    episodes = m.pop("episodes").sum()
+    return_sum, length_sum = m.pop("return_sum").sum(), m.pop("length_sum").sum()
+    out = jax.tree.map(jnp.mean, m)
+    out["episodes"] = episodes
+    # NaN until an episode has finished: no fake zero returns in the logs.
+    out["episode_return"] = jnp.where(episodes > 0, return_sum / episodes, jnp.nan)
+    out["episode_length"] = jnp.where(episodes > 0, length_sum / episodes, jnp.nan)
+    return state, out
+
+
+def make_policy(net: ActorCritic) -> Callable:
+  """`make_policy(params, deterministic=False)` → policy(obs, key) → action (one run's params)."""
+  def policy_factory(params, deterministic: bool = False):
+    def policy(obs, key=None):
+      return net.act(params, obs, None if deterministic else key)[0]
+    return policy
+  return policy_factory
+
+
+def train(env: str | Env, config: PPOConfig = PPOConfig(), seed: int | Sequence[int] = 0, *,
+          reflex_weight: float | Sequence[float] | None = None,
+          reflection: Reflection | None = None,
+          progress_fn: Callable[[int, dict], None] | None = None):
+  """Trains PPO (Reflex-PPO when `config.reflex` is set) and returns (make_policy, params, metrics).
+
+  seed: an int, or a sequence of seeds trained together (vmapped).
+  reflex_weight: w0, or a sequence of w0 values trained together (e.g. [0.0, 0.1] is a
+    plain-vs-Reflex comparison in one program); default `config.reflex_weight`.
+  Runs are the product weights × seeds. params and metrics carry leading axes for each
+  argument given as a sequence (weights first, then seeds), none for scalars.
+  progress_fn(env_steps, metrics) is called once per logging interval with host numpy values.
+  metrics: per-interval arrays under their names, the final evaluation under eval/...,
+  and timing (compile_seconds, train_seconds, env_steps_per_second).
+  """
+  if reflex_weight is not None and config.reflex is None:
+    raise ValueError("reflex_weight given but config.reflex is None (plain PPO); set "
+                     "config.reflex = ReflexConfig() to train Reflex-PPO")
+  seeds = np.atleast_1d(np.asarray(seed, dtype=np.int64))
+  weights = np.atleast_1d(np.asarray(
+      config.reflex_weight if reflex_weight is None else reflex_weight, dtype=np.float32))
+  if config.reflex is None:
+    weights = np.zeros(1, np.float32)
+  run_shape = (() if np.ndim(reflex_weight) == 0 else (weights.size,)) + \
+      (() if np.ndim(seed) == 0 else (seeds.size,))
+
+  sim = simulator(env, config)
+  train_env = _wrap(sim, config, config.num_envs, auto_reset=True)
+  if reflection is None:
+    reflection = task_reflection(train_env)
+  total_updates = -(-config.num_timesteps // config.steps_per_update)
+  updates_per_log = -(-total_updates // config.num_logs)
+  total_updates = updates_per_log * config.num_logs
+  mesh = _mesh(config)
+  trainer = Trainer(train_env, config, reflection, mesh, updates_per_log, total_updates)
+
+  run_keys = jax.vmap(jax.random.key)(np.tile(seeds, weights.size))
+  run_weights = np.repeat(weights, seeds.size)
+  state = jax.jit(jax.vmap(trainer.init))(run_keys, run_weights)
+  t0 = time.perf_counter()
+  chunk = jax.jit(jax.vmap(trainer.train_chunk), donate_argnums=0).lower(state).compile()
+  compile_seconds = time.perf_counter() - t0
+
+  history: dict[str, list] = {}
+  train_seconds = 0.0
+  for i in range(config.num_logs):
+    t0 = time.perf_counter()
+    state, m = chunk(state)
+    m = jax.device_get(m)
+    train_seconds += time.perf_counter() - t0
+    env_steps = (i + 1) * updates_per_log * config.steps_per_update
+    m = {k: np.reshape(v, run_shape) for k, v in m.items()}
+    m["env_steps"] = np.asarray(env_steps)
+    for k, v in m.items():
+      history.setdefault(k, []).append(v)
+    if progress_fn is not None:
+      progress_fn(env_steps, m)
+
+  policy_factory = make_policy(trainer.net)
+  eval_env = _wrap(sim, config, config.num_eval_envs, auto_reset=False)
+  episode_steps = eval_env.env.episode_length  # EpisodeWrapper under the batch
+
+  def run_eval(params, key):  # deterministic and stochastic policies in one program
+    return {tag: evaluate(eval_env, policy_factory(params, deterministic), key,
+                          num_steps=episode_steps, deterministic=deterministic)
+            for tag, deterministic in (("eval", True), ("eval_stochastic", False))}
+
+  metrics = {k: np.stack(v) for k, v in history.items()}
+  eval_keys = jax.vmap(jax.random.fold_in, (0, None))(run_keys, 1)
+  result = jax.device_get(jax.jit(jax.vmap(run_eval))(state.params, eval_keys))
+  for tag, values in result.items():
+    metrics.update({f"{tag}/{k.removeprefix('eval_')}": np.reshape(v, run_shape)
+                    for k, v in values.items()})
+  total_steps = total_updates * config.steps_per_update
+  metrics.update(compile_seconds=compile_seconds, train_seconds=train_seconds,
+                 env_steps_per_second=total_steps * len(run_weights) / train_seconds,
+                 total_env_steps=total_steps)
+  params = jax.tree.map(lambda x: np.reshape(x, run_shape + x.shape[1:]), state.params)
+  return policy_factory, params, metrics

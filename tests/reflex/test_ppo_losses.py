@@ -1,0 +1,200 @@
+"""GAE, the PPO loss, the normalizer and the Reflex regularizer, without environments."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from reflex_jax import regularizer
+from reflex_jax.networks import (ActorCritic, Normalizer, PolicyConfig, gaussian_entropy,
+                                 gaussian_log_prob)
+from reflex_jax.ppo.losses import Batch, gae, mirrored_batch, ppo_loss
+from reflex_jax.symmetry import Reflection, SignedPermutation
+from tests.helpers import assert_close
+
+# A bilateral-style map: obs 0 invariant, 1<->2 swap, 3 negates; actions 0<->1 swap with a sign.
+REFLECTION = Reflection(SignedPermutation.create([0, 2, 1, 3], [1, 1, 1, -1]),
+                        SignedPermutation.create([1, 0], [-1, -1]), "bilateral", "y")
+
+
+def _net(symmetrize=False, std="state_dependent"):
+  return ActorCritic.create(4, 2, PolicyConfig(hidden=(16,), std=std), (16,), "tanh",
+                            REFLECTION, symmetrize)
+
+
+def _params(net, seed=0, obs_seed=1):
+  params = net.init(jax.random.key(seed), 4)
+  # A non-trivial normalizer, so that mirroring before normalizing matters.
+  obs = jax.random.normal(jax.random.key(obs_seed), (64, 4)) * 2.0 + 1.0
+  return dict(params, normalizer=params["normalizer"].update(obs))
+
+
+def test_gae_matches_a_python_loop():
+  rng = np.random.default_rng(0)
+  T, N, gamma, lam = 12, 3, 0.97, 0.9
+  reward, value, next_value = (rng.normal(size=(T, N)) for _ in range(3))
+  terminated = (rng.random((T, N)) < 0.15).astype(np.float32)
+  truncated = ((rng.random((T, N)) < 0.15) & (terminated == 0)).astype(np.float32)
+  done = np.maximum(terminated, truncated)
+  expected = np.zeros((T, N))
+  for n in range(N):
+    running = 0.0
+    for t in reversed(range(T)):
+      bootstrap = 0.0 if terminated[t, n] else next_value[t, n]
+      delta = reward[t, n] + gamma * bootstrap - value[t, n]
+      running = delta + (0.0 if done[t, n] else gamma * lam * running)
+      expected[t, n] = running
+  advantage, target = gae(*(jnp.asarray(x, jnp.float32) for x in
+                            (reward, value, next_value, terminated, done)), gamma=gamma, lam=lam)
+  assert_close(advantage, expected, atol=1e-5)
+  assert_close(target, expected + value, atol=1e-5)
+
+
+def test_normalizer_matches_numpy_over_several_batches():
+  rng = np.random.default_rng(0)
+  batches = [rng.normal(3.0, 2.0, size=(n, 5)) for n in (7, 100, 1)]
+  norm = Normalizer.create(5)
+  for b in batches:
+    norm = norm.update(jnp.asarray(b, jnp.float32))
+  data = np.concatenate(batches)
+  assert_close(norm.mean, data.mean(0), atol=1e-4)
+  assert_close(norm.std, data.std(0), atol=1e-4)
+  x = rng.normal(size=(3, 5))
+  assert_close(norm(jnp.asarray(x, jnp.float32)), (x - data.mean(0)) / data.std(0), atol=1e-4)
+
+
+def test_ppo_loss_against_hand_computed_values():
+  net = _net()
+  params = _params(net)
+  rng = np.random.default_rng(1)
+  obs = rng.normal(size=(6, 4)).astype(np.float32)
+  raw = rng.normal(size=(6, 2)).astype(np.float32)
+  loc, scale = (np.asarray(x) for x in net.distribution(params, obs))
+  value = np.asarray(net.value_fn(params, obs))
+  old_log_prob = np.asarray(gaussian_log_prob(raw, loc, scale)) + rng.normal(0, 0.3, 6)
+  advantage = rng.normal(size=6).astype(np.float32)
+  target = rng.normal(size=6).astype(np.float32)
+  old_value = value + rng.normal(0, 0.5, 6)
+  batch = Batch(*(jnp.asarray(x, jnp.float32) for x in
+                  (obs, raw, old_log_prob, advantage, target, old_value)))
+  eps, vclip, vcoef, ecoef = 0.2, 0.3, 0.5, 0.01
+  loss, m = ppo_loss(params, batch, 0.0, net=net, clip_epsilon=eps, value_clip=vclip,
+                     value_coef=vcoef, entropy_coef=ecoef, normalize_advantages=True,
+                     reflex=None)
+
+  # By hand, in numpy.
+  log_prob = (-0.5 * ((raw - loc) / scale) ** 2 - np.log(scale) - 0.5 * np.log(2 * np.pi)).sum(-1)
+  ratio = np.exp(log_prob - old_log_prob)
+  adv = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+  policy_loss = -np.minimum(ratio * adv, np.clip(ratio, 1 - eps, 1 + eps) * adv).mean()
+  clipped = old_value + np.clip(value - old_value, -vclip, vclip)
+  value_loss = 0.5 * np.maximum((value - target) ** 2, (clipped - target) ** 2).mean()
+  entropy = (0.5 + 0.5 * np.log(2 * np.pi) + np.log(scale)).sum(-1).mean()
+  assert_close(m["policy_loss"], policy_loss, atol=1e-5)
+  assert_close(m["value_loss"], value_loss, atol=1e-5)
+  assert_close(m["entropy"], entropy, atol=1e-5)
+  assert_close(loss, policy_loss + vcoef * value_loss - ecoef * entropy, atol=1e-5)
+
+
+def test_symmetrized_network_is_exactly_equivariant_and_invariant():
+  net = _net(symmetrize=True)
+  params = _params(net)
+  obs = jax.random.normal(jax.random.key(3), (8, 4))
+  loc, scale = net.distribution(params, obs)
+  loc_m, scale_m = net.distribution(params, REFLECTION.reflect_obs(obs))
+  assert_close(loc_m, REFLECTION.reflect_action(loc), atol=1e-6)
+  assert_close(scale_m, REFLECTION.action.unsigned.apply(scale), atol=1e-6)
+  assert_close(net.value_fn(params, REFLECTION.reflect_obs(obs)), net.value_fn(params, obs),
+               atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["mse", "kl"])
+def test_regularizer_is_zero_for_an_equivariant_network_and_positive_otherwise(kind):
+  obs = jax.random.normal(jax.random.key(3), (8, 4))
+  obs_m = REFLECTION.reflect_obs(obs)
+  for symmetrize, is_zero in ((True, True), (False, False)):
+    net = _net(symmetrize)
+    params = _params(net)
+    loc, scale = net.distribution(params, obs)
+    loc_m, scale_m = net.distribution(params, obs_m)
+    actor = regularizer.actor_term(REFLECTION, loc, scale, loc_m, scale_m, kind=kind)
+    critic = regularizer.invariance_term(net.value_fn(params, obs), net.value_fn(params, obs_m))
+    if is_zero:
+      assert actor < 1e-10 and critic < 1e-10
+    else:
+      assert actor > 1e-6 and critic > 1e-6
+
+
+def test_actor_term_mse_by_hand():
+  loc = jnp.array([[1.0, 2.0]])
+  scale = jnp.array([[0.5, 1.5]])
+  loc_m, scale_m = jnp.array([[0.0, 0.0]]), jnp.array([[1.0, 1.0]])
+  # target mean g_a μ = (−2, −1); target scale P σ = (1.5, 0.5)
+  expected = (2.0 ** 2 + 1.0 ** 2) + (0.5 ** 2 + 0.5 ** 2)
+  assert_close(regularizer.actor_term(REFLECTION, loc, scale, loc_m, scale_m), expected)
+  # KL of equal Gaussians is zero and positive otherwise
+  assert regularizer.actor_term(REFLECTION, loc, scale, loc_m, scale_m, kind="kl") > 0
+  assert_close(regularizer.actor_term(REFLECTION, loc, scale, REFLECTION.reflect_action(loc),
+                                      scale[:, ::-1], kind="kl"), 0.0, atol=1e-7)
+
+
+def test_reflex_gradients_reach_both_networks_and_respect_detach():
+  net = _net()
+  params = _params(net)
+  obs = jax.random.normal(jax.random.key(4), (8, 4))
+  batch = Batch(obs, jnp.zeros((8, 2)), jnp.zeros(8), jnp.zeros(8), jnp.zeros(8), jnp.zeros(8))
+  kwargs = dict(net=net, clip_epsilon=0.2, value_clip=None, value_coef=0.0, entropy_coef=0.0,
+                normalize_advantages=False)
+
+  trainable = {k: params[k] for k in ("policy", "value")}
+
+  def reflex_only(t, reflex):  # zero advantages and value coef: only the Reflex terms remain
+    return ppo_loss(dict(t, normalizer=params["normalizer"]), batch, 1.0, reflex=reflex,
+                    **kwargs)[0]
+
+  grads = jax.grad(reflex_only)(trainable, regularizer.ReflexConfig())
+  assert optax_norm(grads["policy"]) > 0 and optax_norm(grads["value"]) > 0
+  # Only the value coefficient scales the critic term.
+  no_critic = jax.grad(reflex_only)(trainable, regularizer.ReflexConfig(value_coef=0.0))
+  assert optax_norm(no_critic["value"]) == 0
+  # detach_target changes the gradient (one side is held fixed).
+  detached = jax.grad(reflex_only)(trainable, regularizer.ReflexConfig(detach_target=True))
+  assert not np.allclose(optax_norm(detached["policy"]), optax_norm(grads["policy"]))
+
+
+def optax_norm(tree):
+  return float(jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree))))
+
+
+def test_mirrored_batch_has_the_old_policys_probability_of_the_mirrored_action():
+  rng = np.random.default_rng(2)
+  obs = jnp.asarray(rng.normal(size=(5, 4)), jnp.float32)
+  raw = jnp.asarray(rng.normal(size=(5, 2)), jnp.float32)
+  for symmetrize in (True, False):
+    net = _net(symmetrize)
+    params = _params(net)
+    loc, scale = net.distribution(params, obs)
+    batch = Batch(obs, raw, gaussian_log_prob(raw, loc, scale), jnp.arange(5.0),
+                  jnp.arange(5.0) * 2, net.value_fn(params, obs))
+    mirrored = mirrored_batch(net, params, batch)
+    loc_m, scale_m = net.distribution(params, REFLECTION.reflect_obs(obs))
+    expected = gaussian_log_prob(REFLECTION.reflect_action(raw), loc_m, scale_m)
+    assert_close(mirrored.log_prob, expected, atol=1e-6)
+    assert_close(mirrored.advantage, batch.advantage)
+    # An equivariant policy gives a mirrored action exactly its original probability.
+    if symmetrize:
+      assert_close(mirrored.log_prob, batch.log_prob, atol=1e-5)
+    else:
+      assert not np.allclose(mirrored.log_prob, batch.log_prob, atol=1e-3)
+
+
+def test_linear_weight_schedule():
+  assert_close(regularizer.weight(0.1, 0, 100, "linear"), 0.1)
+  assert_close(regularizer.weight(0.1, 50, 100, "linear"), 0.05)
+  assert_close(regularizer.weight(0.1, 150, 100, "linear"), 0.0)
+  assert_close(regularizer.weight(0.1, 50, 100, "constant"), 0.1)
+
+
+def test_entropy_formula():
+  scale = jnp.array([[0.5, 2.0]])
+  assert_close(gaussian_entropy(scale), np.sum(0.5 * np.log(2 * np.pi * np.e * scale ** 2)))
