@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
+	$(BIN)/python -m reflex_jax.compare
+
+verify: $(STAMP)
 	$(BIN)/python -m reflex_jax.verify all
 
 test: $(STAMP)

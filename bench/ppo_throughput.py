@@ -1,0 +1,114 @@
+"""End-to-end PPO training throughput: ours (plain and Reflex) vs brax.training PPO.
+
+Same machine, same run, same simulator object, equal hyperparameters (num_envs, unroll,
+minibatches, epochs, network sizes and activation, tanh-Gaussian policy with state-dependent
+scale, observation normalization, gradient clipping). The ceiling is the environment-only
+rate: the same batched environment stepped with random actions in one jitted scan.
+
+Rates exclude compilation: ours compiles ahead of time; brax's first training epoch
+includes its compile, so its rate is taken from the second epoch (num_evals=3).
+
+    .venv/bin/python bench/ppo_throughput.py                       # ant, walker2d, CartpoleBalance
+    .venv/bin/python bench/ppo_throughput.py --envs brax/ant --updates 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import time
+
+import jax
+import jax.numpy as jnp
+
+from reflex_jax import envs, ppo
+from reflex_jax.networks import PolicyConfig
+
+
+def env_only_rate(sim, num_envs: int, steps: int) -> float:
+  env = envs.wrap(sim, num_envs=num_envs)
+
+  @jax.jit
+  def rollout(state, key):
+    def body(s, k):
+      action = jax.random.uniform(k, (num_envs, env.action_size), minval=-1.0, maxval=1.0)
+      s = env.step(s, action)
+      return s, s.reward
+    state, rewards = jax.lax.scan(body, state, jax.random.split(key, steps))
+    return state, rewards.sum()
+
+  state = env.reset(jax.random.key(0))
+  state, _ = jax.block_until_ready(rollout(state, jax.random.key(1)))  # compile
+  t0 = time.perf_counter()
+  jax.block_until_ready(rollout(state, jax.random.key(2)))
+  return num_envs * steps / (time.perf_counter() - t0)
+
+
+def ours_rate(sim, config: ppo.PPOConfig) -> float:
+  _, _, metrics = ppo.train(sim, config, seed=0)
+  return float(metrics["env_steps_per_second"])
+
+
+def brax_rate(sim, config: ppo.PPOConfig) -> float:
+  from brax.training.agents.ppo import networks as brax_networks  # pylint: disable=import-outside-toplevel
+  from brax.training.agents.ppo import train as brax_ppo  # pylint: disable=import-outside-toplevel
+  native = sim._env  # the very same simulator object ours steps  # pylint: disable=protected-access
+  kwargs = {}
+  if sim.env_id.startswith("playground/"):
+    from mujoco_playground import wrapper  # pylint: disable=import-outside-toplevel
+    kwargs["wrap_env_fn"] = wrapper.wrap_for_brax_training
+  network_factory = functools.partial(
+      brax_networks.make_ppo_networks, policy_hidden_layer_sizes=config.policy.hidden,
+      value_hidden_layer_sizes=config.value_hidden, activation=jax.nn.swish)
+  sps = []
+  brax_ppo.train(
+      environment=native, num_timesteps=2 * config.num_timesteps, num_evals=3,
+      num_eval_envs=8, episode_length=config.episode_length or 1000,
+      num_envs=config.num_envs, unroll_length=config.unroll_length,
+      batch_size=config.num_envs // config.num_minibatches,
+      num_minibatches=config.num_minibatches, num_updates_per_batch=config.num_epochs,
+      learning_rate=config.learning_rate, entropy_cost=config.entropy_coef,
+      discounting=config.gamma, gae_lambda=config.gae_lambda,
+      clipping_epsilon=config.clip_epsilon, normalize_observations=True,
+      max_grad_norm=config.max_grad_norm, network_factory=network_factory, seed=0,
+      progress_fn=lambda step, m: sps.append(float(m["training/sps"])) if "training/sps" in m
+      else None, **kwargs)
+  return sps[-1]  # the second training epoch: compiled already
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--envs", nargs="+",
+                      default=["brax/ant", "brax/walker2d", "playground/CartpoleBalance"])
+  parser.add_argument("--num-envs", type=int, default=128)
+  parser.add_argument("--unroll", type=int, default=32)
+  parser.add_argument("--updates", type=int, default=30, help="PPO updates timed per run")
+  args = parser.parse_args()
+  print(f"jax {jax.__version__} on {jax.devices()[0].platform} ({jax.device_count()} device)")
+  swish = dict(activation="swish")
+  base = ppo.PPOConfig(
+      num_envs=args.num_envs, unroll_length=args.unroll, num_minibatches=8, num_epochs=4,
+      num_timesteps=args.num_envs * args.unroll * args.updates, num_logs=1, num_eval_envs=8,
+      policy=PolicyConfig(hidden=(64, 64), std="state_dependent", squash="tanh", **swish),
+      value_hidden=(64, 64), value_activation="swish", entropy_coef=1e-3, num_devices=1)
+  reflex = dataclasses.replace(base, reflex=ppo.ReflexConfig())
+  header = (f"{'environment':28} {'env-only':>10} {'brax PPO':>10} {'ours':>10} {'Reflex':>10} "
+            f"{'ours/brax':>9} {'ours/env':>8} {'Rfx/ours':>8}")
+  rows = []
+  for env_id in args.envs:
+    sim = envs.make_simulator(env_id)
+    ceiling = env_only_rate(sim, args.num_envs, args.unroll * args.updates)
+    peer = brax_rate(sim, base)
+    plain = ours_rate(sim, base)
+    rfx = ours_rate(sim, reflex)
+    rows.append(f"{env_id:28} {ceiling:10,.0f} {peer:10,.0f} {plain:10,.0f} {rfx:10,.0f} "
+                f"{plain / peer:9.2f} {plain / ceiling:8.0%} {rfx / plain:8.2f}")
+    print(rows[-1], flush=True)
+  print(f"\nenv-steps/s, {args.num_envs} envs, unroll {args.unroll}, 8 minibatches, 4 epochs, "
+        f"64-64 swish MLPs\n" + header + "\n" + "\n".join(rows))
+
+
+if __name__ == "__main__":
+  main()
