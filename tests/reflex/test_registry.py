@@ -121,3 +121,13 @@ def test_asymmetry_finder_and_fixes(env_id, equalize, expected):
   assert len(found) == len(expected), found
   for name, line in zip(expected, found):
     assert name in line
+
+
+def test_ground_contacts_only_keeps_floor_contacts_and_drops_body_body_ones():
+  model = simulator("playground/HumanoidWalk", True).mj_model
+  floor = model.geom("floor").id
+  ct, ca = model.geom_contype, model.geom_conaffinity
+  collides = lambda i, j: bool((ct[i] & ca[j]) | (ct[j] & ca[i]))
+  body = [g for g in range(model.ngeom) if g != floor]
+  assert all(collides(g, floor) for g in body)
+  assert not any(collides(g, h) for g in body for h in body)
