@@ -38,8 +38,12 @@ class EpisodeWrapper(Wrapper):
       return nxt, nxt.reward * (1.0 - s.terminated)
 
     state = state.replace(terminated=jnp.zeros_like(state.terminated))  # a new step begins
-    nxt, rewards = jax.lax.scan(repeat, state, None, length=self.action_repeat)
-    reward = rewards.sum(axis=0)
+    if self.action_repeat == 1:  # no per-step select over the whole simulator state
+      nxt = self.env.step(state, action)
+      reward = nxt.reward
+    else:
+      nxt, rewards = jax.lax.scan(repeat, state, None, length=self.action_repeat)
+      reward = rewards.sum(axis=0)
     m = state.metrics
     length = m["episode_length"] + 1
     ret = m["episode_return"] + reward

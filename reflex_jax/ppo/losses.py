@@ -58,7 +58,15 @@ def ppo_loss(params, batch: Batch, reflex_weight, *, net: ActorCritic, clip_epsi
              value_clip: float | None, value_coef: float, entropy_coef: float,
              normalize_advantages: bool, reflex: regularizer.ReflexConfig | None):
   """Clipped surrogate + value loss − entropy bonus + w_t · Reflex terms; (loss, metrics)."""
-  loc, scale = net.distribution(params, batch.obs)
+  regularized = reflex is not None and not net.symmetrize  # a symmetrized net has zero terms
+  obs = batch.obs
+  if regularized:  # one forward pass over [s; g_s s]: fewer, larger matmuls than two passes
+    obs = jnp.concatenate([obs, net.reflection.reflect_obs(obs)], axis=0)
+  loc, scale = net.distribution(params, obs)
+  value = net.value_fn(params, obs)
+  if regularized:
+    (loc, loc_m), (scale, scale_m), (value, value_m) = (
+        jnp.split(x, 2, axis=0) for x in (loc, scale, value))
   log_ratio = gaussian_log_prob(batch.raw_action, loc, scale) - batch.log_prob
   ratio = jnp.exp(log_ratio)
   advantage = batch.advantage
@@ -68,7 +76,6 @@ def ppo_loss(params, batch: Batch, reflex_weight, *, net: ActorCritic, clip_epsi
                           jnp.clip(ratio, 1 - clip_epsilon, 1 + clip_epsilon) * advantage)
   policy_loss = -jnp.mean(surrogate)
 
-  value = net.value_fn(params, batch.obs)
   value_error = jnp.square(value - batch.target_value)
   if value_clip is not None:
     clipped = batch.old_value + jnp.clip(value - batch.old_value, -value_clip, value_clip)
@@ -80,14 +87,10 @@ def ppo_loss(params, batch: Batch, reflex_weight, *, net: ActorCritic, clip_epsi
   metrics = dict(policy_loss=policy_loss, value_loss=value_loss, entropy=entropy,
                  approx_kl=jnp.mean((ratio - 1) - log_ratio),
                  clip_fraction=jnp.mean(jnp.abs(ratio - 1) > clip_epsilon))
-  if reflex is not None and not net.symmetrize:  # a symmetrized net has zero terms
-    g = net.reflection
-    obs_m = g.reflect_obs(batch.obs)
-    loc_m, scale_m = net.distribution(params, obs_m)
-    actor = regularizer.actor_term(g, loc, scale, loc_m, scale_m, kind=reflex.actor_loss,
-                                   detach_target=reflex.detach_target)
-    critic = regularizer.invariance_term(value, net.value_fn(params, obs_m),
-                                         detach_target=reflex.detach_target)
+  if regularized:
+    actor = regularizer.actor_term(net.reflection, loc, scale, loc_m, scale_m,
+                                   kind=reflex.actor_loss, detach_target=reflex.detach_target)
+    critic = regularizer.invariance_term(value, value_m, detach_target=reflex.detach_target)
     loss = loss + reflex_weight * (actor + reflex.value_coef * critic)
     metrics.update(reflex_actor=actor, reflex_critic=critic, reflex_weight=reflex_weight)
   return loss, metrics

@@ -145,6 +145,9 @@ def _mesh(config: PPOConfig) -> Mesh | None:
   return None if n == 1 else Mesh(np.asarray(devices[:n]), ("envs",))
 
 
+SYMMETRY_PROBE_STEPS = 4  # unroll steps (× num_envs states) probed for the symmetry metrics
+
+
 class Trainer:
   """The pure functions of one run: `init(key, w0)` and `train_chunk(state)`."""
 
@@ -204,17 +207,18 @@ class Trainer:
     params = dict(state.params, normalizer=normalizer)
     # "Old" quantities under the updated normalizer, so the first ratio is exactly 1.
     loc, scale = net.distribution(params, traj.obs)
-    value = net.value_fn(params, traj.obs)
-    advantage, target = gae(traj.reward * c.reward_scaling, value,
-                            net.value_fn(params, traj.final_obs), traj.terminated, traj.done,
-                            gamma=c.gamma, lam=c.gae_lambda)
+    value, final_value = jnp.split(  # one pass over [s; s_final]
+        net.value_fn(params, jnp.concatenate([traj.obs, traj.final_obs])), 2)
+    advantage, target = gae(traj.reward * c.reward_scaling, value, final_value,
+                            traj.terminated, traj.done, gamma=c.gamma, lam=c.gae_lambda)
     batch = Batch(traj.obs, traj.raw_action, gaussian_log_prob(traj.raw_action, loc, scale),
                   advantage, target, value)
     metrics = {}
-    if g is not None:
-      obs_m = g.reflect_obs(traj.obs)
+    if g is not None:  # measured on the first SYMMETRY_PROBE_STEPS steps: a metric, not a loss
+      probe = slice(0, SYMMETRY_PROBE_STEPS)
+      obs_m = g.reflect_obs(traj.obs[probe])
       loc_m, _ = net.distribution(params, obs_m)
-      metrics.update(regularizer.symmetry_errors(g, loc, loc_m, value,
+      metrics.update(regularizer.symmetry_errors(g, loc[probe], loc_m, value[probe],
                                                  net.value_fn(params, obs_m)))
     if c.reflex is not None and c.reflex.augment:
       batch = jax.tree.map(lambda a, b: jnp.concatenate([a, b], axis=1), batch,
