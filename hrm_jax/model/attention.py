@@ -1,0 +1,82 @@
+"""Masks over packed rows and the gated multi-head attention of HRM-Text.
+
+A packed row holds several samples. Per token: `segment_ids` (which sample; 0 is padding),
+`positions` (restarting at 0 in every sample) and `prefix_lengths` (the length of its
+sample's instruction). PrefixLM: instruction tokens see their whole instruction, response
+tokens see the instruction and earlier response tokens, nothing crosses samples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from hrm_jax.model.config import ModelConfig
+from hrm_jax.model.linear import dense
+from hrm_jax.model.rope import apply_rotary
+
+
+@dataclasses.dataclass(frozen=True)
+class Segments:
+  """Packed-row layout of a batch, each field [B, T] int32."""
+  segment_ids: jax.Array
+  positions: jax.Array
+  prefix_lengths: jax.Array
+
+  @classmethod
+  def single(cls, tokens_BT: jax.Array, prefix_length: int | jax.Array = 0) -> Segments:
+    """One sample per row filling it: positions 0..T-1, a shared or per-row prefix length."""
+    b, t = tokens_BT.shape
+    prefix_B = jnp.broadcast_to(jnp.asarray(prefix_length, jnp.int32), (b,))
+    return cls(jnp.ones((b, t), jnp.int32),
+               jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t)),
+               jnp.broadcast_to(prefix_B[:, None], (b, t)))
+
+
+jax.tree_util.register_dataclass(Segments, data_fields=["segment_ids", "positions", "prefix_lengths"],
+                                 meta_fields=[])
+
+
+def attention_mask(segments: Segments, mode: str) -> jax.Array:
+  """Boolean [B, 1, T, T]: query i may attend to key j."""
+  seg, pos = segments.segment_ids, segments.positions
+  same_sample = seg[:, :, None] == seg[:, None, :]
+  if mode == "bidirectional":
+    allowed = jnp.ones_like(same_sample)
+  else:
+    allowed = pos[:, None, :] <= pos[:, :, None]  # causal within a sample
+    if mode == "prefix_lm":
+      in_prefix = pos < segments.prefix_lengths
+      allowed = allowed | (in_prefix[:, :, None] & in_prefix[:, None, :])
+    elif mode != "causal":
+      raise ValueError(f"unknown attention mode {mode!r}")
+  return (same_sample & allowed)[:, None]
+
+
+class GatedAttention(nnx.Module):
+  """MHA with RoPE on q and k and a sigmoid output gate: o(σ(G x) ⊙ Attn(Q x, K x, V x))."""
+
+  def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
+    d, w = config.hidden_size, config.attention_width
+    self.config = config
+    self.q_proj = dense(config, d, w, rngs)
+    self.k_proj = dense(config, d, w, rngs)
+    self.v_proj = dense(config, d, w, rngs)
+    self.gate_proj = dense(config, d, w, rngs)
+    self.o_proj = dense(config, w, d, rngs)
+
+  def __call__(self, x_BTD: jax.Array, cos_BTH: jax.Array, sin_BTH: jax.Array,
+               mask_B1TT: jax.Array) -> jax.Array:
+    c = self.config
+    b, t, _ = x_BTD.shape
+    heads = lambda y: y.reshape(b, t, c.num_attention_heads, c.head_dim)
+    q_BTNH = apply_rotary(heads(self.q_proj(x_BTD)), cos_BTH, sin_BTH)
+    k_BTNH = apply_rotary(heads(self.k_proj(x_BTD)), cos_BTH, sin_BTH)
+    v_BTNH = heads(self.v_proj(x_BTD))
+    out_BTNH = jax.nn.dot_product_attention(q_BTNH, k_BTNH, v_BTNH, mask=mask_B1TT,
+                                            implementation=c.attention_impl)
+    gated = jax.nn.sigmoid(heads(self.gate_proj(x_BTD))) * out_BTNH
+    return self.o_proj(gated.reshape(b, t, c.attention_width))

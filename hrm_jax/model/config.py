@@ -1,0 +1,117 @@
+"""Model configuration: the HRM-Text sizes of the paper and a tiny one for tests."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+ATTENTION_MODES = ("prefix_lm", "causal", "bidirectional")
+ARCHITECTURES = ("hrm", "trm", "ut", "transformer")
+REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")
+
+
+def swiglu_width(hidden_size: int) -> int:
+  """round_up_256(round(8D/3)), the reference's SwiGLU intermediate size."""
+  return 256 * math.ceil(round(8 * hidden_size / 3) / 256)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """One HRM-Text model. Field names follow the Hugging Face `HrmTextConfig` where one exists.
+
+  `num_layers_per_stack` blocks in each of the H and L stacks; the recurrence runs H_cycles
+  outer cycles of L_cycles L calls and one H call. `bp_steps` is the spec's gradient window
+  (module calls counted from the end that carry gradient); it is static, so each value is
+  its own compiled program.
+  """
+  vocab_size: int = 65_536
+  hidden_size: int = 1536
+  num_attention_heads: int = 12
+  head_dim: int = 128
+  intermediate_size: int | None = None  # None: swiglu_width(hidden_size)
+  num_layers_per_stack: int = 16
+  H_cycles: int = 2
+  L_cycles: int = 3
+  max_position_embeddings: int = 4096
+  rms_norm_eps: float = 1e-6
+  rope_theta: float = 10_000.0
+  embedding_scale: float | None = None  # None: sqrt(hidden_size)
+  attention: str = "prefix_lm"
+  compute_dtype: str = "float32"  # bfloat16 on accelerators
+  remat: str = "none"
+  attention_impl: str | None = None  # None lets JAX choose (cuDNN on GPU where it can); "xla"
+  pad_token_id: int = 0
+  # Baselines behind the same interface (baselines.py): "trm" shares one stack between the H
+  # and L roles; "ut" loops one stack `num_loops` times; "transformer" is one pass.
+  architecture: str = "hrm"
+  num_loops: int = 8
+
+  def __post_init__(self):
+    for name in ("vocab_size", "hidden_size", "num_attention_heads", "head_dim",
+                 "num_layers_per_stack", "H_cycles", "L_cycles", "max_position_embeddings"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"ModelConfig.{name} must be positive, got {getattr(self, name)}")
+    if self.head_dim % 2:
+      raise ValueError(f"ModelConfig.head_dim must be even for rotary embeddings, got {self.head_dim}")
+    if self.architecture not in ARCHITECTURES:
+      raise ValueError(f"ModelConfig.architecture={self.architecture!r}; "
+                       f"choose one of {ARCHITECTURES}")
+    if self.attention not in ATTENTION_MODES:
+      raise ValueError(f"ModelConfig.attention={self.attention!r}; choose one of {ATTENTION_MODES}")
+    if self.remat not in REMAT_POLICIES:
+      raise ValueError(f"ModelConfig.remat={self.remat!r}; choose one of {REMAT_POLICIES}")
+    if self.compute_dtype not in ("float32", "bfloat16", "float16"):
+      raise ValueError(f"ModelConfig.compute_dtype={self.compute_dtype!r}; "
+                       "choose float32, bfloat16 or float16")
+    if self.attention_impl not in (None, "xla", "cudnn"):
+      raise ValueError(f"ModelConfig.attention_impl={self.attention_impl!r}; "
+                       "choose None, 'xla' or 'cudnn'")
+
+  @property
+  def mlp_width(self) -> int:
+    return self.intermediate_size or swiglu_width(self.hidden_size)
+
+  @property
+  def attention_width(self) -> int:
+    return self.num_attention_heads * self.head_dim
+
+  @property
+  def input_scale(self) -> float:
+    return self.embedding_scale if self.embedding_scale is not None else math.sqrt(self.hidden_size)
+
+  @property
+  def num_calls(self) -> int:
+    """Stack calls per forward pass: H_cycles · (L_cycles + 1) for HRM/TRM."""
+    if self.architecture in ("hrm", "trm"):
+      return self.H_cycles * (self.L_cycles + 1)
+    return self.num_loops if self.architecture == "ut" else 1
+
+  @property
+  def num_stacks(self) -> int:
+    """Distinct parameter sets of blocks."""
+    return 2 if self.architecture == "hrm" else 1
+
+  def replace(self, **changes) -> ModelConfig:
+    return dataclasses.replace(self, **changes)
+
+
+def _size(n: int, d: int, heads: int, width: int) -> ModelConfig:
+  return ModelConfig(hidden_size=d, num_attention_heads=heads, intermediate_size=width,
+                     num_layers_per_stack=n, compute_dtype="bfloat16")
+
+
+PRESETS = {
+    # Small enough for CPU tests and the built-in training demo.
+    "tiny": ModelConfig(vocab_size=512, hidden_size=128, num_attention_heads=4, head_dim=32,
+                        num_layers_per_stack=2, max_position_embeddings=512),
+    "B": _size(6, 1024, 8, 2816),
+    "L": _size(12, 1280, 10, 3584),
+    "XL": _size(16, 1536, 12, 4096),  # the released HRM-Text-1B
+    "XXL": _size(36, 1792, 14, 4864),
+}
+
+
+def preset(name: str, **overrides) -> ModelConfig:
+  if name not in PRESETS:
+    raise KeyError(f"unknown model size {name!r}; choose one of {sorted(PRESETS)}")
+  return PRESETS[name].replace(**overrides)

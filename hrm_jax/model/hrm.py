@@ -1,0 +1,126 @@
+"""The HRM-Text language model: scaled embedding, H/L recurrence with MagicNorm stacks,
+untied head, and the truncated-backprop window (warm-up deep credit assignment).
+
+Recurrence (N = H_cycles, T = L_cycles, x = scale · E[tokens]):
+  z_H ← x; z_L ← z_L_init
+  for i in 0..N−1: { T times: z_L ← L(z_L, z_H) }; z_H ← H(z_H, z_L);  logits = W_out z_H
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from hrm_jax.model.attention import Segments, attention_mask
+from hrm_jax.model.config import ModelConfig
+from hrm_jax.model.linear import dense
+from hrm_jax.model.rope import rotary_tables
+from hrm_jax.model.stack import Stack
+
+EMBEDDING_INIT = nnx.initializers.variance_scaling(1.0, "fan_in", "truncated_normal",
+                                                   in_axis=-1, out_axis=-2)  # std 1/sqrt(D)
+
+
+class Buffer(nnx.Variable):
+  """A fixed tensor saved with the model but never trained (z_L_init)."""
+
+
+def gradient_window(bp_steps: int, h_cycles: int, l_cycles: int):
+  """Which module calls run with gradient, H prioritized: (L flags [N·T], H flags [N]).
+
+  H_bp = min(N, bp − 1), L_bp = bp − H_bp; L call k has gradient iff k ≥ N·T − L_bp and
+  H call i iff i ≥ N − H_bp. bp 2 → {L5, H1}; 3 → {H0, L5, H1}; 5 → {H0, L3, L4, L5, H1}.
+  """
+  total = h_cycles * (l_cycles + 1)
+  if not 2 <= bp_steps <= total:
+    raise ValueError(f"bp_steps must be in [2, {total}] (the gradient must reach the last H "
+                     f"call), got {bp_steps}")
+  h_bp = min(h_cycles, bp_steps - 1)
+  l_bp = bp_steps - h_bp
+  n_l = h_cycles * l_cycles
+  return (tuple(k >= n_l - l_bp for k in range(n_l)),
+          tuple(i >= h_cycles - h_bp for i in range(h_cycles)))
+
+
+class LanguageModel(nnx.Module):
+  """What every architecture shares: embedding, positions and mask, head. Subclasses
+  implement `core(x, cos, sin, mask, bp_steps) -> z` (the final hidden state)."""
+
+  def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
+    self.config = config
+    self.embed_tokens = nnx.Embed(config.vocab_size, config.hidden_size,
+                                  embedding_init=EMBEDDING_INIT, param_dtype=jnp.float32,
+                                  dtype=jnp.dtype(config.compute_dtype), rngs=rngs)
+    self.lm_head = dense(config, config.hidden_size, config.vocab_size, rngs)
+
+  def __call__(self, tokens_BT: jax.Array, segments: Segments | None = None, *,
+               bp_steps: int | None = None) -> jax.Array:
+    """Logits [B, T, V] in float32. `segments` defaults to one sample per row with no prefix
+    (plain causal under prefix_lm); `bp_steps` None means full backprop."""
+    return self.lm_head(self.hidden(tokens_BT, segments, bp_steps=bp_steps)).astype(jnp.float32)
+
+  def hidden(self, tokens_BT, segments=None, *, bp_steps=None):
+    c = self.config
+    if tokens_BT.ndim != 2:
+      raise ValueError(f"tokens must be [batch, length], got shape {tuple(tokens_BT.shape)}")
+    if tokens_BT.shape[1] > c.max_position_embeddings:
+      raise ValueError(f"sequence length {tokens_BT.shape[1]} exceeds max_position_embeddings "
+                       f"{c.max_position_embeddings}")
+    if segments is None:
+      segments = Segments.single(tokens_BT)
+    for name, value in vars(segments).items():
+      if value.shape != tokens_BT.shape:
+        raise ValueError(f"segments.{name} has shape {tuple(value.shape)}, tokens "
+                         f"{tuple(tokens_BT.shape)}")
+    x_BTD = self.embed_tokens(tokens_BT) * jnp.asarray(c.input_scale, self.embed_tokens.dtype)
+    cos_BTH, sin_BTH = rotary_tables(segments.positions, c.head_dim, c.rope_theta)
+    mask_B1TT = attention_mask(segments, c.attention)
+    return self.core(x_BTD, cos_BTH, sin_BTH, mask_B1TT, bp_steps)
+
+  def core(self, x_BTD, cos_BTH, sin_BTH, mask_B1TT, bp_steps):
+    raise NotImplementedError
+
+
+class HrmText(LanguageModel):
+  """Separate H (slow) and L (fast) stacks; with `architecture="trm"` one stack plays both."""
+
+  def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
+    super().__init__(config, rngs=rngs)
+    n = config.num_layers_per_stack
+    self.L_module = Stack(config, n, rngs=rngs)
+    self.H_module = self.L_module if config.architecture == "trm" else Stack(config, n, rngs=rngs)
+    # Fixed random initial z_L, std 1 (truncated at 2 std, rescaled back to unit std).
+    z = jax.random.truncated_normal(rngs.params(), -2.0, 2.0, (config.hidden_size,))
+    self.z_L_init = Buffer(z / 0.87962566)
+
+  def core(self, x_BTD, cos_BTH, sin_BTH, mask_B1TT, bp_steps):
+    c = self.config
+    n_cycles, t = c.H_cycles, c.L_cycles
+    l_grad, h_grad = gradient_window(bp_steps or c.num_calls, n_cycles, t)
+    run = lambda stack, z, u, frozen: stack(z, u, cos_BTH, sin_BTH, mask_B1TT, frozen=frozen)
+
+    def l_calls(z_L, z_H, count, frozen):
+      if count <= 1:
+        return run(self.L_module, z_L, z_H, frozen) if count else z_L
+      return jax.lax.scan(lambda z, _: (run(self.L_module, z, z_H, frozen), None), z_L, None,
+                          length=count)[0]
+
+    def frozen_cycle(carry, _):
+      z_H, z_L = carry
+      z_L = l_calls(z_L, z_H, t, True)
+      return (run(self.H_module, z_H, z_L, True), z_L), None
+
+    z_H = x_BTD
+    z_L = jnp.broadcast_to(self.z_L_init[...].astype(x_BTD.dtype), x_BTD.shape)
+    # Cycles wholly before the gradient window run as one scan; the (at most bp) cycles it
+    # touches are laid out explicitly, so program size does not grow with H_cycles.
+    first = next(i for i in range(n_cycles) if h_grad[i] or any(l_grad[i * t:(i + 1) * t]))
+    if first:
+      (z_H, z_L), _ = jax.lax.scan(frozen_cycle, (z_H, z_L), None, length=first)
+    for i in range(first, n_cycles):
+      with_grad = sum(l_grad[i * t:(i + 1) * t])
+      z_L = l_calls(z_L, z_H, t - with_grad, True)
+      z_L = l_calls(z_L, z_H, with_grad, False)
+      z_H = run(self.H_module, z_H, z_L, not h_grad[i])
+    return z_H
