@@ -27,7 +27,8 @@ def evaluate(env: Env, policy: Policy, key: jax.Array, *, num_steps: int,
     state, alive, total, length = carry
     action = policy(state.obs, None if deterministic else step_key)
     nxt = env.step(state, action)
-    total = total + alive * nxt.reward
+    # where, not alive * reward: a finished episode's simulator may step into NaN.
+    total = total + jnp.where(alive > 0, nxt.reward, 0.0)
     length = length + alive
     alive = alive * (1.0 - jnp.maximum(nxt.terminated, nxt.truncated))
     return (nxt, alive, total, length), None

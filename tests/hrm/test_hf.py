@@ -1,0 +1,125 @@
+"""Parity with transformers' HrmTextForCausalLM (PyTorch, CPU) and the checkpoint format."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import TINY, make_model, tokens
+
+from hrm_jax.model import Segments, hf_io
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+VOCAB = TINY.vocab_size
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+  """A tiny random transformers model with a random (non-zero) z_L_init, saved in the
+  released layout."""
+  torch.manual_seed(0)
+  config = transformers.HrmTextConfig(
+      vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+      num_attention_heads=4, head_dim=16, H_cycles=2, L_cycles=3, max_position_embeddings=64,
+      embedding_scale=8.0, prefix_lm=True, pad_token_id=0)
+  model = transformers.HrmTextForCausalLM(config).eval()
+  with torch.no_grad():
+    model.model.z_L_init.normal_()
+  directory = str(tmp_path_factory.mktemp("hf"))
+  model.save_pretrained(directory)
+  return model, directory
+
+
+def _reference_logits(model, tok, prefix=None):
+  kwargs = {}
+  if prefix is not None:
+    token_type = np.zeros_like(tok)
+    token_type[:, :prefix] = 1
+    kwargs["token_type_ids"] = torch.tensor(token_type)
+  with torch.no_grad():
+    return model(input_ids=torch.tensor(np.asarray(tok)), **kwargs).logits.numpy()
+
+
+@pytest.mark.parametrize("prefix", [None, 5])
+def test_logits_match_transformers(reference, prefix):
+  ref_model, directory = reference
+  _, ours = hf_io.load_hf(directory)
+  tok = tokens(2, 12)
+  segments = None if prefix is None else Segments.single(tok, prefix)
+  with jax.default_matmul_precision("highest"):
+    got = np.asarray(ours(tok, segments))
+  want = _reference_logits(ref_model, tok, prefix)
+  assert np.abs(got - want).max() <= 1e-4
+  if prefix is not None:  # the prefix really changes the reference's output
+    assert np.abs(want - _reference_logits(ref_model, tok)).max() > 1e-3
+
+
+def test_export_loads_in_transformers_with_equal_logits(tmp_path):
+  ours = make_model()
+  hf_io.save_hf(ours, str(tmp_path))
+  loaded = transformers.HrmTextForCausalLM.from_pretrained(str(tmp_path)).eval()
+  np.testing.assert_array_equal(loaded.model.z_L_init.detach().numpy(),
+                                np.asarray(ours.z_L_init[...]))
+  tok = tokens(2, 10)
+  with jax.default_matmul_precision("highest"):
+    got = np.asarray(ours(tok, Segments.single(tok, 4)))
+  assert np.abs(got - _reference_logits(loaded, tok, 4)).max() <= 1e-4
+
+
+def test_round_trip_through_several_shards_is_exact(tmp_path):
+  ours = make_model(seed=3)
+  hf_io.save_hf(ours, str(tmp_path), max_shard_bytes=200_000)
+  with open(tmp_path / hf_io.INDEX_FILE) as f:
+    files = set(json.load(f)["weight_map"].values())
+  assert len(files) > 2
+  _, back = hf_io.load_hf(str(tmp_path))
+  from flax import nnx  # pylint: disable=import-outside-toplevel
+  jax.tree.map(np.testing.assert_array_equal, nnx.to_pure_dict(nnx.state(ours)),
+               nnx.to_pure_dict(nnx.state(back)))
+
+
+def test_errors_name_the_problem(tmp_path):
+  with pytest.raises(FileNotFoundError):
+    hf_io.load_hf(str(tmp_path))
+  (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
+  with pytest.raises(ValueError, match="model_type 'llama'"):
+    hf_io.load_hf(str(tmp_path))
+  with pytest.raises(ValueError, match="architecture 'hrm'"):
+    hf_io.save_hf(make_model(TINY.replace(architecture="trm")), str(tmp_path / "x"))
+
+
+def test_sharded_load_on_8_devices_reads_only_slices(reference):
+  """Each device's parameter shard is built from a slice read; the result equals the
+  unsharded load."""
+  _, directory = reference
+  script = textwrap.dedent(f"""
+      import jax, numpy as np
+      from jax.sharding import NamedSharding, PartitionSpec as P
+      from flax import nnx
+      from hrm_jax.model import hf_io
+      mesh = jax.make_mesh((8,), ("model",))
+      def shard_last(path, shape):  # split the output axis of every matrix 8 ways
+        spec = [None] * len(shape)
+        if len(shape) >= 2 and shape[-1] % 8 == 0:
+          spec[-1] = "model"
+        return NamedSharding(mesh, P(*spec))
+      _, sharded = hf_io.load_hf({directory!r}, sharding_fn=shard_last)
+      _, plain = hf_io.load_hf({directory!r})
+      q = nnx.state(sharded)["L_module"]["layers"]["self_attn"]["q_proj"]["kernel"][...]
+      assert len(q.addressable_shards) == 8 and q.addressable_shards[0].data.shape[-1] == 64 // 8
+      jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
+                   nnx.to_pure_dict(nnx.state(sharded)), nnx.to_pure_dict(nnx.state(plain)))
+      print("ok")
+  """)
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             JAX_PLATFORMS="cpu")
+  out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                       timeout=300, check=False)
+  assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
