@@ -85,3 +85,18 @@ def test_equalizing_pushes_the_fix_into_the_simulator():
   assert raw._env.sys.geom_friction[foot, 0] == pytest.approx(0.9)
   assert fixed._env.sys.geom_friction[foot, 0] == pytest.approx(1.9)
   assert fixed.mj_model.geom_friction[foot, 0] == pytest.approx(1.9)
+
+
+@pytest.mark.parametrize("action_repeat", [1, 2])
+def test_brax_state_types_are_stable_across_steps(action_repeat):
+  """A step's state must be a valid scan carry for the next (brax returns Python floats in
+  places where reset made arrays)."""
+  env = envs.make("brax/ant", num_envs=2, episode_length=4, action_repeat=action_repeat)
+  state = env.reset(jax.random.key(0))
+  def step(carry, _):
+    nxt = env.step(carry, jnp.zeros((2, env.action_size)))
+    return nxt, nxt.metrics["completed"]
+
+  final, completed = jax.jit(lambda s: jax.lax.scan(step, s, None, length=5))(state)
+  assert jax.tree.structure(final) == jax.tree.structure(state)
+  np.testing.assert_array_equal(completed[:, 0], [0, 0, 0, 1, 0])  # the time limit at step 4
