@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from reflex_jax.envs import Env
+from reflex_jax.envs.base import match_dtypes
 
 # policy(obs_BO, key or None) -> action_BA; None asks for the deterministic (mode) action.
 Policy = Callable[[jax.Array, jax.Array | None], jax.Array]
@@ -23,18 +24,29 @@ def evaluate(env: Env, policy: Policy, key: jax.Array, *, num_steps: int,
   reset_key, act_key = jax.random.split(key)
   state = env.reset(reset_key)
 
-  def step(carry, step_key):
-    state, alive, total, length = carry
+  def running(carry):
+    t, _, alive, _, _ = carry
+    return (t < num_steps) & (alive.max() > 0)  # stop once every episode has ended
+
+  def step(carry):
+    t, state, alive, total, length = carry
+    step_key = jax.random.fold_in(act_key, t)
     action = policy(state.obs, None if deterministic else step_key)
     nxt = env.step(state, action)
     # where, not alive * reward: a finished episode's simulator may step into NaN.
     total = total + jnp.where(alive > 0, nxt.reward, 0.0)
     length = length + alive
+    # Finished envs keep their last live state: stepping a diverged simulator is slow
+    # (MJX's solver runs to its iteration cap on NaN) and its values are never used.
+    keep = lambda new, old: jnp.where(
+        jnp.reshape(alive > 0, alive.shape + (1,) * (new.ndim - alive.ndim)), new, old)
+    nxt = match_dtypes(jax.tree.map(keep, jax.tree.map(jnp.asarray, nxt), state), state)
     alive = alive * (1.0 - jnp.maximum(nxt.terminated, nxt.truncated))
-    return (nxt, alive, total, length), None
+    return t + 1, nxt, alive, total, length
 
   ones = jnp.ones_like(state.reward)
-  (_, _, total, length), _ = jax.lax.scan(
-      step, (state, ones, jnp.zeros_like(ones), jnp.zeros_like(ones)),
-      jax.random.split(act_key, num_steps))
+  state = jax.tree.map(jnp.asarray, state)
+  _, _, _, total, length = jax.lax.while_loop(
+      running, step, (jnp.zeros((), jnp.int32), state, ones, jnp.zeros_like(ones),
+                      jnp.zeros_like(ones)))
   return dict(eval_return=total.mean(), eval_return_std=total.std(), eval_length=length.mean())
