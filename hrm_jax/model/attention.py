@@ -71,12 +71,14 @@ class GatedAttention(nnx.Module):
   def __call__(self, x_BTD: jax.Array, cos_BTH: jax.Array, sin_BTH: jax.Array,
                mask_B1TT: jax.Array) -> jax.Array:
     c = self.config
-    b, t, _ = x_BTD.shape
+    b, t, d = x_BTD.shape
+    x_ND = x_BTD.reshape(b * t, d)  # 2-D projections: see mlp.py
     heads = lambda y: y.reshape(b, t, c.num_attention_heads, c.head_dim)
-    q_BTNH = apply_rotary(heads(self.q_proj(x_BTD)), cos_BTH, sin_BTH)
-    k_BTNH = apply_rotary(heads(self.k_proj(x_BTD)), cos_BTH, sin_BTH)
-    v_BTNH = heads(self.v_proj(x_BTD))
+    q_BTNH = apply_rotary(heads(self.q_proj(x_ND)), cos_BTH, sin_BTH)
+    k_BTNH = apply_rotary(heads(self.k_proj(x_ND)), cos_BTH, sin_BTH)
+    v_BTNH = heads(self.v_proj(x_ND))
+    # Softmax runs in fp32 inside dot_product_attention whatever the compute dtype.
     out_BTNH = jax.nn.dot_product_attention(q_BTNH, k_BTNH, v_BTNH, mask=mask_B1TT,
                                             implementation=c.attention_impl)
-    gated = jax.nn.sigmoid(heads(self.gate_proj(x_BTD))) * out_BTNH
-    return self.o_proj(gated.reshape(b, t, c.attention_width))
+    gated = jax.nn.sigmoid(heads(self.gate_proj(x_ND))) * out_BTNH
+    return self.o_proj(gated.reshape(b * t, c.attention_width)).reshape(b, t, d)

@@ -58,7 +58,9 @@ class LanguageModel(nnx.Module):
                bp_steps: int | None = None) -> jax.Array:
     """Logits [B, T, V] in float32. `segments` defaults to one sample per row with no prefix
     (plain causal under prefix_lm); `bp_steps` None means full backprop."""
-    return self.lm_head(self.hidden(tokens_BT, segments, bp_steps=bp_steps)).astype(jnp.float32)
+    z_BTD = self.hidden(tokens_BT, segments, bp_steps=bp_steps)
+    logits_NV = self.lm_head(z_BTD.reshape(-1, z_BTD.shape[-1]))  # 2-D: see mlp.py
+    return logits_NV.reshape(*z_BTD.shape[:2], -1).astype(jnp.float32)
 
   def hidden(self, tokens_BT, segments=None, *, bp_steps=None):
     c = self.config

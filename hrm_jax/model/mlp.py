@@ -16,4 +16,8 @@ class SwiGLU(nnx.Module):
     self.down_proj = dense(config, f, d, rngs)
 
   def __call__(self, x_BTD: jax.Array) -> jax.Array:
-    return self.down_proj(jax.nn.silu(self.gate_proj(x_BTD)) * self.up_proj(x_BTD))
+    # Token-flattened 2-D matmuls: XLA-CPU's weight gradient contracting over two batch-like
+    # dims ([B, T, D]) runs ~2× slower than over one ([B·T, D]).
+    x_ND = x_BTD.reshape(-1, x_BTD.shape[-1])
+    out_ND = self.down_proj(jax.nn.silu(self.gate_proj(x_ND)) * self.up_proj(x_ND))
+    return out_ND.reshape(x_BTD.shape)
