@@ -125,14 +125,22 @@ def task_reflection(env: Env) -> Reflection | None:
 
 
 def _require_reflection(env: Env, reflection: Reflection | None) -> Reflection:
+  """The reflection Reflex needs: the one passed, else the registered one, else an error
+  that says why the task has none."""
+  reflection = reflection if reflection is not None else task_reflection(env)
   if reflection is not None:
     return reflection
   try:
-    registry.get(env.env_id).require()
+    registry.get(env.env_id).require()  # raises NoReflectionError with the registry's reason
   except registry.UnknownEnvironmentError as e:
     raise registry.NoReflectionError(
         f"{env.env_id} has no registered reflection; pass reflection= to use Reflex") from e
-  raise AssertionError("unreachable")
+  raise registry.NoReflectionError(f"{env.env_id} has no registered reflection")
+
+
+def _trainable(params: dict) -> dict:
+  """The parameters the optimizer updates; the normalizer holds data statistics."""
+  return {k: params[k] for k in ("policy", "value")}
 
 
 def _mesh(config: PPOConfig) -> Mesh | None:
@@ -178,7 +186,7 @@ class Trainer:
   def init(self, key: jax.Array, reflex_weight: jax.Array) -> TrainState:
     k_net, k_env, k_train = jax.random.split(key, 3)
     params = self.net.init(k_net, self.env.observation_size)
-    trainable = {k: params[k] for k in ("policy", "value")}
+    trainable = _trainable(params)
     env_state = self._shard_envs(self.env.reset(k_env))
     return TrainState(params, self.optimizer.init(trainable), env_state, k_train,
                       jnp.zeros((), jnp.int32), jnp.asarray(reflex_weight, jnp.float32))
@@ -249,7 +257,7 @@ class Trainer:
           lambda x: x[perm].reshape((c.num_minibatches, -1) + x.shape[1:]), batch)
       return jax.lax.scan(minibatch_step, carry, minibatches)
 
-    trainable = {k: params[k] for k in ("policy", "value")}
+    trainable = _trainable(params)
     (trainable, opt_state), loss_metrics = jax.lax.scan(
         epoch, (trainable, state.opt_state), jax.random.split(k_sgd, c.num_epochs))
     metrics.update(jax.tree.map(jnp.mean, loss_metrics))
