@@ -40,7 +40,7 @@ def evaluate(env: Env, policy: Policy, key: jax.Array, *, num_steps: int,
     # (MJX's solver runs to its iteration cap on NaN) and its values are never used.
     keep = lambda new, old: jnp.where(
         jnp.reshape(alive > 0, alive.shape + (1,) * (new.ndim - alive.ndim)), new, old)
-    nxt = match_dtypes(jax.tree.map(keep, jax.tree.map(jnp.asarray, nxt), state), state)
+    nxt = match_dtypes(jax.tree.map(keep, nxt, state), state)
     alive = alive * (1.0 - jnp.maximum(nxt.terminated, nxt.truncated))
     return t + 1, nxt, alive, total, length
 

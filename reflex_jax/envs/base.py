@@ -29,12 +29,14 @@ class EnvState:
 
 
 def match_dtypes(new: Any, old: Any) -> Any:
-  """`new` with every leaf cast to the dtype of the same leaf in `old`.
+  """`new` with every leaf an array, cast to the dtype of the same leaf in `old`.
 
-  Some tasks return float32 flags from step while reset made float64 ones (under x64);
-  a state must keep its types across steps to be a scan carry.
+  Some tasks return float32 flags from step while reset made float64 ones (under x64), and
+  brax leaves Python floats in places: a state must keep its types across steps to be a
+  scan carry, and be arrays for the wrappers' per-env selects.
   """
-  return jax.tree.map(lambda n, o: jnp.asarray(n, o.dtype) if hasattr(o, "dtype") else n, new, old)
+  return jax.tree.map(lambda n, o: jnp.asarray(n, o.dtype) if hasattr(o, "dtype")
+                      else jnp.asarray(n), new, old)
 
 
 class Env(abc.ABC):
@@ -82,7 +84,7 @@ class SimulatorEnv(Env):
   _env: Any
 
   def reset(self, key: jax.Array) -> EnvState:
-    native = self._env.reset(key)
+    native = jax.tree.map(jnp.asarray, self._env.reset(key))
     return EnvState(native, native.obs, native.reward, native.done, jnp.zeros_like(native.done))
 
   def step(self, state: EnvState, action: jax.Array) -> EnvState:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from reflex_jax.envs.base import Env, EnvState, Wrapper, match_dtypes
+from reflex_jax.envs.base import Env, EnvState, Wrapper
 
 EPISODE_METRICS = ("episode_return", "episode_length", "completed_return",
                    "completed_length", "completed")
@@ -39,8 +39,7 @@ class EpisodeWrapper(Wrapper):
 
     state = state.replace(terminated=jnp.zeros_like(state.terminated))  # a new step begins
     if self.action_repeat == 1:  # no per-step select over the whole simulator state
-      # Arrays of the incoming types, as a scan carry would be (brax leaves Python floats).
-      nxt = jax.tree.map(jnp.asarray, match_dtypes(self.env.step(state, action), state))
+      nxt = self.env.step(state, action)
       reward = nxt.reward
     else:
       nxt, rewards = jax.lax.scan(repeat, state, None, length=self.action_repeat)
