@@ -24,6 +24,11 @@ class EmptyResponseError(ValueError):
   """A record whose response is empty teaches nothing and is dropped."""
 
 
+class InstructionTooLongError(ValueError):
+  """The instruction leaves no room for a response within the row; the record is dropped
+  (instructions are never truncated: the question would change)."""
+
+
 def make_sample(tokenizer, instruction: str, response: str, tags=(), *,
                 max_length: int | None = None) -> Sample:
   """One training sample; an over-long response is truncated (the instruction never is)."""
@@ -34,7 +39,7 @@ def make_sample(tokenizer, instruction: str, response: str, tags=(), *,
   if max_length is not None:
     room = max_length + 1 - len(prefix)  # input drops R's last token
     if room < 2:
-      raise ValueError(f"instruction of {len(prefix)} tokens leaves no room for a response "
+      raise InstructionTooLongError(f"instruction of {len(prefix)} tokens leaves no room for a response "
                        f"within max_length {max_length}")
     answer = answer[:room]
   tokens = np.asarray(prefix + answer[:-1], np.int32)
