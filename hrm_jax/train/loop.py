@@ -1,0 +1,219 @@
+"""The training loop: build or restore the sharded state, feed packed batches, switch between
+the compiled bp_steps variants on schedule, log, evaluate and checkpoint.
+
+Running the same command again after a crash (even SIGKILL) resumes from the last
+checkpoint: parameters, optimizer state, EMA, step and the data iterator's position, so the
+loss curve continues as if uninterrupted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from hrm_jax.data.pipeline import make_dataset
+from hrm_jax.model.baselines import build
+from hrm_jax.model.flops import train_flops
+from hrm_jax.model.hrm import Buffer
+from hrm_jax.train import sharding
+from hrm_jax.train.checkpoint import Checkpoints
+from hrm_jax.train.config import TrainConfig, model_config, to_yaml
+from hrm_jax.train.metrics import MetricWriter, device_peak_flops
+from hrm_jax.train.optimizer import adam_atan2, bp_steps_at, learning_rate_schedule
+from hrm_jax.train.step import TrainState, eval_step, train_step
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteError(FloatingPointError):
+  """Training produced a non-finite loss or gradient; the message names the step."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+  state: TrainState
+  graphdef: nnx.GraphDef
+  buffers: nnx.State
+  history: list[dict]
+
+  def model(self, ema: bool = True):
+    """The trained model (EMA weights by default, as the paper evaluates)."""
+    params = self.state.ema if ema else self.state.params
+    return nnx.merge(self.graphdef, params, self.buffers)
+
+
+def train(config: TrainConfig, *, devices=None, max_steps: int | None = None) -> TrainResult:
+  """Trains (or resumes) the run in `config.log.dir`. `max_steps` stops early (tests)."""
+  model_cfg = model_config(config)
+  mesh = sharding.make_mesh(config.mesh, devices)
+  graphdef, params, buffers = nnx.split(build(model_cfg, rngs=nnx.Rngs(config.seed)),
+                                        nnx.Param, Buffer)
+  opt = config.optimizer
+  optimizer = adam_atan2(learning_rate_schedule(opt.learning_rate, opt.warmup_steps,
+                                                config.schedule.steps, opt.schedule),
+                         opt.b1, opt.b2, opt.weight_decay)
+
+  def init(p):
+    return TrainState(jnp.zeros((), jnp.int32), p, optimizer.init(p), p,
+                      jnp.full((), -1, jnp.int32))
+
+  shapes = jax.eval_shape(init, params)
+  state_shardings = sharding.parameter_shardings(shapes, mesh)
+  buffers = jax.device_put(buffers, sharding.replicated(mesh))
+
+  os.makedirs(config.log.dir, exist_ok=True)
+  with open(os.path.join(config.log.dir, "config.yaml"), "w", encoding="utf-8") as f:
+    f.write(to_yaml(config))
+  checkpoints = Checkpoints(config.log.dir, keep=config.log.keep,
+                            async_save=config.log.async_checkpoints)
+  iterator = iter(make_dataset(config.data))
+  resume_step = checkpoints.latest_step()
+  if resume_step is None:
+    state = jax.jit(init, out_shardings=state_shardings)(
+        jax.device_put(params, state_shardings.params))
+  else:
+    target = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+                          shapes, state_shardings)
+    state, data_state = checkpoints.restore(target)
+    iterator.set_state(data_state)
+    log.info("resumed from step %d in %s", resume_step, checkpoints.directory)
+  writer = MetricWriter(config.log.dir, tensorboard=config.log.tensorboard,
+                        enabled=jax.process_index() == 0, resume_step=resume_step)
+
+  @functools.cache
+  def step_fn(bp_steps):
+    fn = functools.partial(train_step, graphdef, optimizer, bp_steps=bp_steps,
+                           accumulation=config.schedule.accumulation,
+                           ema_decay=opt.ema_decay)
+    return jax.jit(fn, donate_argnums=(1,), out_shardings=(state_shardings,
+                                                           sharding.replicated(mesh)))
+
+  evaluate = _evaluator(config, graphdef, buffers, mesh)
+  seq_len, rows = config.data.seq_len, config.data.batch_size
+  peak = config.log.peak_flops or device_peak_flops(model_cfg.compute_dtype)
+  total = config.schedule.steps if max_steps is None else min(max_steps, config.schedule.steps)
+  start = int(state.step)
+  history, pending, t0 = [], [], time.perf_counter()
+  progress = _progress(config, start, total)
+  try:
+    for step in range(start, total):
+      bp = _bp_steps(config, model_cfg, step)
+      batch = sharding.put_batch(next(iterator), mesh)
+      state, metrics = step_fn(bp)(buffers, state, batch)
+      pending.append(metrics)
+      done = step + 1
+      if done % config.log.every == 0 or done == total:
+        pending = jax.device_get(pending)  # waits for the steps: time them after this
+        line = _summarize(pending, time.perf_counter() - t0, rows * seq_len, bp,
+                          train_flops(model_cfg, seq_len, bp), peak, len(mesh.devices.flat))
+        _check_finite(state)
+        if config.log.eval_every and (done % config.log.eval_every == 0 or done == total):
+          line.update(evaluate(state))
+        line["learning_rate"] = float(optimizer_lr(config, done - 1))
+        writer.write(done, line)
+        history.append({"step": done, **line})
+        progress.update(done, line)
+        pending, t0 = [], time.perf_counter()
+      if done % config.log.checkpoint_every == 0 or done == total:
+        _check_finite(state)
+        checkpoints.save(done, state, iterator.get_state())
+  finally:
+    checkpoints.wait()
+    checkpoints.close()
+    writer.close()
+    progress.close()
+  return TrainResult(state, graphdef, buffers, history)
+
+
+def optimizer_lr(config: TrainConfig, step: int) -> float:
+  opt = config.optimizer
+  return learning_rate_schedule(opt.learning_rate, opt.warmup_steps, config.schedule.steps,
+                                opt.schedule)(step)
+
+
+def _bp_steps(config: TrainConfig, model_cfg, step: int) -> int:
+  s = config.schedule
+  bp = bp_steps_at(step, s.steps, s.bp_schedule, start=s.bp_start, end=s.bp_end,
+                   warmup_fraction=s.bp_warmup_fraction)
+  return min(bp, model_cfg.num_calls)  # a one-pass transformer has one call
+
+
+def _summarize(fetched, seconds, tokens_per_step, bp, flops_per_token, peak, devices) -> dict:
+  """One metric line from the host copies of the steps' metrics since the last line."""
+  counts = np.array([m["labelled_tokens"] for m in fetched], np.float64)
+  losses = np.array([m["loss"] for m in fetched], np.float64)
+  tokens_per_s = tokens_per_step * len(fetched) / seconds
+  line = {
+      "loss": float(np.sum(losses * counts) / max(np.sum(counts), 1.0)),
+      "grad_norm": float(fetched[-1]["grad_norm"]),
+      "bp_steps": bp,
+      "tokens_per_s": tokens_per_s,
+      "packing_efficiency": float(sum(m["tokens"] for m in fetched)
+                                  / (tokens_per_step * len(fetched))),
+      "model_tflops_per_s": tokens_per_s * flops_per_token / 1e12,
+  }
+  if peak:
+    line["mfu"] = tokens_per_s * flops_per_token / (peak * devices)
+  return line
+
+
+def _check_finite(state: TrainState) -> None:
+  bad = int(state.nonfinite_step)
+  if bad >= 0:
+    raise NonFiniteError(
+        f"non-finite loss or gradient at step {bad}; its update was skipped and training "
+        "stopped. The last good checkpoint is kept; lower the learning rate or check the data.")
+
+
+def _evaluator(config: TrainConfig, graphdef, buffers, mesh):
+  """Loss on a fixed set of held-out batches, for the raw and the EMA parameters."""
+  if not config.log.eval_every:
+    return lambda state: {}
+  eval_data = dataclasses.replace(config.data, sources=config.eval_sources, worker_count=0)
+  it = iter(make_dataset(eval_data))
+  batches = [sharding.put_batch(next(it), mesh) for _ in range(config.log.eval_batches)]
+  sums = jax.jit(functools.partial(eval_step, graphdef))
+
+  def evaluate(state):
+    out = {}
+    for name, params in (("eval/loss", state.params), ("eval/loss_ema", state.ema)):
+      total = count = 0.0
+      for batch in batches:
+        s, c = jax.device_get(sums(buffers, params, batch))
+        total, count = total + float(s), count + float(c)
+      out[name] = total / max(count, 1.0)
+    return out
+  return evaluate
+
+
+class _progress:
+  """tqdm bar with the latest loss, on the first host only."""
+
+  def __init__(self, config: TrainConfig, start: int, total: int):
+    self._bar = None
+    if config.log.progress and jax.process_index() == 0:
+      from tqdm import tqdm
+      self._bar = tqdm(total=total, initial=start, desc="hrm", unit="step", dynamic_ncols=True)
+    self._last = start
+
+  def update(self, step: int, line: dict) -> None:
+    if self._bar is not None:
+      self._bar.update(step - self._last)
+      self._bar.set_postfix(loss=f"{line['loss']:.3f}", bp=line["bp_steps"],
+                            tok_s=f"{line['tokens_per_s']:.0f}")
+    else:
+      log.info("step %d %s", step, json.dumps(line))
+    self._last = step
+
+  def close(self) -> None:
+    if self._bar is not None:
+      self._bar.close()

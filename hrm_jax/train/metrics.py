@@ -1,0 +1,75 @@
+"""Metric lines to JSONL and TensorBoard event files (tensorboardX: TensorBoard itself is not
+needed to write them), and the model-FLOPs utilization."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+
+# Dense peak FLOP/s per device (vendor data sheets), by compute dtype. fp32 on GPUs runs on
+# tensor cores as TF32 under JAX's default matmul precision.
+PEAK_FLOPS = {
+    "H100": {"bfloat16": 989e12, "float32": 494e12},
+    "H200": {"bfloat16": 989e12, "float32": 494e12},
+    "A100": {"bfloat16": 312e12, "float32": 156e12},
+    "TPU v4": {"bfloat16": 275e12, "float32": 275e12},
+    "TPU v5 lite": {"bfloat16": 197e12, "float32": 197e12},
+    "TPU v5p": {"bfloat16": 459e12, "float32": 459e12},
+    "TPU v6 lite": {"bfloat16": 918e12, "float32": 918e12},
+}
+
+
+def device_peak_flops(compute_dtype: str, device=None) -> float | None:
+  """Peak FLOP/s of one device for `compute_dtype`, or None where unknown (CPUs)."""
+  kind = (device or jax.devices()[0]).device_kind
+  for name, peaks in PEAK_FLOPS.items():
+    if name.lower() in kind.lower():
+      return peaks.get(compute_dtype)
+  return None
+
+
+class MetricWriter:
+  """One JSON object per line in `metrics.jsonl`; scalars mirrored to TensorBoard."""
+
+  def __init__(self, directory: str, *, tensorboard: bool = True, enabled: bool = True,
+               resume_step: int | None = None):
+    """`resume_step`: lines a killed run wrote after its last checkpoint are dropped, so a
+    resumed run's file reads as one uninterrupted run."""
+    self.enabled = enabled
+    if not enabled:
+      return
+    os.makedirs(directory, exist_ok=True)
+    self.path = os.path.join(directory, "metrics.jsonl")
+    if os.path.exists(self.path):
+      kept = [m for m in read_metrics(self.path)
+              if resume_step is not None and m["step"] <= resume_step]
+      with open(self.path, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(m) + "\n" for m in kept)
+    self._file = open(self.path, "a", encoding="utf-8")
+    self._tensorboard = None
+    if tensorboard:
+      from tensorboardX import SummaryWriter  # imported lazily: optional at run time
+      self._tensorboard = SummaryWriter(os.path.join(directory, "tensorboard"))
+
+  def write(self, step: int, metrics: dict) -> None:
+    if not self.enabled:
+      return
+    scalars = {k: float(v) for k, v in metrics.items()}
+    self._file.write(json.dumps({"step": step, **scalars}) + "\n")
+    self._file.flush()
+    if self._tensorboard is not None:
+      for name, value in scalars.items():
+        self._tensorboard.add_scalar(name, value, step)
+
+  def close(self) -> None:
+    if self.enabled:
+      self._file.close()
+      if self._tensorboard is not None:
+        self._tensorboard.close()
+
+
+def read_metrics(path: str) -> list[dict]:
+  with open(path, encoding="utf-8") as f:
+    return [json.loads(line) for line in f if line.strip()]

@@ -1,0 +1,239 @@
+"""The training step, sharding, the NaN guard, configs and exact resume after SIGKILL."""
+
+import functools
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from hrm_jax.data.layout import IGNORE
+from hrm_jax.model.hrm import Buffer
+from hrm_jax.train import sharding
+from hrm_jax.train.config import ConfigError, load_config
+from hrm_jax.train.loop import NonFiniteError, _check_finite
+from hrm_jax.train.metrics import read_metrics
+from hrm_jax.train.step import TrainState, segments_of, train_step
+
+from conftest import TINY, make_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _batch(rows=4, length=16, seed=0):
+  rng = np.random.default_rng(seed)
+  half = length // 2
+  segment_ids = np.where(np.arange(length) < half, 1, 2) * np.ones((rows, 1), np.int32)
+  positions = np.where(np.arange(length) < half, np.arange(length), np.arange(length) - half)
+  labels = rng.integers(1, TINY.vocab_size, (rows, length))
+  labels[:, :3] = IGNORE
+  labels[:, half:half + 2] = IGNORE
+  return {"tokens": rng.integers(1, TINY.vocab_size, (rows, length)).astype(np.int32),
+          "labels": labels.astype(np.int32), "segment_ids": segment_ids.astype(np.int32),
+          "positions": np.broadcast_to(positions, (rows, length)).astype(np.int32),
+          "prefix_lengths": np.full((rows, length), 3, np.int32)}
+
+
+def _setup(optimizer):
+  graphdef, params, buffers = nnx.split(make_model(), nnx.Param, Buffer)
+  state = TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params), params,
+                     jnp.full((), -1, jnp.int32))
+  return graphdef, buffers, state
+
+
+def test_loss_is_the_mean_cross_entropy_over_response_tokens_only():
+  optimizer = optax.sgd(0.0)
+  graphdef, buffers, state = _setup(optimizer)
+  batch = _batch()
+  _, metrics = train_step(graphdef, optimizer, buffers, state, batch, bp_steps=None,
+                          accumulation=1, ema_decay=0.5)
+  logits = np.asarray(make_model()(jnp.asarray(batch["tokens"]), segments_of(
+      jax.tree.map(jnp.asarray, batch))), np.float64)
+  log_probs = logits - np.log(np.sum(np.exp(logits - logits.max(-1, keepdims=True)), -1,
+                                     keepdims=True)) - logits.max(-1, keepdims=True)
+  mask = batch["labels"] != IGNORE
+  picked = np.take_along_axis(log_probs, np.where(mask, batch["labels"], 0)[..., None], -1)[..., 0]
+  np.testing.assert_allclose(float(metrics["loss"]), -picked[mask].mean(), rtol=1e-5)
+  assert int(metrics["labelled_tokens"]) == mask.sum()
+
+
+def test_gradient_accumulation_equals_one_large_batch():
+  optimizer = optax.sgd(0.1)
+  graphdef, buffers, state = _setup(optimizer)
+  batch = _batch(rows=4)
+  step = functools.partial(train_step, graphdef, optimizer, buffers, bp_steps=3, ema_decay=0.9)
+  whole, m1 = step(state, batch, accumulation=1)
+  split, m2 = step(state, batch, accumulation=4)
+  np.testing.assert_allclose(float(m1["loss"]), float(m2["loss"]), rtol=1e-6)
+  for a, b in zip(jax.tree.leaves(whole.params), jax.tree.leaves(split.params)):
+    np.testing.assert_allclose(a, b, atol=1e-6)
+  with pytest.raises(ValueError, match="does not split"):
+    step(state, batch, accumulation=3)
+
+
+def test_ema_and_step_counter_follow_the_update():
+  optimizer = optax.sgd(0.1)
+  graphdef, buffers, state = _setup(optimizer)
+  new, _ = train_step(graphdef, optimizer, buffers, state, _batch(), bp_steps=2,
+                      accumulation=1, ema_decay=0.75)
+  assert int(new.step) == 1
+  for e, p0, p1 in zip(jax.tree.leaves(new.ema), jax.tree.leaves(state.params),
+                       jax.tree.leaves(new.params)):
+    np.testing.assert_allclose(e, 0.75 * p0 + 0.25 * p1, atol=1e-7)
+
+
+def test_non_finite_loss_skips_the_update_and_stops_naming_the_step():
+  optimizer = optax.sgd(0.1)
+  graphdef, buffers, state = _setup(optimizer)
+  state, _ = train_step(graphdef, optimizer, buffers, state, _batch(), bp_steps=2,
+                        accumulation=1, ema_decay=0.9)
+  _check_finite(state)  # a good step passes
+  poisoned = jax.tree.map(lambda x: x, state)
+  kernel = poisoned.params["lm_head"]["kernel"]  # a fresh Param: tree.map rebuilt the nodes
+  kernel[...] = kernel[...].at[0, 0].set(jnp.nan)
+  after, metrics = train_step(graphdef, optimizer, buffers, poisoned, _batch(), bp_steps=2,
+                              accumulation=1, ema_decay=0.9)
+  assert not np.isfinite(float(metrics["loss"]))
+  assert int(after.nonfinite_step) == 1
+  for a, b in zip(jax.tree.leaves(after.ema), jax.tree.leaves(poisoned.ema)):
+    np.testing.assert_array_equal(a, b)  # the bad update was not applied
+  with pytest.raises(NonFiniteError, match="at step 1"):
+    _check_finite(after)
+
+
+def test_parameters_are_sharded_by_logical_axes():
+  mesh = sharding.make_mesh(sharding.MeshConfig(data=1, fsdp=1, tensor=1), jax.devices()[:1])
+  _, params, _ = nnx.split(make_model(), nnx.Param, Buffer)
+  specs = jax.tree.map(lambda s: s.spec, sharding.parameter_shardings(params, mesh))
+  assert specs["lm_head"]["kernel"] == jax.sharding.PartitionSpec("fsdp", "tensor")
+  assert specs["L_module"]["layers"]["mlp"]["down_proj"]["kernel"] == \
+      jax.sharding.PartitionSpec(None, "tensor", "fsdp")
+  with pytest.raises(KeyError, match="PARAMETER_AXES"):
+    sharding.logical_axes("mystery/kernel")
+  with pytest.raises(ValueError, match="needs 6 devices"):
+    sharding.make_mesh(sharding.MeshConfig(data=2, fsdp=3, tensor=1), jax.devices()[:1])
+
+
+SHARDED_SCRIPT = textwrap.dedent("""
+    import functools, jax, jax.numpy as jnp, numpy as np, optax
+    from flax import nnx
+    from hrm_jax.model.hrm import Buffer
+    from hrm_jax.train import sharding
+    from hrm_jax.train.step import TrainState, train_step
+    from conftest import make_model
+    from test_train import _batch
+    assert len(jax.devices()) == 8
+    optimizer = optax.sgd(0.05)
+    graphdef, params, buffers = nnx.split(make_model(), nnx.Param, Buffer)
+    def init(p):
+      return TrainState(jnp.zeros((), jnp.int32), p, optimizer.init(p), p, jnp.full((), -1, jnp.int32))
+    results = []
+    for mesh_config in ([1, 1, 1], [2, 2, 2], [8, 1, 1], [1, 4, 2]):
+      devices = jax.devices()[:int(np.prod(mesh_config))]
+      mesh = sharding.make_mesh(sharding.MeshConfig(*mesh_config), devices)
+      shardings = sharding.parameter_shardings(jax.eval_shape(init, params), mesh)
+      state = jax.jit(init, out_shardings=shardings)(params)
+      step = jax.jit(functools.partial(train_step, graphdef, optimizer, bp_steps=3,
+                                       accumulation=2, ema_decay=0.9),
+                     out_shardings=(shardings, sharding.replicated(mesh)))
+      b = jax.device_put(buffers, sharding.replicated(mesh))
+      for i in range(3):
+        state, metrics = step(b, state, sharding.put_batch(_batch(rows=8, seed=i), mesh))
+      if mesh_config == [1, 4, 2]:
+        assert len(state.params["lm_head"]["kernel"].sharding.device_set) == 8
+      results.append((float(metrics["loss"]), jax.device_get(state.params)))
+    for loss, params_ in results[1:]:
+      assert abs(loss - results[0][0]) < 1e-5, (loss, results[0][0])
+      for a, b in zip(jax.tree.leaves(params_), jax.tree.leaves(results[0][1])):
+        np.testing.assert_allclose(a, b, atol=2e-6)
+    print("ok")
+""")
+
+
+def test_sharded_step_equals_single_device_step_on_8_cpu_devices():
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             JAX_DEFAULT_MATMUL_PRECISION="highest", JAX_PLATFORMS="cpu",
+             PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests", "hrm")]))
+  out = subprocess.run([sys.executable, "-c", SHARDED_SCRIPT], env=env, capture_output=True,
+                       text=True, timeout=600, check=False, cwd=ROOT)
+  assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
+
+
+def test_config_errors_name_the_key_and_value(tmp_path):
+  assert load_config(overrides=["data.seq_len=64", "model.size=B"]).data.seq_len == 64
+  with pytest.raises(ConfigError, match="seqlen"):
+    load_config(overrides=["data.seqlen=64"])
+  with pytest.raises(ConfigError, match="learning_rate"):
+    load_config(overrides=["optimizer.learning_rate=fast"])
+  with pytest.raises(ConfigError, match="unknown model.size 'huge'"):
+    load_config(overrides=["model.size=huge"])
+  with pytest.raises(ConfigError, match="hiden_size"):
+    load_config(overrides=["model.overrides.hiden_size=3"])
+  with pytest.raises(ConfigError, match="key=value"):
+    load_config(overrides=["steps"])
+  bad = tmp_path / "bad.yaml"
+  bad.write_text("schedule:\n  stepz: 3\n")
+  with pytest.raises(ConfigError, match="stepz"):
+    load_config([str(bad)])
+  for name in ("tiny", "B", "L", "XL"):
+    load_config([os.path.join(ROOT, "experiments", "hrm", f"{name}.yaml")])
+
+
+def test_cli_help_lists_the_keys():
+  out = subprocess.run([sys.executable, "-m", "hrm_jax.train", "--help"], capture_output=True,
+                       text=True, timeout=120, check=False, cwd=ROOT,
+                       env=dict(os.environ, PYTHONPATH=ROOT))
+  assert out.returncode == 0 and "learning_rate" in out.stdout and "bp_schedule" in out.stdout
+  bad = subprocess.run([sys.executable, "-m", "hrm_jax.train", "schedule.stepz=3"],
+                       capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+                       env=dict(os.environ, PYTHONPATH=ROOT))
+  assert bad.returncode == 2 and "stepz" in bad.stderr
+
+
+def _train_command(run_dir):
+  return [sys.executable, "-m", "hrm_jax.train", "--config",
+          os.path.join(ROOT, "experiments", "hrm", "tiny.yaml"), f"log.dir={run_dir}",
+          "schedule.steps=40", "log.every=1", "log.eval_every=0", "log.checkpoint_every=5",
+          "log.progress=false", "log.tensorboard=false", "data.seq_len=64", "data.batch_size=8"]
+
+
+def test_sigkill_and_rerun_resumes_to_the_same_loss_curve(tmp_path):
+  env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
+  straight = subprocess.run(_train_command(tmp_path / "straight"), env=env, capture_output=True,
+                            text=True, timeout=600, check=False, cwd=ROOT)
+  assert straight.returncode == 0, straight.stderr[-3000:]
+
+  run_dir = tmp_path / "killed"
+  process = subprocess.Popen(_train_command(run_dir), env=env, cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  checkpoints = run_dir / "checkpoints"
+  deadline = time.time() + 600
+  while time.time() < deadline and process.poll() is None:
+    done = [int(p.name) for p in checkpoints.glob("*") if p.name.isdigit()] \
+        if checkpoints.exists() else []
+    if any(10 <= d < 40 for d in done):
+      break
+    time.sleep(0.02)
+  assert process.poll() is None, "the run ended before it could be killed"
+  os.kill(process.pid, signal.SIGKILL)
+  process.wait()
+  killed_at = read_metrics(str(run_dir / "metrics.jsonl"))[-1]["step"]
+  assert killed_at < 40
+
+  resumed = subprocess.run(_train_command(run_dir), env=env, capture_output=True, text=True,
+                           timeout=600, check=False, cwd=ROOT)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert "resumed from step" in resumed.stderr
+  want = read_metrics(str(tmp_path / "straight" / "metrics.jsonl"))
+  got = read_metrics(str(run_dir / "metrics.jsonl"))
+  assert [m["step"] for m in got] == list(range(1, 41))
+  np.testing.assert_array_equal([m["loss"] for m in got], [m["loss"] for m in want])
+  np.testing.assert_array_equal([m["grad_norm"] for m in got], [m["grad_norm"] for m in want])
