@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python -m reflex_jax.compare
+	$(BIN)/python -m hrm_jax.demo
 
 verify: $(STAMP)
 	$(BIN)/python -m reflex_jax.verify all

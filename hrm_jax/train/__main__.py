@@ -26,7 +26,7 @@ def main(argv=None) -> int:
   parser.add_argument("--distributed", action="store_true",
                       help="call jax.distributed.initialize() first (multi-host)")
   parser.add_argument("overrides", nargs="*", metavar="key=value")
-  args = parser.parse_args(argv)
+  args = parser.parse_intermixed_args(argv)
   try:
     config = load_config(args.config, args.overrides)
   except (ConfigError, FileNotFoundError) as error:

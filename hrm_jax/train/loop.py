@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import time
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -51,8 +52,11 @@ class TrainResult:
     return nnx.merge(self.graphdef, params, self.buffers)
 
 
-def train(config: TrainConfig, *, devices=None, max_steps: int | None = None) -> TrainResult:
-  """Trains (or resumes) the run in `config.log.dir`. `max_steps` stops early (tests)."""
+def train(config: TrainConfig, *, devices=None, max_steps: int | None = None,
+          extra_eval: Callable[[nnx.Module], dict] | None = None) -> TrainResult:
+  """Trains (or resumes) the run in `config.log.dir`. `max_steps` stops early (tests);
+  `extra_eval(model)` runs at each evaluation on the EMA model and its metrics are logged
+  (e.g. exact-match accuracy from generated answers)."""
   model_cfg = model_config(config)
   mesh = sharding.make_mesh(config.mesh, devices)
   graphdef, params, buffers = nnx.split(build(model_cfg, rngs=nnx.Rngs(config.seed)),
@@ -118,6 +122,8 @@ def train(config: TrainConfig, *, devices=None, max_steps: int | None = None) ->
         _check_finite(state)
         if config.log.eval_every and (done % config.log.eval_every == 0 or done == total):
           line.update(evaluate(state))
+          if extra_eval is not None:
+            line.update(extra_eval(nnx.merge(graphdef, state.ema, buffers)))
         line["learning_rate"] = float(optimizer_lr(config, done - 1))
         writer.write(done, line)
         history.append({"step": done, **line})
@@ -127,6 +133,7 @@ def train(config: TrainConfig, *, devices=None, max_steps: int | None = None) ->
         _check_finite(state)
         checkpoints.save(done, state, iterator.get_state())
   finally:
+    iterator.close()  # stops prefetch workers and frees their shared memory
     checkpoints.wait()
     checkpoints.close()
     writer.close()

@@ -116,3 +116,19 @@ def test_hosts_read_disjoint_examples():
   assert not np.array_equal(rows[0]["tokens"], rows[1]["tokens"])
   with pytest.raises(ValueError, match="divide evenly"):
     make_dataset(_config(batch_size=3), process_index=0, process_count=2)
+
+
+def test_worker_processes_resume_exactly():
+  dataset = make_dataset(_config(worker_count=2))
+  reference = iter(dataset)
+  for _ in range(3):
+    next(reference)
+  state = reference.get_state()
+  expected = [next(reference) for _ in range(3)]
+  reference.close()
+  resumed = iter(make_dataset(_config(worker_count=2)))
+  resumed.set_state(state)
+  got = [next(resumed) for _ in range(3)]
+  resumed.close()
+  for want, have in zip(expected, got):
+    np.testing.assert_array_equal(have["tokens"], want["tokens"])
