@@ -1,2 +1,2 @@
-"""HRM-Text data: records, tokenizers, the sample layout (packing and the Grain pipeline
-arrive with the rest of issue #5)."""
+"""HRM-Text data: record sources, tokenizers, the sample layout and the Grain pipeline
+(mixture → shuffle → layout → first-fit packing → per-host batches)."""

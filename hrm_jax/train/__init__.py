@@ -1,1 +1,1 @@
-"""HRM-Text training: optimizer and schedules (the rest of the loop arrives with issue #5)."""
+"""HRM-Text training: `python -m hrm_jax.train`, or `hrm_jax.train.loop.train(config)`."""
