@@ -22,9 +22,10 @@ def prompt_tokens(tokenizer, instruction: str, tags=()) -> list[int]:
   return [BOQ, *tokenizer.condition_ids(tags), *tokenizer.encode(instruction), EOQ]
 
 
-@functools.partial(nnx.jit, static_argnames=("max_length",))
-def _greedy(model, tokens_BT, prompt_lengths_B, *, max_length: int):
+@functools.partial(nnx.jit, static_argnames=("max_new_tokens",))
+def _greedy(model, tokens_BT, prompt_lengths_B, *, max_new_tokens: int):
   b, t = tokens_BT.shape
+  limit_B = jnp.minimum(prompt_lengths_B + max_new_tokens, t)
   positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
 
   def step(carry):
@@ -37,14 +38,14 @@ def _greedy(model, tokens_BT, prompt_lengths_B, *, max_length: int):
                      axis=-1).astype(jnp.int32)
     nxt = jnp.where(done, PAD, nxt)
     tokens = jnp.where((positions == length[:, None]) & ~done[:, None], nxt[:, None], tokens)
-    return tokens, jnp.where(done, length, length + 1), done | (nxt == EOA)
+    length = jnp.where(done, length, length + 1)
+    return tokens, length, done | (nxt == EOA) | (length >= limit_B)
 
   def running(carry):
-    _, length, done = carry
-    return jnp.any(~done & (length < max_length))
+    return jnp.any(~carry[2])
 
   tokens, _, _ = jax.lax.while_loop(running, step, (tokens_BT, prompt_lengths_B,
-                                                    jnp.zeros((b,), bool)))
+                                                    prompt_lengths_B >= limit_B))
   return tokens
 
 
@@ -61,7 +62,7 @@ def greedy_answers(model, tokenizer, instructions, tags=(), *, max_new_tokens: i
     row[:len(prompt)] = prompt
   lengths = np.array([len(p) for p in prompts], np.int32)
   out = np.asarray(_greedy(model, jnp.asarray(buffer), jnp.asarray(lengths),
-                           max_length=min(length, longest + max_new_tokens)))
+                           max_new_tokens=max_new_tokens))
   answers = []
   for row, n in zip(out, lengths):
     generated = list(row[n:])
