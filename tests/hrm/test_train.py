@@ -237,3 +237,19 @@ def test_sigkill_and_rerun_resumes_to_the_same_loss_curve(tmp_path):
   assert [m["step"] for m in got] == list(range(1, 41))
   np.testing.assert_array_equal([m["loss"] for m in got], [m["loss"] for m in want])
   np.testing.assert_array_equal([m["grad_norm"] for m in got], [m["grad_norm"] for m in want])
+
+
+@pytest.mark.slow
+def test_tiny_model_learns_string_reversal_to_high_exact_match(tmp_path):
+  from hrm_jax.data.tokenizer import ByteTokenizer
+  from hrm_jax.demo import exact_match, held_out
+  from hrm_jax.train.loop import train
+  tasks = "[reversal]"
+  config = load_config([os.path.join(ROOT, "experiments", "hrm", "tiny.yaml")], [
+      f"log.dir={tmp_path}", "schedule.steps=600", "log.eval_every=0", "log.progress=false",
+      "log.tensorboard=false", "log.checkpoint_every=600",
+      f"data.sources=[{{kind: synthetic, size: 100000, tasks: {tasks}}}]"])
+  result = train(config)
+  scores = exact_match(result.model(ema=True), ByteTokenizer(),
+                       held_out(64, ("reversal",), seed=999))
+  assert scores["eval/exact_match"] >= 0.9, scores
