@@ -11,7 +11,6 @@ and one compile. Environments shard over devices along the env axis (jit + Named
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Callable, Literal, Sequence
 
 import jax
@@ -19,11 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import struct
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from reflex_jax import envs, regularizer
+from reflex_jax import regularizer, runs
 from reflex_jax.envs import Env, EnvState
-from reflex_jax.evaluate import evaluate
 from reflex_jax.networks import ActorCritic, PolicyConfig, gaussian_log_prob
 from reflex_jax.ppo.losses import Batch, gae, mirrored_batch, ppo_loss
 from reflex_jax.symmetry import Reflection, registry
@@ -101,56 +98,9 @@ class Transition:
   completed_length: jax.Array
 
 
-def simulator(env: str | Env, config: PPOConfig) -> Env:
-  """The single environment to train on: built from an id, or the user's own."""
-  if isinstance(env, str):
-    return envs.make_simulator(env, equalize_asymmetries=config.equalize_asymmetries)
-  if not isinstance(env, Env):
-    raise TypeError(f"train() takes an environment id or an Env, got {type(env).__name__}")
-  return env
-
-
-def _wrap(sim: Env, config: PPOConfig, num_envs: int, auto_reset: bool) -> Env:
-  return envs.wrap(sim, num_envs=num_envs, episode_length=config.episode_length,
-                   action_repeat=config.action_repeat, auto_reset=auto_reset)
-
-
-def task_reflection(env: Env) -> Reflection | None:
-  """The registered reflection of `env`, or None when it has none (or is not registered)."""
-  try:
-    spec = registry.get(env.env_id)
-  except registry.UnknownEnvironmentError:
-    return None
-  return spec.reflection(env.mj_model, env.observation_size) if spec.has_reflection else None
-
-
-def _require_reflection(env: Env, reflection: Reflection | None) -> Reflection:
-  """The reflection Reflex needs: the one passed, else the registered one, else an error
-  that says why the task has none."""
-  reflection = reflection if reflection is not None else task_reflection(env)
-  if reflection is not None:
-    return reflection
-  try:
-    registry.get(env.env_id).require()  # raises NoReflectionError with the registry's reason
-  except registry.UnknownEnvironmentError as e:
-    raise registry.NoReflectionError(
-        f"{env.env_id} has no registered reflection; pass reflection= to use Reflex") from e
-  raise registry.NoReflectionError(f"{env.env_id} has no registered reflection")
-
-
 def _trainable(params: dict) -> dict:
   """The parameters the optimizer updates; the normalizer holds data statistics."""
   return {k: params[k] for k in ("policy", "value")}
-
-
-def _mesh(config: PPOConfig) -> Mesh | None:
-  devices = jax.devices()
-  n = config.num_devices or max(d for d in range(1, len(devices) + 1)
-                                if config.num_envs % d == 0 and len(devices) % d == 0)
-  if n > len(devices) or config.num_envs % n:
-    raise ValueError(f"num_devices={n}: need at most {len(devices)} devices and num_envs "
-                     f"({config.num_envs}) divisible by it")
-  return None if n == 1 else Mesh(np.asarray(devices[:n]), ("envs",))
 
 
 SYMMETRY_PROBE_STEPS = 4  # unroll steps (× num_envs states) probed for the symmetry metrics
@@ -160,9 +110,9 @@ class Trainer:
   """The pure functions of one run: `init(key, w0)` and `train_chunk(state)`."""
 
   def __init__(self, env: Env, config: PPOConfig, reflection: Reflection | None,
-               mesh: Mesh | None, updates_per_log: int, total_updates: int):
+               updates_per_log: int, total_updates: int):
     if config.reflex is not None:
-      reflection = _require_reflection(env, reflection)
+      reflection = runs.require_reflection(env, reflection)
     if reflection is not None:
       reflection.check_sizes(env.observation_size, env.action_size, name=env.env_id)
     self.env, self.config, self.reflection = env, config, reflection
@@ -176,12 +126,10 @@ class Trainer:
           else optax.linear_schedule(config.learning_rate, 0.0, grad_steps))
     self.optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
                                  optax.adam(lr))
-    self._env_sharding = None if mesh is None else NamedSharding(mesh, PartitionSpec("envs"))
+    self._env_sharding = runs.env_sharding(config.num_envs, config.num_devices)
 
   def _shard_envs(self, tree):
-    if self._env_sharding is None:
-      return tree
-    return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, self._env_sharding), tree)
+    return runs.constrain(tree, self._env_sharding)
 
   def init(self, key: jax.Array, reflex_weight: jax.Array) -> TrainState:
     k_net, k_env, k_train = jax.random.split(key, 3)
@@ -305,67 +253,25 @@ def train(env: str | Env, config: PPOConfig = PPOConfig(), seed: int | Sequence[
   metrics: per-interval arrays under their names, the final evaluation under eval/...,
   and timing (compile_seconds, train_seconds, env_steps_per_second).
   """
-  if reflex_weight is not None and config.reflex is None:
-    raise ValueError("reflex_weight given but config.reflex is None (plain PPO); set "
-                     "config.reflex = ReflexConfig() to train Reflex-PPO")
-  seeds = np.atleast_1d(np.asarray(seed, dtype=np.int64))
-  weights = np.atleast_1d(np.asarray(
-      config.reflex_weight if reflex_weight is None else reflex_weight, dtype=np.float32))
-  if config.reflex is None:
-    weights = np.zeros(1, np.float32)
-  run_shape = (() if np.ndim(reflex_weight) == 0 else (weights.size,)) + \
-      (() if np.ndim(seed) == 0 else (seeds.size,))
-
-  sim = simulator(env, config)
-  train_env = _wrap(sim, config, config.num_envs, auto_reset=True)
+  grid = runs.RunGrid.create(seed, reflex_weight, config.reflex_weight,
+                             config.reflex is not None, "PPO")
+  sim = runs.simulator(env, config.equalize_asymmetries)
+  train_env = runs.wrap(sim, config, config.num_envs, auto_reset=True)
   if reflection is None:
-    reflection = task_reflection(train_env)
+    reflection = runs.task_reflection(train_env)
   total_updates = -(-config.num_timesteps // config.steps_per_update)
   updates_per_log = -(-total_updates // config.num_logs)
   total_updates = updates_per_log * config.num_logs
-  mesh = _mesh(config)
-  trainer = Trainer(train_env, config, reflection, mesh, updates_per_log, total_updates)
+  trainer = Trainer(train_env, config, reflection, updates_per_log, total_updates)
 
-  run_keys = jax.vmap(jax.random.key)(np.tile(seeds, weights.size))
-  run_weights = np.repeat(weights, seeds.size)
-  state = jax.jit(jax.vmap(trainer.init))(run_keys, run_weights)
-  t0 = time.perf_counter()
-  chunk = jax.jit(jax.vmap(trainer.train_chunk), donate_argnums=0).lower(state).compile()
-  compile_seconds = time.perf_counter() - t0
-
-  history: dict[str, list] = {}
-  train_seconds = 0.0
-  for i in range(config.num_logs):
-    t0 = time.perf_counter()
-    state, m = chunk(state)
-    m = jax.device_get(m)
-    train_seconds += time.perf_counter() - t0
-    env_steps = (i + 1) * updates_per_log * config.steps_per_update
-    m = {k: np.reshape(v, run_shape) for k, v in m.items()}
-    m["env_steps"] = np.asarray(env_steps)
-    for k, v in m.items():
-      history.setdefault(k, []).append(v)
-    if progress_fn is not None:
-      progress_fn(env_steps, m)
-
+  state = jax.jit(jax.vmap(trainer.init))(grid.keys, grid.weights)
+  state, metrics, compile_seconds, train_seconds = runs.drive(
+      state, trainer.train_chunk, grid, config.num_logs,
+      updates_per_log * config.steps_per_update, progress_fn=progress_fn)
   policy_factory = make_policy(trainer.net)
-  eval_env = _wrap(sim, config, config.num_eval_envs, auto_reset=False)
-  episode_steps = eval_env.env.episode_length  # EpisodeWrapper under the batch
-
-  def run_eval(params, key):  # deterministic and stochastic policies in one program
-    return {tag: evaluate(eval_env, policy_factory(params, deterministic), key,
-                          num_steps=episode_steps, deterministic=deterministic)
-            for tag, deterministic in (("eval", True), ("eval_stochastic", False))}
-
-  metrics = {k: np.stack(v) for k, v in history.items()}
-  eval_keys = jax.vmap(jax.random.fold_in, (0, None))(run_keys, 1)
-  result = jax.device_get(jax.jit(jax.vmap(run_eval))(state.params, eval_keys))
-  for tag, values in result.items():
-    metrics.update({f"{tag}/{k.removeprefix('eval_')}": np.reshape(v, run_shape)
-                    for k, v in values.items()})
+  metrics.update(runs.final_evaluation(sim, config, policy_factory, state.params, grid))
   total_steps = total_updates * config.steps_per_update
   metrics.update(compile_seconds=compile_seconds, train_seconds=train_seconds,
-                 env_steps_per_second=total_steps * len(run_weights) / train_seconds,
+                 env_steps_per_second=total_steps * len(grid.weights) / train_seconds,
                  total_env_steps=total_steps)
-  params = jax.tree.map(lambda x: np.reshape(x, run_shape + x.shape[1:]), state.params)
-  return policy_factory, params, metrics
+  return policy_factory, grid.reshape(state.params), metrics

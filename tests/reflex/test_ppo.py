@@ -103,6 +103,6 @@ def test_trainer_without_a_reflection_argument_uses_the_registered_one():
   from reflex_jax import envs  # pylint: disable=import-outside-toplevel
   from reflex_jax.ppo.train import Trainer  # pylint: disable=import-outside-toplevel
   env = envs.make("brax/inverted_pendulum", num_envs=4)
-  trainer = Trainer(env, REFLEX, None, None, updates_per_log=1, total_updates=1)
+  trainer = Trainer(env, REFLEX, None, updates_per_log=1, total_updates=1)
   assert trainer.reflection is not None
   trainer.reflection.check_sizes(env.observation_size, env.action_size)  # raises on mismatch

@@ -1,0 +1,147 @@
+"""What PPO and SAC share around their update: the environment and its reflection, the device
+mesh over environments, the grid of runs (Reflex weights × seeds, vmapped into one
+program), the host loop (one compiled call per logging interval) and the final evaluation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable, Sequence
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from reflex_jax import envs
+from reflex_jax.envs import Env
+from reflex_jax.evaluate import evaluate
+from reflex_jax.symmetry import Reflection, registry
+
+
+def simulator(env: str | Env, equalize_asymmetries: bool) -> Env:
+  """The single environment to train on: built from an id, or the user's own."""
+  if isinstance(env, str):
+    return envs.make_simulator(env, equalize_asymmetries=equalize_asymmetries)
+  if not isinstance(env, Env):
+    raise TypeError(f"train() takes an environment id or an Env, got {type(env).__name__}")
+  return env
+
+
+def wrap(sim: Env, config, num_envs: int, auto_reset: bool) -> Env:
+  """Time limit, action repeat, auto-reset and batching from a PPO/SAC config."""
+  return envs.wrap(sim, num_envs=num_envs, episode_length=config.episode_length,
+                   action_repeat=config.action_repeat, auto_reset=auto_reset)
+
+
+def task_reflection(env: Env) -> Reflection | None:
+  """The registered reflection of `env`, or None when it has none (or is not registered)."""
+  try:
+    spec = registry.get(env.env_id)
+  except registry.UnknownEnvironmentError:
+    return None
+  return spec.reflection(env.mj_model, env.observation_size) if spec.has_reflection else None
+
+
+def require_reflection(env: Env, reflection: Reflection | None) -> Reflection:
+  """The reflection Reflex needs: the one passed, else the registered one, else an error
+  that says why the task has none."""
+  reflection = reflection if reflection is not None else task_reflection(env)
+  if reflection is not None:
+    return reflection
+  try:
+    registry.get(env.env_id).require()  # raises NoReflectionError with the registry's reason
+  except registry.UnknownEnvironmentError as e:
+    raise registry.NoReflectionError(
+        f"{env.env_id} has no registered reflection; pass reflection= to use Reflex") from e
+  raise registry.NoReflectionError(f"{env.env_id} has no registered reflection")
+
+
+def env_sharding(num_envs: int, num_devices: int | None) -> NamedSharding | None:
+  """Environments split over devices (None on one device)."""
+  devices = jax.devices()
+  n = num_devices or max(d for d in range(1, len(devices) + 1)
+                         if num_envs % d == 0 and len(devices) % d == 0)
+  if n > len(devices) or num_envs % n:
+    raise ValueError(f"num_devices={n}: need at most {len(devices)} devices and num_envs "
+                     f"({num_envs}) divisible by it")
+  if n == 1:
+    return None
+  return NamedSharding(Mesh(np.asarray(devices[:n]), ("envs",)), PartitionSpec("envs"))
+
+
+def constrain(tree, sharding: NamedSharding | None):
+  if sharding is None:
+    return tree
+  return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, sharding), tree)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunGrid:
+  """Runs = Reflex weights × seeds, flattened to one vmapped axis; `shape` is how results
+  are reshaped for the caller (an axis for each argument given as a sequence)."""
+  keys: jax.Array
+  weights: np.ndarray
+  shape: tuple[int, ...]
+
+  @classmethod
+  def create(cls, seed, reflex_weight, default_weight: float, reflex_enabled: bool,
+             algorithm: str) -> RunGrid:
+    if reflex_weight is not None and not reflex_enabled:
+      raise ValueError(f"reflex_weight given but config.reflex is None (plain {algorithm}); "
+                       f"set config.reflex = ReflexConfig() to train Reflex-{algorithm}")
+    seeds = np.atleast_1d(np.asarray(seed, dtype=np.int64))
+    weights = np.atleast_1d(np.asarray(
+        default_weight if reflex_weight is None else reflex_weight, dtype=np.float32))
+    if not reflex_enabled:
+      weights = np.zeros(1, np.float32)
+    shape = (() if np.ndim(reflex_weight) == 0 else (weights.size,)) + \
+        (() if np.ndim(seed) == 0 else (seeds.size,))
+    return cls(jax.vmap(jax.random.key)(np.tile(seeds, weights.size)),
+               np.repeat(weights, seeds.size), shape)
+
+  def reshape(self, tree):
+    return jax.tree.map(lambda x: np.reshape(x, self.shape + np.shape(x)[1:]), tree)
+
+
+def drive(state, chunk_fn: Callable, grid: RunGrid, num_logs: int, steps_per_log: int,
+          first_steps: int = 0, progress_fn: Callable[[int, dict], None] | None = None):
+  """Runs `chunk_fn` (one logging interval, vmapped over runs) `num_logs` times.
+
+  Returns (state, history {name: [num_logs, *grid.shape]}, compile_seconds, train_seconds).
+  """
+  t0 = time.perf_counter()
+  chunk = jax.jit(jax.vmap(chunk_fn), donate_argnums=0).lower(state).compile()
+  compile_seconds = time.perf_counter() - t0
+  history: dict[str, list] = {}
+  train_seconds = 0.0
+  for i in range(num_logs):
+    t0 = time.perf_counter()
+    state, m = chunk(state)
+    m = jax.device_get(m)
+    train_seconds += time.perf_counter() - t0
+    env_steps = first_steps + (i + 1) * steps_per_log
+    m = {k: np.reshape(v, grid.shape) for k, v in m.items()}
+    m["env_steps"] = np.asarray(env_steps)
+    for k, v in m.items():
+      history.setdefault(k, []).append(v)
+    if progress_fn is not None:
+      progress_fn(env_steps, m)
+  return state, {k: np.stack(v) for k, v in history.items()}, compile_seconds, train_seconds
+
+
+def final_evaluation(sim: Env, config, policy_factory: Callable, params, grid: RunGrid) -> dict:
+  """Deterministic and stochastic evaluation of every run in one program:
+  {eval/return, eval/length, eval_stochastic/...} shaped like the grid."""
+  eval_env = wrap(sim, config, config.num_eval_envs, auto_reset=False)
+  episode_steps = eval_env.env.episode_length  # EpisodeWrapper under the batch
+
+  def run_eval(run_params, key):
+    return {tag: evaluate(eval_env, policy_factory(run_params, deterministic), key,
+                          num_steps=episode_steps, deterministic=deterministic)
+            for tag, deterministic in (("eval", True), ("eval_stochastic", False))}
+
+  eval_keys = jax.vmap(jax.random.fold_in, (0, None))(grid.keys, 1)
+  result = jax.device_get(jax.jit(jax.vmap(run_eval))(params, eval_keys))
+  return {f"{tag}/{k.removeprefix('eval_')}": np.reshape(v, grid.shape)
+          for tag, values in result.items() for k, v in values.items()}
