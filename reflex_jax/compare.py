@@ -1,7 +1,8 @@
-"""Plain PPO vs Reflex-PPO on one task, all seeds and both variants in one compiled program.
+"""Plain vs Reflex (PPO or SAC) on one task, all seeds and both variants in one compiled program.
 
     python -m reflex_jax.compare                                   # the README's main job
     python -m reflex_jax.compare --env brax/ant --seeds 5 --steps 1000000
+    python -m reflex_jax.compare --algo sac --env brax/inverted_double_pendulum --steps 100000
 
 Prints, per variant, the final training return and the deterministic evaluation return
 (mean and 95% t-interval over seeds), the environment steps needed to reach a return
@@ -17,7 +18,7 @@ import time
 import numpy as np
 from scipy import stats
 
-from reflex_jax import ppo
+from reflex_jax import ppo, sac
 from reflex_jax.symmetry import registry
 
 DEFAULT_ENV = "brax/inverted_double_pendulum"
@@ -48,13 +49,14 @@ def default_threshold(returns_LWS: np.ndarray) -> float:
   return start + 0.8 * (best - start)
 
 
-def format_table(env_id: str, metrics: dict, threshold: float, seeds: int) -> str:
+def format_table(env_id: str, metrics: dict, threshold: float, seeds: int,
+                 algo: str = "PPO") -> str:
   steps = metrics["env_steps"]
   lines = [f"{env_id}: {seeds} seeds per variant, {int(steps[-1]):,} env steps each; "
            f"threshold {threshold:.1f}",
            f"{'variant':14} {'final return':>20} {'eval return':>20} {'steps to thr.':>22} "
            f"{'reached':>7} {'policy sym err':>14} {'value sym err':>13}"]
-  for i, name in enumerate(("PPO", "Reflex-PPO")):
+  for i, name in enumerate((algo, f"Reflex-{algo}")):
     final, final_ci = mean_ci(metrics["episode_return"][-1, i])
     evaluation, eval_ci = mean_ci(metrics["eval/return"][i])
     hit = steps_to_threshold(metrics["episode_return"][:, i], steps, threshold)
@@ -71,11 +73,13 @@ def format_table(env_id: str, metrics: dict, threshold: float, seeds: int) -> st
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(prog="python -m reflex_jax.compare", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--algo", choices=("ppo", "sac"), default="ppo")
   parser.add_argument("--env", default=DEFAULT_ENV, help="a task with a registered reflection: "
                       + ", ".join(registry.symmetric_env_ids()))
   parser.add_argument("--seeds", type=int, default=4)
   parser.add_argument("--steps", type=int, default=600_000, help="env steps per run")
-  parser.add_argument("--num-envs", type=int, default=64)
+  parser.add_argument("--num-envs", type=int, default=None,
+                      help="parallel environments (default: 64 for PPO, 16 for SAC)")
   parser.add_argument("--weight", type=float, default=0.1, help="Reflex w0 (linear decay)")
   parser.add_argument("--threshold", type=float, default=None,
                       help="return threshold (default: 80%% of the way from the first logged "
@@ -86,24 +90,31 @@ def main(argv: list[str] | None = None) -> int:
     registry.get(args.env).require()
   except (registry.UnknownEnvironmentError, registry.NoReflectionError) as err:
     parser.error(str(err))
-  config = ppo.PPOConfig(num_timesteps=args.steps, num_envs=args.num_envs, unroll_length=32,
-                         num_minibatches=8, num_epochs=4, num_logs=args.logs,
-                         reflex=ppo.ReflexConfig())
+  if args.algo == "ppo":
+    algorithm, train = "PPO", ppo.train
+    config = ppo.PPOConfig(num_timesteps=args.steps, num_envs=args.num_envs or 64,
+                           unroll_length=32, num_minibatches=8, num_epochs=4,
+                           num_logs=args.logs, reflex=ppo.ReflexConfig())
+  else:
+    algorithm, train = "SAC", sac.train
+    config = sac.SACConfig(num_timesteps=args.steps, num_envs=args.num_envs or 16,
+                           learning_starts=min(10_000, args.steps // 10),
+                           num_logs=args.logs, reflex=sac.ReflexConfig())
 
   start = time.perf_counter()
 
   def progress(step, m):
     r = np.nanmean(m["episode_return"], axis=-1)
-    print(f"  {step:>10,} steps  return PPO {r[0]:8.1f}  Reflex {r[1]:8.1f}  "
+    print(f"  {step:>10,} steps  return {algorithm} {r[0]:8.1f}  Reflex {r[1]:8.1f}  "
           f"({time.perf_counter() - start:5.0f}s)", flush=True)
 
-  _, _, metrics = ppo.train(args.env, config, seed=list(range(args.seeds)),
-                            reflex_weight=[0.0, args.weight], progress_fn=progress)
+  _, _, metrics = train(args.env, config, seed=list(range(args.seeds)),
+                        reflex_weight=[0.0, args.weight], progress_fn=progress)
   threshold = args.threshold
   if threshold is None:
     threshold = default_threshold(metrics["episode_return"])
   print()
-  print(format_table(args.env, metrics, threshold, args.seeds))
+  print(format_table(args.env, metrics, threshold, args.seeds, algorithm))
   print(f"compile {metrics['compile_seconds']:.0f}s, train {metrics['train_seconds']:.0f}s, "
         f"{metrics['env_steps_per_second']:,.0f} env-steps/s over all "
         f"{2 * args.seeds} runs")

@@ -151,6 +151,19 @@ class Functional:
     return nnx.merge(self.graphdef, params)(*args)
 
 
+def policy_distribution(policy: Functional, policy_params, normalizer: Normalizer,
+                        obs: jax.Array, symmetrize_with: Reflection | None = None):
+  """(loc, scale) at raw `obs`; with a reflection, the hard-equivariant version
+  μ_sym(s) = ½(μ(s) + g_a μ(g_s s)), σ_sym = ½(σ(s) + P_a σ(g_s s))."""
+  loc, scale = policy.apply(policy_params, normalizer(obs))
+  if symmetrize_with is not None:
+    g = symmetrize_with
+    loc_m, scale_m = policy.apply(policy_params, normalizer(g.reflect_obs(obs)))
+    loc = 0.5 * (loc + g.reflect_action(loc_m))
+    scale = 0.5 * (scale + g.action.unsigned.apply(scale_m))
+  return loc, scale
+
+
 @dataclasses.dataclass(frozen=True)
 class ActorCritic:
   """A Gaussian policy and a value network on raw observations, optionally symmetrized.
@@ -183,13 +196,8 @@ class ActorCritic:
 
   def distribution(self, params: dict, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(loc, scale) of the pre-squash Gaussian at raw observations `obs`."""
-    loc, scale = self.policy.apply(params["policy"], params["normalizer"](obs))
-    if self.symmetrize:
-      g = self.reflection
-      loc_m, scale_m = self.policy.apply(params["policy"], params["normalizer"](g.reflect_obs(obs)))
-      loc = 0.5 * (loc + g.reflect_action(loc_m))
-      scale = 0.5 * (scale + g.action.unsigned.apply(scale_m))
-    return loc, scale
+    return policy_distribution(self.policy, params["policy"], params["normalizer"], obs,
+                               self.reflection if self.symmetrize else None)
 
   def value_fn(self, params: dict, obs: jax.Array) -> jax.Array:
     v = self.value.apply(params["value"], params["normalizer"](obs))[..., 0]
@@ -204,3 +212,71 @@ class ActorCritic:
     u = loc if key is None else loc + scale * jax.random.normal(key, loc.shape, loc.dtype)
     return squash(u, self.policy_config.squash), dict(
         raw_action=u, log_prob=gaussian_log_prob(u, loc, scale))
+
+
+def tanh_gaussian_log_prob(u, loc, scale):
+  """log π(tanh u) for u ~ N(loc, scale): the Gaussian term minus log|d tanh/du|, written
+  as 2(log 2 − u − softplus(−2u)) to stay finite where tanh saturates."""
+  log_det = 2.0 * (jnp.log(2.0) - u - jax.nn.softplus(-2.0 * u))
+  return gaussian_log_prob(u, loc, scale) - jnp.sum(log_det, axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class ActorTwinCritic:
+  """SAC's networks on raw observations: a tanh-Gaussian actor with state-dependent scale
+  and an ensemble of Q networks (one stacked parameter set, vmapped), optionally LayerNorm'd
+  and optionally symmetrized: Q_sym(s, a) = ½(Q(s, a) + Q(g_s s, g_a a))."""
+
+  policy: Functional
+  q: Functional
+  num_q: int
+  reflection: Reflection | None = None
+  symmetrize: bool = False
+
+  @classmethod
+  def create(cls, obs_size: int, action_size: int, policy_config: PolicyConfig,
+             q_hidden: Sequence[int], q_activation: str, q_layer_norm: bool, num_q: int = 2,
+             reflection: Reflection | None = None, symmetrize: bool = False):
+    if symmetrize and reflection is None:
+      raise ValueError("a symmetrized network needs the task's reflection")
+    if policy_config.squash != "tanh" or policy_config.std != "state_dependent":
+      raise ValueError("SAC's actor is a tanh-Gaussian with state-dependent scale: use "
+                       "PolicyConfig(squash='tanh', std='state_dependent')")
+    policy = Functional(lambda r: GaussianPolicy(obs_size, action_size, policy_config, r))
+    q = Functional(lambda r: MLP(obs_size + action_size, tuple(q_hidden), 1,
+                                 activation=q_activation, out_scale=1.0, rngs=r,
+                                 layer_norm=q_layer_norm))
+    return cls(policy, q, num_q, reflection, symmetrize)
+
+  def init(self, key: jax.Array, obs_size: int) -> dict:
+    k_pi, k_q = jax.random.split(key)
+    return dict(policy=self.policy.init(k_pi),
+                q=jax.vmap(self.q.init)(jax.random.split(k_q, self.num_q)),
+                normalizer=Normalizer.create(obs_size))
+
+  def distribution(self, params: dict, obs: jax.Array):
+    return policy_distribution(self.policy, params["policy"], params["normalizer"], obs,
+                               self.reflection if self.symmetrize else None)
+
+  def sample(self, params: dict, obs: jax.Array, key: jax.Array):
+    """(action, log π(action), loc, scale), reparameterized."""
+    loc, scale = self.distribution(params, obs)
+    u = loc + scale * jax.random.normal(key, loc.shape, loc.dtype)
+    return jnp.tanh(u), tanh_gaussian_log_prob(u, loc, scale), loc, scale
+
+  def q_values(self, q_params, normalizer: Normalizer, obs: jax.Array, action: jax.Array):
+    """[num_q, *batch] Q values at raw observations."""
+    def one(p, o, a):
+      return jax.vmap(lambda pi: self.q.apply(pi, jnp.concatenate([normalizer(o), a], -1)))(p)[..., 0]
+    q = one(q_params, obs, action)
+    if self.symmetrize:
+      g = self.reflection
+      q = 0.5 * (q + one(q_params, g.reflect_obs(obs), g.reflect_action(action)))
+    return q
+
+  def act(self, params: dict, obs: jax.Array, key: jax.Array | None):
+    """Samples (or, with key None, takes tanh of the mode): (action, extras)."""
+    if key is None:
+      return jnp.tanh(self.distribution(params, obs)[0]), {}
+    action, log_prob, _, _ = self.sample(params, obs, key)
+    return action, dict(log_prob=log_prob)

@@ -1,0 +1,185 @@
+"""SAC and Reflex-SAC: replay buffer, targets, temperature, losses, symmetrized networks, learning."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from reflex_jax import sac
+from reflex_jax.networks import ActorTwinCritic, PolicyConfig, gaussian_log_prob, tanh_gaussian_log_prob
+from reflex_jax.sac import losses, replay
+from reflex_jax.sac.train import Trainer
+from reflex_jax.symmetry import Reflection
+
+SAC_POLICY = PolicyConfig(hidden=(32, 32), activation="relu", std="state_dependent", squash="tanh")
+
+
+def _steps(num_envs, count, start=0):
+  """Transitions whose obs encodes (step, env) so the buffer's content can be checked."""
+  for t in range(start, start + count):
+    yield dict(obs=jnp.stack([jnp.full((num_envs,), t, jnp.float32),
+                              jnp.arange(num_envs, dtype=jnp.float32)], -1),
+               reward=jnp.full((num_envs,), float(t)))
+
+
+def test_replay_buffer_wraps_around_keeping_the_newest_rows():
+  steps = list(_steps(3, 7))
+  buffer = replay.create(steps[0], capacity=12)  # 4 rows of 3 envs
+  insert = jax.jit(replay.insert)
+  for s in steps:
+    buffer = insert(buffer, s)
+  assert buffer.capacity == 12 and int(replay.size(buffer)) == 12
+  assert int(buffer.position) == 7 % 4
+  stored_steps = sorted(set(np.asarray(buffer.data["obs"][..., 0]).ravel().tolist()))
+  assert stored_steps == [3, 4, 5, 6], "the oldest rows were overwritten"
+  np.testing.assert_array_equal(buffer.data["obs"][3 % 4, :, 1], [0, 1, 2])
+  with pytest.raises(ValueError, match="smaller than one step"):
+    replay.create(steps[0], capacity=2)
+
+
+def test_replay_sampling_is_uniform_over_stored_transitions_only():
+  steps = list(_steps(4, 5))
+  buffer = replay.create(steps[0], capacity=40)  # 10 rows; 5 filled
+  for s in steps:
+    buffer = replay.insert(buffer, s)
+  batch = jax.jit(replay.sample, static_argnums=2)(buffer, jax.random.key(0), 40_000)
+  assert batch["obs"].shape == (40_000, 2) and batch["reward"].shape == (40_000,)
+  ids = np.asarray(batch["obs"][:, 0] * 4 + batch["obs"][:, 1]).astype(int)
+  counts = np.bincount(ids, minlength=20)
+  assert counts.size == 20, "only the 20 stored transitions are sampled (never empty rows)"
+  expected = 40_000 / 20
+  chi2 = np.sum((counts - expected) ** 2 / expected)
+  assert chi2 < 45, f"chi² {chi2:.1f} over 19 degrees of freedom: not uniform"  # p ≈ 0.001
+  np.testing.assert_array_equal(batch["reward"], batch["obs"][:, 0])  # leaves stay paired
+
+
+def test_td_target_bootstraps_through_truncation_but_not_termination():
+  r, q_next, logp, alpha, gamma = 1.0, 10.0, -2.0, 0.5, 0.9
+  assert losses.td_target(r, 1.0, q_next, logp, alpha, gamma) == r
+  np.testing.assert_allclose(losses.td_target(r, 0.0, q_next, logp, alpha, gamma),
+                             r + gamma * (q_next - alpha * logp))
+
+
+def test_stored_next_obs_is_the_final_obs_before_auto_reset():
+  from reflex_jax import envs  # pylint: disable=import-outside-toplevel
+  env = envs.make("brax/inverted_pendulum", num_envs=2, episode_length=3)
+  state = env.reset(jax.random.key(0))
+  for _ in range(3):
+    nxt = env.step(state, jnp.zeros((2, env.action_size)))
+    transition = Trainer._transition(state, jnp.zeros((2, 1)), nxt)
+    state = nxt
+  # Step 3 hit the time limit: the env reset, the stored next_obs is the pre-reset one.
+  assert np.all(np.asarray(nxt.truncated) == 1)
+  np.testing.assert_array_equal(transition["next_obs"], nxt.metrics["final_obs"])
+  assert not np.allclose(transition["next_obs"], nxt.obs)
+  np.testing.assert_array_equal(transition["terminated"], 0.0)
+
+
+def test_tanh_gaussian_log_prob_is_the_change_of_variables():
+  u = jnp.array([[-3.0, 0.1, 2.5]])
+  loc, scale = jnp.array([[0.2, -0.1, 1.0]]), jnp.array([[0.5, 1.2, 0.3]])
+  expected = gaussian_log_prob(u, loc, scale) - jnp.sum(jnp.log(1 - jnp.tanh(u) ** 2), -1)
+  np.testing.assert_allclose(tanh_gaussian_log_prob(u, loc, scale), expected, rtol=1e-5)
+  assert np.isfinite(tanh_gaussian_log_prob(jnp.array([[40.0]]), jnp.zeros((1, 1)),
+                                            jnp.ones((1, 1))))
+
+
+def test_temperature_rises_when_entropy_is_below_target():
+  grad = jax.grad(losses.alpha_loss)
+  target = -2.0
+  # log π high (entropy −log π low, below target 2... ) → gradient descent raises log α
+  assert grad(0.0, jnp.array([5.0]), target) < 0
+  assert grad(0.0, jnp.array([-5.0]), target) > 0
+
+
+def _reflection():
+  # obs (x, v, c): x, v flip sign, c is invariant; one action flips sign.
+  return Reflection.create(obs_perm=[0, 1, 2], obs_sign=[-1, -1, 1], action_perm=[0],
+                           action_sign=[-1], kind="axial", plane="x")
+
+
+def _batch(key, n=16):
+  k = jax.random.split(key, 4)
+  return dict(obs=jax.random.normal(k[0], (n, 3)), action=jnp.tanh(jax.random.normal(k[1], (n, 1))),
+              reward=jax.random.normal(k[2], (n,)), terminated=jnp.zeros(n),
+              next_obs=jax.random.normal(k[3], (n, 3)))
+
+
+def _params(net, key):
+  params = net.init(key, 3)
+  return dict(params, target_q=params["q"], log_alpha=jnp.zeros(()))
+
+
+def test_symmetrized_networks_make_the_reflex_terms_vanish():
+  g = _reflection()
+  net = ActorTwinCritic.create(3, 1, SAC_POLICY, (32, 32), "relu", True, 2, g, symmetrize=True)
+  params = _params(net, jax.random.key(0))
+  batch = _batch(jax.random.key(1))
+  reflex = sac.ReflexConfig()
+  _, critic = losses.critic_loss(params["q"], params, params["target_q"], batch,
+                                 jax.random.key(2), 1.0, 1.0, net=net, gamma=0.99,
+                                 reward_scaling=1.0, reflex=reflex)
+  _, (actor, _) = losses.actor_loss(params["policy"], params, batch, jax.random.key(3), 1.0,
+                                    1.0, net=net, reflex=reflex)
+  assert critic["reflex_critic"] < 1e-10 and actor["reflex_actor"] < 1e-10
+  plain = ActorTwinCritic.create(3, 1, SAC_POLICY, (32, 32), "relu", True, 2, g)
+  _, critic = losses.critic_loss(params["q"], params, params["target_q"], batch,
+                                 jax.random.key(2), 1.0, 1.0, net=plain, gamma=0.99,
+                                 reward_scaling=1.0, reflex=reflex)
+  assert critic["reflex_critic"] > 1e-6, "an unsymmetrized critic is not invariant"
+
+
+def test_critic_gradient_includes_the_invariance_term_with_its_weight():
+  g = _reflection()
+  net = ActorTwinCritic.create(3, 1, SAC_POLICY, (32, 32), "relu", False, 2, g)
+  params = _params(net, jax.random.key(0))
+  batch = _batch(jax.random.key(1))
+
+  def loss(weight):
+    return losses.critic_loss(params["q"], params, params["target_q"], batch, jax.random.key(2),
+                              1.0, weight, net=net, gamma=0.99, reward_scaling=1.0,
+                              reflex=sac.ReflexConfig(value_coef=2.0))
+  (l0, m0), (l1, m1) = loss(0.0), loss(0.5)
+  np.testing.assert_allclose(l1 - l0, 0.5 * 2.0 * m1["reflex_critic"], rtol=1e-5)
+
+
+def test_one_update_moves_targets_by_tau():
+  from reflex_jax import envs  # pylint: disable=import-outside-toplevel
+  env = envs.make("brax/inverted_pendulum", num_envs=4)
+  config = sac.SACConfig(num_envs=4, batch_size=8, buffer_size=64, tau=0.25, policy=SAC_POLICY,
+                         q_hidden=(16,), num_devices=1)
+  trainer = Trainer(env, config, None, 1, 1, 1)
+  state = trainer.prefill(trainer.init(jax.random.key(0), jnp.zeros(())))
+  (params, _), metrics = trainer._update((state.params, state.opt_state), jax.random.key(1),
+                                         buffer=state.buffer, weight=jnp.zeros(()))
+  for new_target, new_q, old_target in zip(jax.tree.leaves(params["target_q"]),
+                                           jax.tree.leaves(params["q"]),
+                                           jax.tree.leaves(state.params["target_q"])):
+    np.testing.assert_allclose(new_target, 0.25 * new_q + 0.75 * old_target, atol=1e-6)
+  assert params["log_alpha"] != state.params["log_alpha"]
+  assert np.isfinite(metrics["critic_loss"]) and np.isfinite(metrics["actor_loss"])
+
+
+def test_sac_improves_and_runs_plain_and_reflex_in_one_program():
+  config = sac.SACConfig(num_timesteps=6_000, num_envs=16, learning_starts=512,
+                         grad_updates_per_step=4, batch_size=128, buffer_size=20_000,
+                         num_logs=4, num_eval_envs=4, policy=SAC_POLICY, q_hidden=(64, 64),
+                         reflex=sac.ReflexConfig(), num_devices=1)
+  _, params, metrics = sac.train("brax/inverted_pendulum", config, seed=[0, 1],
+                                 reflex_weight=[0.0, 0.1])
+  returns = metrics["episode_return"]  # [logs, weights, seeds]
+  assert returns.shape == (4, 2, 2)
+  assert np.nanmean(returns[-1]) > np.nanmean(returns[0]), returns
+  assert params["q"]["out"]["kernel"].shape[:3] == (2, 2, 2)  # weights, seeds, twin Q
+  assert np.all(np.isfinite(metrics["critic_loss"]))
+  assert metrics["gradient_updates_per_second"] > 0
+  with pytest.raises(ValueError, match="reflex_weight given"):
+    sac.train("brax/inverted_pendulum", sac.SACConfig(num_timesteps=100), reflex_weight=0.1)
+
+
+@pytest.mark.slow
+def test_sac_solves_inverted_pendulum():
+  config = sac.SACConfig(num_timesteps=40_000, num_envs=16, learning_starts=2_000,
+                         grad_updates_per_step=8, batch_size=256, num_logs=4, num_devices=1)
+  _, _, metrics = sac.train("brax/inverted_pendulum", config, seed=0)
+  assert metrics["eval/return"] >= 900, metrics["eval/return"]
