@@ -22,8 +22,9 @@ from flax import nnx
 from hrm_jax.model import ModelConfig, Segments, build, flops
 
 
-def best_seconds(fn, repeats: int) -> float:
-  fn()  # warm-up (and compile)
+def best_seconds(fn, repeats: int, warmup: bool = True) -> float:
+  if warmup:
+    fn()  # warm-up (and compile)
   times = []
   for _ in range(repeats):
     t0 = time.perf_counter()
