@@ -35,7 +35,8 @@ class Looped(LanguageModel):
     z = jnp.zeros_like(x_BTD)
     for frozen, count in ((True, loops - with_grad), (False, with_grad)):
       if count:
-        z = jax.lax.scan(lambda zz, _, f=frozen: (loop(zz, f), None), z, None, length=count)[0]
+        z = jax.lax.scan(lambda zz, _, f=frozen: (loop(zz, f), None), z, None, length=count,
+                         unroll=self.config.scan_unroll or 1)[0]
     return z
 
 

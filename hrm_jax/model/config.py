@@ -39,6 +39,9 @@ class ModelConfig:
   attention: str = "prefix_lm"
   compute_dtype: str = "float32"  # bfloat16 on accelerators
   remat: str = "none"
+  # Unroll the layer and recurrence scans: faster on CPU for shallow stacks (measured −30 %
+  # step time on the tiny config), at the cost of compile time and program size.
+  scan_unroll: bool = False
   attention_impl: str | None = None  # None lets JAX choose (cuDNN on GPU where it can); "xla"
   pad_token_id: int = 0
   # Baselines behind the same interface (baselines.py): "trm" shares one stack between the H

@@ -101,12 +101,13 @@ class HrmText(LanguageModel):
     n_cycles, t = c.H_cycles, c.L_cycles
     l_grad, h_grad = gradient_window(bp_steps or c.num_calls, n_cycles, t)
     run = lambda stack, z, u, frozen: stack(z, u, cos_BTH, sin_BTH, mask_B1TT, frozen=frozen)
+    unroll = c.scan_unroll or 1
 
     def l_calls(z_L, z_H, count, frozen):
       if count <= 1:
         return run(self.L_module, z_L, z_H, frozen) if count else z_L
       return jax.lax.scan(lambda z, _: (run(self.L_module, z, z_H, frozen), None), z_L, None,
-                          length=count)[0]
+                          length=count, unroll=unroll)[0]
 
     def frozen_cycle(carry, _):
       z_H, z_L = carry
@@ -119,7 +120,7 @@ class HrmText(LanguageModel):
     # touches are laid out explicitly, so program size does not grow with H_cycles.
     first = next(i for i in range(n_cycles) if h_grad[i] or any(l_grad[i * t:(i + 1) * t]))
     if first:
-      (z_H, z_L), _ = jax.lax.scan(frozen_cycle, (z_H, z_L), None, length=first)
+      (z_H, z_L), _ = jax.lax.scan(frozen_cycle, (z_H, z_L), None, length=first, unroll=unroll)
     for i in range(first, n_cycles):
       with_grad = sum(l_grad[i * t:(i + 1) * t])
       z_L = l_calls(z_L, z_H, t - with_grad, True)

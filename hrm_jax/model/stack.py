@@ -60,5 +60,5 @@ class Stack(nnx.Module):
 
     if self.config.remat != "none" and not frozen:
       layer = jax.checkpoint(layer, policy=_REMAT[self.config.remat])
-    h_BTD, _ = jax.lax.scan(layer, h_BTD, params)
+    h_BTD, _ = jax.lax.scan(layer, h_BTD, params, unroll=self.config.scan_unroll or 1)
     return rms_norm(h_BTD, self.config.rms_norm_eps)

@@ -199,3 +199,14 @@ def test_parameter_count_and_flops():
   # training costs forward + 2× forward over the window: bp 8 is 3× forward
   assert flops.train_flops(TINY, 64, 8) == pytest.approx(3 * flops.forward_flops(TINY, 64))
   assert flops.train_flops(TINY, 64, 2) < flops.train_flops(TINY, 64, 5)
+
+
+def test_unrolled_scans_compute_the_same_model():
+  config = TINY.replace(H_cycles=3, L_cycles=2)
+  scanned, unrolled = make_model(config), make_model(config.replace(scan_unroll=True))
+  t = tokens()
+  for bp in (2, 5, None):
+    np.testing.assert_allclose(unrolled(t, bp_steps=bp), scanned(t, bp_steps=bp), atol=1e-5)
+  ut = config.replace(architecture="ut", num_loops=3)
+  np.testing.assert_allclose(make_model(ut.replace(scan_unroll=True))(t), make_model(ut)(t),
+                             atol=1e-5)
