@@ -1,5 +1,7 @@
 """SAC and Reflex-SAC: replay buffer, targets, temperature, losses, symmetrized networks, learning."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,8 +12,13 @@ from reflex_jax.networks import ActorTwinCritic, PolicyConfig, gaussian_log_prob
 from reflex_jax.sac import losses, replay
 from reflex_jax.sac.train import Trainer
 from reflex_jax.symmetry import Reflection
+from tests.helpers import assert_close
 
 SAC_POLICY = PolicyConfig(hidden=(32, 32), activation="relu", std="state_dependent", squash="tanh")
+TINY = sac.SACConfig(num_timesteps=16 * 40, num_envs=16, learning_starts=16 * 8,
+                     grad_updates_per_step=2, batch_size=32, buffer_size=2048, num_logs=2,
+                     num_eval_envs=2, episode_length=50, policy=SAC_POLICY, q_hidden=(32, 32),
+                     num_devices=1)
 
 
 def _steps(num_envs, count, start=0):
@@ -175,6 +182,27 @@ def test_sac_improves_and_runs_plain_and_reflex_in_one_program():
   assert metrics["gradient_updates_per_second"] > 0
   with pytest.raises(ValueError, match="reflex_weight given"):
     sac.train("brax/inverted_pendulum", sac.SACConfig(num_timesteps=100), reflex_weight=0.1)
+
+
+def test_sharded_over_8_devices_matches_one_device_and_is_deterministic():
+  assert len(jax.devices()) == 8  # tests/conftest.py asks for 8 host devices
+  _, one, m_one = sac.train("brax/inverted_pendulum", TINY, seed=3)
+  _, again, _ = sac.train("brax/inverted_pendulum", TINY, seed=3)
+  jax.tree.map(np.testing.assert_array_equal, one, again)
+  _, eight, m_eight = sac.train("brax/inverted_pendulum",
+                                dataclasses.replace(TINY, num_devices=8), seed=3)
+  assert_close(eight, one, rtol=1e-4, atol=1e-5)
+  assert_close(m_eight["critic_loss"], m_one["critic_loss"], rtol=1e-4)
+
+
+@pytest.mark.parametrize("augment,symmetrize", [(True, False), (False, True)])
+def test_reflex_options_train(augment, symmetrize):
+  config = dataclasses.replace(TINY, reflex=sac.ReflexConfig(augment=augment,
+                                                             symmetrize=symmetrize))
+  _, _, metrics = sac.train("brax/inverted_pendulum", config, seed=0)
+  assert np.all(np.isfinite(metrics["critic_loss"])) and np.all(np.isfinite(metrics["actor_loss"]))
+  if symmetrize:  # hard equivariance: the measured error is rounding only
+    assert np.all(metrics["policy_symmetry_error"] < 1e-5)
 
 
 @pytest.mark.slow
