@@ -10,6 +10,7 @@ import time
 from typing import Callable, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -74,6 +75,29 @@ def constrain(tree, sharding: NamedSharding | None):
   if sharding is None:
     return tree
   return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, sharding), tree)
+
+
+def summarize_chunk(m: dict) -> dict:
+  """Per-step metrics of one logging interval → losses averaged, episodes summed, and the
+  mean completed-episode return/length (NaN until an episode has finished: no fake zeros)."""
+  m = dict(m)
+  episodes = m.pop("episodes").sum()
+  return_sum, length_sum = m.pop("return_sum").sum(), m.pop("length_sum").sum()
+  out = jax.tree.map(jnp.mean, m)
+  out["episodes"] = episodes
+  out["episode_return"] = jnp.where(episodes > 0, return_sum / episodes, jnp.nan)
+  out["episode_length"] = jnp.where(episodes > 0, length_sum / episodes, jnp.nan)
+  return out
+
+
+def make_policy(net) -> Callable:
+  """`make_policy(params, deterministic=False)` → policy(obs, key) → action (one run's
+  params), for any network with `act(params, obs, key | None)`."""
+  def policy_factory(params, deterministic: bool = False):
+    def policy(obs, key=None):
+      return net.act(params, obs, None if deterministic else key)[0]
+    return policy
+  return policy_factory
 
 
 @dataclasses.dataclass(frozen=True)

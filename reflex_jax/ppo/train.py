@@ -219,23 +219,7 @@ class Trainer:
   def train_chunk(self, state: TrainState) -> tuple[TrainState, dict]:
     """`updates_per_log` updates; metrics averaged (losses) or summed (episodes) over them."""
     state, m = jax.lax.scan(self._update, state, None, length=self.updates_per_log)
-    episodes = m.pop("episodes").sum()
-    return_sum, length_sum = m.pop("return_sum").sum(), m.pop("length_sum").sum()
-    out = jax.tree.map(jnp.mean, m)
-    out["episodes"] = episodes
-    # NaN until an episode has finished: no fake zero returns in the logs.
-    out["episode_return"] = jnp.where(episodes > 0, return_sum / episodes, jnp.nan)
-    out["episode_length"] = jnp.where(episodes > 0, length_sum / episodes, jnp.nan)
-    return state, out
-
-
-def make_policy(net: ActorCritic) -> Callable:
-  """`make_policy(params, deterministic=False)` → policy(obs, key) → action (one run's params)."""
-  def policy_factory(params, deterministic: bool = False):
-    def policy(obs, key=None):
-      return net.act(params, obs, None if deterministic else key)[0]
-    return policy
-  return policy_factory
+    return state, runs.summarize_chunk(m)
 
 
 def train(env: str | Env, config: PPOConfig = PPOConfig(), seed: int | Sequence[int] = 0, *,
@@ -268,7 +252,7 @@ def train(env: str | Env, config: PPOConfig = PPOConfig(), seed: int | Sequence[
   state, metrics, compile_seconds, train_seconds = runs.drive(
       state, trainer.train_chunk, grid, config.num_logs,
       updates_per_log * config.steps_per_update, progress_fn=progress_fn)
-  policy_factory = make_policy(trainer.net)
+  policy_factory = runs.make_policy(trainer.net)
   metrics.update(runs.final_evaluation(sim, config, policy_factory, state.params, grid))
   total_steps = total_updates * config.steps_per_update
   metrics.update(compile_seconds=compile_seconds, train_seconds=train_seconds,

@@ -217,23 +217,9 @@ class Trainer:
   def train_chunk(self, state: TrainState) -> tuple[TrainState, dict]:
     """`iterations_per_log` iterations; losses averaged, episodes summed."""
     state, m = jax.lax.scan(self._iteration, state, None, length=self.iterations_per_log)
-    episodes = m.pop("episodes").sum()
-    return_sum, length_sum = m.pop("return_sum").sum(), m.pop("length_sum").sum()
-    out = jax.tree.map(jnp.mean, m)
-    out["episodes"] = episodes
-    out["episode_return"] = jnp.where(episodes > 0, return_sum / episodes, jnp.nan)
-    out["episode_length"] = jnp.where(episodes > 0, length_sum / episodes, jnp.nan)
+    out = runs.summarize_chunk(m)
     out["buffer_size"] = replay.size(state.buffer)
     return state, out
-
-
-def make_policy(net: ActorTwinCritic) -> Callable:
-  """`make_policy(params, deterministic=False)` → policy(obs, key) → action (one run's params)."""
-  def policy_factory(params, deterministic: bool = False):
-    def policy(obs, key=None):
-      return net.act(params, obs, None if deterministic else key)[0]
-    return policy
-  return policy_factory
 
 
 def train(env: str | Env, config: SACConfig = SACConfig(), seed: int | Sequence[int] = 0, *,
@@ -262,7 +248,7 @@ def train(env: str | Env, config: SACConfig = SACConfig(), seed: int | Sequence[
   state, metrics, compile_seconds, train_seconds = runs.drive(
       state, trainer.train_chunk, grid, config.num_logs, per_log * config.steps_per_iteration,
       first_steps=prefill * config.steps_per_iteration, progress_fn=progress_fn)
-  policy_factory = make_policy(trainer.net)
+  policy_factory = runs.make_policy(trainer.net)
   metrics.update(runs.final_evaluation(sim, config, policy_factory, state.params, grid))
   iterations = per_log * config.num_logs
   metrics.update(
