@@ -20,7 +20,6 @@ import functools
 import time
 
 import jax
-import jax.numpy as jnp
 
 from reflex_jax import envs, ppo
 from reflex_jax.networks import PolicyConfig

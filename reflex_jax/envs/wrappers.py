@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from reflex_jax.envs.base import Env, EnvState, Wrapper
+from reflex_jax.envs.base import Env, Wrapper
 
 EPISODE_METRICS = ("episode_return", "episode_length", "completed_return",
                    "completed_length", "completed")

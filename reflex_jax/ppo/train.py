@@ -15,7 +15,6 @@ from typing import Callable, Literal, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import struct
 
@@ -23,7 +22,7 @@ from reflex_jax import regularizer, runs
 from reflex_jax.envs import Env, EnvState
 from reflex_jax.networks import ActorCritic, PolicyConfig, gaussian_log_prob
 from reflex_jax.ppo.losses import Batch, gae, mirrored_batch, ppo_loss
-from reflex_jax.symmetry import Reflection, registry
+from reflex_jax.symmetry import Reflection
 
 
 @dataclasses.dataclass(frozen=True)

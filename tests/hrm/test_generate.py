@@ -1,7 +1,6 @@
 """Greedy decoding over a fixed buffer equals token-by-token argmax of the full model."""
 
 import jax.numpy as jnp
-import numpy as np
 import pytest
 from conftest import make_model
 
