@@ -6,12 +6,14 @@ program), the host loop (one compiled call per logging interval) and the final e
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tqdm
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from reflex_jax import envs
@@ -30,9 +32,11 @@ def simulator(env: str | Env, equalize_asymmetries: bool) -> Env:
 
 
 def wrap(sim: Env, config, num_envs: int, auto_reset: bool) -> Env:
-  """Time limit, action repeat, auto-reset and batching from a PPO/SAC config."""
+  """Time limit, action repeat, auto-reset, batching (and the optional non-finite mask)
+  from a PPO/SAC config."""
   return envs.wrap(sim, num_envs=num_envs, episode_length=config.episode_length,
-                   action_repeat=config.action_repeat, auto_reset=auto_reset)
+                   action_repeat=config.action_repeat, auto_reset=auto_reset,
+                   mask_nonfinite=config.mask_nonfinite)
 
 
 def task_reflection(env: Env) -> Reflection | None:
@@ -82,11 +86,14 @@ def summarize_chunk(m: dict) -> dict:
   mean completed-episode return/length (NaN until an episode has finished: no fake zeros)."""
   m = dict(m)
   episodes = m.pop("episodes").sum()
+  masked = m.pop("masked_steps").sum() if "masked_steps" in m else None
   return_sum, length_sum = m.pop("return_sum").sum(), m.pop("length_sum").sum()
   out = jax.tree.map(jnp.mean, m)
   out["episodes"] = episodes
   out["episode_return"] = jnp.where(episodes > 0, return_sum / episodes, jnp.nan)
   out["episode_length"] = jnp.where(episodes > 0, length_sum / episodes, jnp.nan)
+  if masked is not None:
+    out["masked_steps"] = masked
   return out
 
 
@@ -105,6 +112,7 @@ class RunGrid:
   """Runs = Reflex weights × seeds, flattened to one vmapped axis; `shape` is how results
   are reshaped for the caller (an axis for each argument given as a sequence)."""
   keys: jax.Array
+  seeds: np.ndarray
   weights: np.ndarray
   shape: tuple[int, ...]
 
@@ -121,37 +129,105 @@ class RunGrid:
       weights = np.zeros(1, np.float32)
     shape = (() if np.ndim(reflex_weight) == 0 else (weights.size,)) + \
         (() if np.ndim(seed) == 0 else (seeds.size,))
-    return cls(jax.vmap(jax.random.key)(np.tile(seeds, weights.size)),
-               np.repeat(weights, seeds.size), shape)
+    run_seeds = np.tile(seeds, weights.size)
+    return cls(jax.vmap(jax.random.key)(run_seeds), run_seeds, np.repeat(weights, seeds.size),
+               shape)
+
+  def describe(self, run: int) -> str:
+    """Names run `run` of the flattened grid: its seed and Reflex weight."""
+    return f"run {run} (seed {self.seeds[run]}, reflex weight {self.weights[run]:g})"
 
   def reshape(self, tree):
     return jax.tree.map(lambda x: np.reshape(x, self.shape + np.shape(x)[1:]), tree)
 
 
-def drive(state, chunk_fn: Callable, grid: RunGrid, num_logs: int, steps_per_log: int,
-          first_steps: int = 0, progress_fn: Callable[[int, dict], None] | None = None):
-  """Runs `chunk_fn` (one logging interval, vmapped over runs) `num_logs` times.
+class NonFiniteError(FloatingPointError):
+  """A loss, parameter or simulator state became NaN/inf; the message names the step."""
 
+
+def _all_finite(tree) -> jax.Array:
+  leaves = [jnp.isfinite(x).all() for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(x.dtype, jnp.floating)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+def drive(init_fn: Callable, chunk_fn: Callable, grid: RunGrid, num_logs: int, steps_per_log: int,
+          first_steps: int = 0, progress_fn: Callable[[int, dict], None] | None = None,
+          checkpoints=None, progress_bar: bool = False):
+  """Runs `chunk_fn` (one logging interval of one run, vmapped over runs) `num_logs` times,
+  from `init_fn()` (the vmapped initial state) or from the latest of `checkpoints`.
+
+  After every interval the parameters, the environment states and the losses are checked:
+  a NaN/inf raises `NonFiniteError` naming the step and the run, before anything is saved,
+  so the last checkpoint stays good. `checkpoints` (a `run.checkpoint.RunCheckpoints`)
+  saves the state and the metric history; a rerun continues exactly where it stopped.
   Returns (state, history {name: [num_logs, *grid.shape]}, compile_seconds, train_seconds).
   """
-  t0 = time.perf_counter()
-  chunk = jax.jit(jax.vmap(chunk_fn), donate_argnums=0).lower(state).compile()
-  compile_seconds = time.perf_counter() - t0
+  def guarded(state):
+    state, m = chunk_fn(state)
+    m["params_finite"] = _all_finite(state.params)
+    m["env_state_finite"] = _all_finite(state.env_state)
+    return state, m
+
   history: dict[str, list] = {}
+  done = 0
+  if checkpoints is not None and checkpoints.latest() is not None:
+    state, history, done = checkpoints.restore(jax.eval_shape(init_fn))
+    print(f"resumed from {checkpoints.directory} after {done}/{num_logs} logging intervals "
+          f"({first_steps + done * steps_per_log:,} env steps)", file=sys.stderr, flush=True)
+  else:
+    state = init_fn()
+  t0 = time.perf_counter()
+  chunk = jax.jit(jax.vmap(guarded), donate_argnums=0).lower(state).compile()
+  compile_seconds = time.perf_counter() - t0
   train_seconds = 0.0
-  for i in range(num_logs):
-    t0 = time.perf_counter()
-    state, m = chunk(state)
-    m = jax.device_get(m)
-    train_seconds += time.perf_counter() - t0
-    env_steps = first_steps + (i + 1) * steps_per_log
-    m = {k: np.reshape(v, grid.shape) for k, v in m.items()}
-    m["env_steps"] = np.asarray(env_steps)
-    for k, v in m.items():
-      history.setdefault(k, []).append(v)
-    if progress_fn is not None:
-      progress_fn(env_steps, m)
+  bar = tqdm.tqdm(total=first_steps + num_logs * steps_per_log,
+                  initial=first_steps + done * steps_per_log, unit="steps", unit_scale=True,
+                  dynamic_ncols=True, disable=not progress_bar)
+  try:
+    for i in range(done, num_logs):
+      t0 = time.perf_counter()
+      state, m = chunk(state)
+      m = jax.device_get(m)
+      train_seconds += time.perf_counter() - t0
+      env_steps = first_steps + (i + 1) * steps_per_log
+      _check_finite(m, grid, env_steps - steps_per_log, env_steps, checkpoints)
+      m = {k: np.reshape(v, grid.shape) for k, v in m.items() if not k.endswith("_finite")}
+      m["env_steps"] = np.asarray(env_steps)
+      for k, v in m.items():
+        history.setdefault(k, []).append(v)
+      if checkpoints is not None:
+        checkpoints.save(i + 1, state, history, force=i + 1 == num_logs)
+      bar.set_postfix({"return": f"{np.nanmean(m['episode_return']):.1f}"}
+                      if np.isfinite(m["episode_return"]).any() else {}, refresh=False)
+      bar.update(steps_per_log)
+      if progress_fn is not None:
+        progress_fn(env_steps, m)
+  finally:
+    bar.close()
+    if checkpoints is not None:
+      checkpoints.close()  # waits for a save in flight
   return state, {k: np.stack(v) for k, v in history.items()}, compile_seconds, train_seconds
+
+
+def _check_finite(m: dict, grid: RunGrid, start: int, end: int, checkpoints) -> None:
+  bad = {"parameters": ~m["params_finite"], "simulator state": ~m["env_state_finite"]}
+  for k, v in m.items():
+    if "loss" in k:
+      bad[k] = ~np.isfinite(v)
+  failed = {what: np.flatnonzero(np.reshape(b, -1)) for what, b in bad.items()}
+  failed = {what: runs for what, runs in failed.items() if runs.size}
+  if not failed:
+    return
+  what = ", ".join(failed)
+  run_ids = sorted(set(np.concatenate(list(failed.values())).tolist()))
+  names = ", ".join(grid.describe(r) for r in run_ids)
+  kept = (f"; the last good checkpoint ({checkpoints.latest()} logging intervals) is kept in "
+          f"{checkpoints.directory}" if checkpoints is not None and checkpoints.latest()
+          else "")
+  raise NonFiniteError(
+      f"non-finite {what} between env steps {start:,} and {end:,} in {names}; "
+      f"training stopped{kept}. Simulator NaNs can be masked with mask_nonfinite=True.")
 
 
 def final_evaluation(sim: Env, config, policy_factory: Callable, params, grid: RunGrid) -> dict:

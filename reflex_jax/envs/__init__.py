@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 
 from reflex_jax.envs.base import Env, EnvState, SimulatorEnv, Wrapper
-from reflex_jax.envs.wrappers import AutoResetWrapper, BatchWrapper, EpisodeWrapper
+from reflex_jax.envs.wrappers import AutoResetWrapper, BatchWrapper, EpisodeWrapper, NonFiniteMask
 from reflex_jax.symmetry import asymmetry, registry
 
 
@@ -63,11 +63,15 @@ def make(env_id: str, *, num_envs: int | None = None, episode_length: int | None
 
 
 def wrap(env: Env, *, num_envs: int | None = None, episode_length: int | None = None,
-         action_repeat: int | None = None, auto_reset: bool = True) -> Env:
-  """Adds the time limit, optional auto-reset and batching to a single environment."""
-  if isinstance(env, (EpisodeWrapper, AutoResetWrapper, BatchWrapper)):
+         action_repeat: int | None = None, auto_reset: bool = True,
+         mask_nonfinite: bool = False) -> Env:
+  """Adds the time limit, optional auto-reset and batching to a single environment;
+  mask_nonfinite ends an episode at a NaN/inf simulator step instead (`NonFiniteMask`)."""
+  if isinstance(env, (EpisodeWrapper, AutoResetWrapper, BatchWrapper, NonFiniteMask)):
     raise TypeError(f"{env.env_id} is already wrapped ({type(env).__name__}); "
                     "pass the single simulator environment")
+  if mask_nonfinite:
+    env = NonFiniteMask(env)
   env = EpisodeWrapper(env, episode_length or getattr(env, "episode_length", 1000),
                        action_repeat or getattr(env, "action_repeat", 1))
   if auto_reset:
@@ -77,6 +81,6 @@ def wrap(env: Env, *, num_envs: int | None = None, episode_length: int | None = 
   return env
 
 
-__all__ = ["AutoResetWrapper", "BatchWrapper", "Env", "EnvState", "EpisodeWrapper",
+__all__ = ["AutoResetWrapper", "BatchWrapper", "Env", "EnvState", "EpisodeWrapper", "NonFiniteMask",
            "SimulatorEnv", "UnknownEnvironmentError", "Wrapper", "known_env_ids", "make",
            "make_simulator", "wrap"]

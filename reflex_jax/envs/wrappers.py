@@ -11,6 +11,28 @@ EPISODE_METRICS = ("episode_return", "episode_length", "completed_return",
                    "completed_length", "completed")
 
 
+class NonFiniteMask(Wrapper):
+  """Masks simulator blow-ups: a step whose observation, reward or physics state is NaN/inf
+  returns the last finite state instead, with reward 0 and terminated set, so the episode
+  ends there (and auto-reset starts a new one) rather than poisoning the learner.
+  metrics["masked"] is 1.0 on such a step. Opt-in: it hides divergence, which the
+  trainers' non-finite guard would otherwise report.
+  """
+
+  def reset(self, key):
+    state = self.env.reset(key)
+    return state.replace(metrics=dict(state.metrics, masked=jnp.zeros_like(state.reward)))
+
+  def step(self, state, action):
+    nxt = self.env.step(state, action)
+    finite = jnp.all(jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(
+        (nxt.native, nxt.obs, nxt.reward)) if jnp.issubdtype(x.dtype, jnp.floating)]))
+    masked = state.replace(reward=jnp.zeros_like(state.reward),
+                           terminated=jnp.ones_like(state.terminated))
+    out = jax.tree.map(lambda good, bad: jnp.where(finite, good, bad), nxt, masked)
+    return out.replace(metrics=dict(out.metrics, masked=1.0 - finite.astype(state.reward.dtype)))
+
+
 class EpisodeWrapper(Wrapper):
   """Repeats each action `action_repeat` times and truncates after `episode_length` steps.
 
@@ -28,7 +50,7 @@ class EpisodeWrapper(Wrapper):
   def reset(self, key):
     state = self.env.reset(key)
     zero = jnp.zeros_like(state.reward)
-    return state.replace(metrics={k: zero for k in EPISODE_METRICS})
+    return state.replace(metrics={k: zero for k in EPISODE_METRICS} | _passed_on(state))
 
   def step(self, state, action):
     def repeat(s, _):
@@ -52,8 +74,13 @@ class EpisodeWrapper(Wrapper):
     metrics = dict(episode_return=ret, episode_length=length,
                    completed_return=jnp.where(done > 0, ret, m["completed_return"]),
                    completed_length=jnp.where(done > 0, length, m["completed_length"]),
-                   completed=done)
+                   completed=done) | _passed_on(nxt)
     return nxt.replace(reward=reward, truncated=truncated.astype(reward.dtype), metrics=metrics)
+
+
+def _passed_on(state) -> dict:
+  """Inner metrics kept by EpisodeWrapper (the simulator's own are dropped)."""
+  return {k: state.metrics[k] for k in ("masked",) if k in state.metrics}
 
 
 class AutoResetWrapper(Wrapper):

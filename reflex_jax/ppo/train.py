@@ -52,6 +52,7 @@ class PPOConfig:
   episode_length: int | None = None  # None: the task's own (Playground) or 1000
   action_repeat: int | None = None
   equalize_asymmetries: bool = False
+  mask_nonfinite: bool = False       # end episodes at NaN/inf simulator steps (envs.NonFiniteMask)
   num_logs: int = 10                 # host calls (progress, metrics) over the run
   num_eval_envs: int = 16            # episodes for the final evaluation
   reflex: regularizer.ReflexConfig | None = None   # None: plain PPO
@@ -95,6 +96,7 @@ class Transition:
   completed: jax.Array
   completed_return: jax.Array
   completed_length: jax.Array
+  masked: jax.Array
 
 
 def _trainable(params: dict) -> dict:
@@ -148,7 +150,7 @@ class Trainer:
       done = jnp.maximum(nxt.terminated, nxt.truncated)
       return nxt, Transition(state.obs, extras["raw_action"], nxt.reward, nxt.terminated, done,
                              m["final_obs"], m["completed"], m["completed_return"],
-                             m["completed_length"])
+                             m["completed_length"], m.get("masked", jnp.zeros_like(nxt.reward)))
     return jax.lax.scan(step, env_state, jax.random.split(key, self.config.unroll_length))
 
   def _update(self, state: TrainState, _) -> tuple[TrainState, dict]:
@@ -211,6 +213,8 @@ class Trainer:
     metrics.update(reward=traj.reward.mean(), episodes=traj.completed.sum(),
                    return_sum=(traj.completed * traj.completed_return).sum(),
                    length_sum=(traj.completed * traj.completed_length).sum())
+    if c.mask_nonfinite:
+      metrics["masked_steps"] = traj.masked.sum()
     new_state = TrainState(dict(trainable, normalizer=normalizer), opt_state, env_state, key,
                            state.update + 1, state.reflex_weight)
     return new_state, metrics
@@ -221,10 +225,25 @@ class Trainer:
     return state, runs.summarize_chunk(m)
 
 
+def make_trainer(env: str | Env, config: PPOConfig, reflection: Reflection | None = None
+                 ) -> tuple[Env, Trainer]:
+  """(the single simulator, the Trainer) for `config`: the update schedule rounded so every
+  logging interval runs the same number of updates."""
+  sim = runs.simulator(env, config.equalize_asymmetries)
+  train_env = runs.wrap(sim, config, config.num_envs, auto_reset=True)
+  if reflection is None:
+    reflection = runs.task_reflection(train_env)
+  total_updates = -(-config.num_timesteps // config.steps_per_update)
+  updates_per_log = -(-total_updates // config.num_logs)
+  return sim, Trainer(train_env, config, reflection, updates_per_log,
+                      updates_per_log * config.num_logs)
+
+
 def train(env: str | Env, config: PPOConfig = PPOConfig(), seed: int | Sequence[int] = 0, *,
           reflex_weight: float | Sequence[float] | None = None,
           reflection: Reflection | None = None,
-          progress_fn: Callable[[int, dict], None] | None = None):
+          progress_fn: Callable[[int, dict], None] | None = None,
+          checkpoints=None, progress_bar: bool = False):
   """Trains PPO (Reflex-PPO when `config.reflex` is set) and returns (make_policy, params, metrics).
 
   seed: an int, or a sequence of seeds trained together (vmapped).
@@ -233,28 +252,24 @@ def train(env: str | Env, config: PPOConfig = PPOConfig(), seed: int | Sequence[
   Runs are the product weights × seeds. params and metrics carry leading axes for each
   argument given as a sequence (weights first, then seeds), none for scalars.
   progress_fn(env_steps, metrics) is called once per logging interval with host numpy values.
+  checkpoints: a `reflex_jax.run.RunCheckpoints`; the run resumes from its latest checkpoint.
+  progress_bar: a tqdm bar with the live return, steps/s and ETA.
   metrics: per-interval arrays under their names, the final evaluation under eval/...,
   and timing (compile_seconds, train_seconds, env_steps_per_second).
+  Raises runs.NonFiniteError when a loss, parameter or simulator state becomes NaN/inf.
   """
   grid = runs.RunGrid.create(seed, reflex_weight, config.reflex_weight,
                              config.reflex is not None, "PPO")
-  sim = runs.simulator(env, config.equalize_asymmetries)
-  train_env = runs.wrap(sim, config, config.num_envs, auto_reset=True)
-  if reflection is None:
-    reflection = runs.task_reflection(train_env)
-  total_updates = -(-config.num_timesteps // config.steps_per_update)
-  updates_per_log = -(-total_updates // config.num_logs)
-  total_updates = updates_per_log * config.num_logs
-  trainer = Trainer(train_env, config, reflection, updates_per_log, total_updates)
-
-  state = jax.jit(jax.vmap(trainer.init))(grid.keys, grid.weights)
+  sim, trainer = make_trainer(env, config, reflection)
+  steps_per_log = trainer.updates_per_log * config.steps_per_update
   state, metrics, compile_seconds, train_seconds = runs.drive(
-      state, trainer.train_chunk, grid, config.num_logs,
-      updates_per_log * config.steps_per_update, progress_fn=progress_fn)
+      lambda: jax.jit(jax.vmap(trainer.init))(grid.keys, grid.weights), trainer.train_chunk,
+      grid, config.num_logs, steps_per_log, progress_fn=progress_fn, checkpoints=checkpoints,
+      progress_bar=progress_bar)
   policy_factory = runs.make_policy(trainer.net)
   metrics.update(runs.final_evaluation(sim, config, policy_factory, state.params, grid))
-  total_steps = total_updates * config.steps_per_update
+  total_steps = trainer.total_updates * config.steps_per_update
   metrics.update(compile_seconds=compile_seconds, train_seconds=train_seconds,
-                 env_steps_per_second=total_steps * len(grid.weights) / train_seconds,
+                 env_steps_per_second=total_steps * len(grid.weights) / max(train_seconds, 1e-9),
                  total_env_steps=total_steps)
   return policy_factory, grid.reshape(state.params), metrics

@@ -53,6 +53,7 @@ class SACConfig:
   episode_length: int | None = None
   action_repeat: int | None = None
   equalize_asymmetries: bool = False
+  mask_nonfinite: bool = False       # end episodes at NaN/inf simulator steps (envs.NonFiniteMask)
   num_logs: int = 10
   num_eval_envs: int = 16
   reflex: regularizer.ReflexConfig | None = None
@@ -120,7 +121,9 @@ class Trainer:
     env_state = runs.constrain(self.env.reset(k_env), self._env_sharding)
     example = self._transition(env_state, jnp.zeros((self.config.num_envs, self.env.action_size)),
                                env_state)
-    buffer = replay.create(example, self.config.buffer_size)
+    # A buffer larger than the run's transitions would never fill: cap it (memory, checkpoints).
+    run_transitions = (self.prefill_iterations + self.total_iterations) * self.config.num_envs
+    buffer = replay.create(example, min(self.config.buffer_size, run_transitions))
     return TrainState(params, opt_state, buffer, env_state, k_train, jnp.zeros((), jnp.int32),
                       jnp.asarray(reflex_weight, jnp.float32))
 
@@ -142,6 +145,8 @@ class Trainer:
                     return_sum=(m["completed"] * m["completed_return"]).sum(),
                     length_sum=(m["completed"] * m["completed_length"]).sum(),
                     reward=nxt.reward.mean())
+    if self.config.mask_nonfinite:
+      episodes["masked_steps"] = m["masked"].sum()
     return state.replace(params=params, buffer=buffer, env_state=nxt), episodes
 
   def prefill(self, state: TrainState) -> TrainState:
@@ -222,17 +227,10 @@ class Trainer:
     return state, out
 
 
-def train(env: str | Env, config: SACConfig = SACConfig(), seed: int | Sequence[int] = 0, *,
-          reflex_weight: float | Sequence[float] | None = None,
-          reflection: Reflection | None = None,
-          progress_fn: Callable[[int, dict], None] | None = None):
-  """Trains SAC (Reflex-SAC when `config.reflex` is set) → (make_policy, params, metrics).
-
-  Arguments, run grid and outputs as in `reflex_jax.ppo.train`; metrics add the SAC losses,
-  α, Q statistics and `gradient_updates_per_second`.
-  """
-  grid = runs.RunGrid.create(seed, reflex_weight, config.reflex_weight,
-                             config.reflex is not None, "SAC")
+def make_trainer(env: str | Env, config: SACConfig, reflection: Reflection | None = None
+                 ) -> tuple[Env, Trainer]:
+  """(the single simulator, the Trainer) for `config`: prefill iterations, then iterations
+  rounded so every logging interval runs the same number."""
   sim = runs.simulator(env, config.equalize_asymmetries)
   train_env = runs.wrap(sim, config, config.num_envs, auto_reset=True)
   if reflection is None:
@@ -241,21 +239,41 @@ def train(env: str | Env, config: SACConfig = SACConfig(), seed: int | Sequence[
   remaining = max(-(-config.num_timesteps // config.steps_per_iteration) - prefill,
                   config.num_logs)
   per_log = -(-remaining // config.num_logs)
-  trainer = Trainer(train_env, config, reflection, per_log, per_log * config.num_logs, prefill)
+  return sim, Trainer(train_env, config, reflection, per_log, per_log * config.num_logs, prefill)
 
-  state = jax.jit(jax.vmap(trainer.init))(grid.keys, grid.weights)
-  state = jax.jit(jax.vmap(trainer.prefill), donate_argnums=0)(state)
+
+def train(env: str | Env, config: SACConfig = SACConfig(), seed: int | Sequence[int] = 0, *,
+          reflex_weight: float | Sequence[float] | None = None,
+          reflection: Reflection | None = None,
+          progress_fn: Callable[[int, dict], None] | None = None,
+          checkpoints=None, progress_bar: bool = False):
+  """Trains SAC (Reflex-SAC when `config.reflex` is set) → (make_policy, params, metrics).
+
+  Arguments, run grid, checkpoints and outputs as in `reflex_jax.ppo.train`; the replay
+  buffer is part of the checkpointed state. metrics add the SAC losses, α, Q statistics and
+  `gradient_updates_per_second`.
+  """
+  grid = runs.RunGrid.create(seed, reflex_weight, config.reflex_weight,
+                             config.reflex is not None, "SAC")
+  sim, trainer = make_trainer(env, config, reflection)
+
+  def init():
+    state = jax.jit(jax.vmap(trainer.init))(grid.keys, grid.weights)
+    return jax.jit(jax.vmap(trainer.prefill), donate_argnums=0)(state)
+
+  first_steps = trainer.prefill_iterations * config.steps_per_iteration
   state, metrics, compile_seconds, train_seconds = runs.drive(
-      state, trainer.train_chunk, grid, config.num_logs, per_log * config.steps_per_iteration,
-      first_steps=prefill * config.steps_per_iteration, progress_fn=progress_fn)
+      init, trainer.train_chunk, grid, config.num_logs,
+      trainer.iterations_per_log * config.steps_per_iteration, first_steps=first_steps,
+      progress_fn=progress_fn, checkpoints=checkpoints, progress_bar=progress_bar)
   policy_factory = runs.make_policy(trainer.net)
   metrics.update(runs.final_evaluation(sim, config, policy_factory, state.params, grid))
-  iterations = per_log * config.num_logs
+  iterations = trainer.total_iterations
+  seconds = max(train_seconds, 1e-9)
   metrics.update(
       compile_seconds=compile_seconds, train_seconds=train_seconds,
-      env_steps_per_second=iterations * config.steps_per_iteration * len(grid.weights)
-      / train_seconds,
+      env_steps_per_second=iterations * config.steps_per_iteration * len(grid.weights) / seconds,
       gradient_updates_per_second=iterations * config.grad_updates_per_step
-      * len(grid.weights) / train_seconds,
-      total_env_steps=(prefill + iterations) * config.steps_per_iteration)
+      * len(grid.weights) / seconds,
+      total_env_steps=first_steps + iterations * config.steps_per_iteration)
   return policy_factory, grid.reshape(state.params), metrics
