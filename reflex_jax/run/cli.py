@@ -1,0 +1,48 @@
+"""`python -m reflex_jax.train`: one experiment from YAML configs and key=value overrides.
+
+    python -m reflex_jax.train                                   # IDP, PPO, baseline vs reflex, 5 seeds
+    python -m reflex_jax.train env=brax/ant algo=ppo reflex.weight=0.1 seeds=8
+    python -m reflex_jax.train --config experiments/reflex/walker2d_sac.yaml steps=50000
+    python -m reflex_jax.train --print-config algo=sac           # every key and its value
+
+Variants (`variants=[baseline,reflex,augment]`): baseline, reflex, reflex_kl,
+reflex_actor_only, augment, reflex_augment, symmetrize. Algorithm settings live under
+`ppo.*` / `sac.*` (e.g. ppo.num_envs=256 sac.grad_updates_per_step=16).
+Killing a run and starting the same command again resumes from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from reflex_jax import runs
+from reflex_jax.run import config as run_config
+from reflex_jax.run.experiment import run_experiment
+from reflex_jax.run.report import format_experiment
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m reflex_jax.train", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--config", action="append", default=[],
+                      help="YAML file(s), merged in order (e.g. experiments/reflex/*.yaml)")
+  parser.add_argument("--print-config", action="store_true",
+                      help="print the resolved configuration and exit")
+  parser.add_argument("--out-dir", default=None, help="run directory (default: out_dir key)")
+  parser.add_argument("overrides", nargs="*", metavar="key=value")
+  args = parser.parse_args(argv)
+  try:
+    config = run_config.load_config(args.config, args.overrides)
+  except (run_config.ConfigError, FileNotFoundError) as error:
+    parser.error(str(error))
+  if args.print_config:
+    print(run_config.to_yaml(config))
+    return 0
+  try:
+    results = run_experiment(config, args.out_dir)
+  except (runs.NonFiniteError, run_config.ConfigError) as error:
+    print(f"error: {error}", file=sys.stderr)
+    return 1
+  print(format_experiment(results))
+  return 0

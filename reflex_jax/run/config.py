@@ -1,0 +1,168 @@
+"""An experiment's configuration: typed dataclasses, YAML files and `key=value` overrides.
+
+    python -m reflex_jax.train env=brax/ant algo=ppo reflex.weight=0.1 seeds=8
+
+OmegaConf checks every key and value against the dataclasses (PPOConfig and SACConfig
+included), so a misspelt key or a bad choice fails at once with the valid ones named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from reflex_jax import envs, ppo, sac
+from reflex_jax.regularizer import ReflexConfig
+from reflex_jax.symmetry import registry
+
+ALGORITHMS = ("ppo", "sac")
+
+# variant → (the ReflexConfig flags it sets, whether the regularizer weight is on).
+# Variants sharing flags run in one program (their weights are vmapped like seeds).
+VARIANTS: dict[str, tuple[dict[str, Any], bool]] = {
+    "baseline": ({}, False),                       # plain PPO / SAC
+    "reflex": ({}, True),                          # the paper's regularizer
+    "reflex_kl": ({"actor_loss": "kl"}, True),     # KL instead of MSE actor term
+    "reflex_actor_only": ({"value_coef": 0.0}, True),  # no critic invariance term
+    "augment": ({"augment": True}, False),         # mirrored-sample augmentation only
+    "reflex_augment": ({"augment": True}, True),
+    "symmetrize": ({"symmetrize": True}, False),   # hard-equivariant networks
+}
+
+
+@dataclasses.dataclass
+class ReflexSettings:
+  weight: float = 0.1             # w0 (the paper's best for Reflex-PPO)
+  schedule: str = "linear"        # linear decay to 0 over the run, or constant
+  actor_loss: str = "mse"
+  detach_target: bool = False
+  value_coef: float = 1.0
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+  env: str = "brax/inverted_double_pendulum"
+  algo: str = "ppo"
+  seeds: int = 5                  # seeds first_seed … first_seed + seeds − 1, vmapped
+  first_seed: int = 0
+  variants: list[str] = dataclasses.field(default_factory=lambda: ["baseline", "reflex"])
+  steps: int | None = None        # env steps per run; None: ppo/sac.num_timesteps
+  reflex: ReflexSettings = dataclasses.field(default_factory=ReflexSettings)
+  ppo: ppo.PPOConfig = dataclasses.field(default_factory=lambda: ppo.PPOConfig(
+      num_envs=64, num_timesteps=600_000, num_logs=20))
+  sac: sac.SACConfig = dataclasses.field(default_factory=lambda: sac.SACConfig(
+      num_envs=16, num_timesteps=30_000, learning_starts=3_000, num_logs=10))
+  out_dir: str = "runs/reflex/{env}/{algo}"  # {env} and {algo} are filled in
+  checkpoint_every: int = 1       # logging intervals between checkpoints
+  keep_checkpoints: int = 2
+  tensorboard: bool = True
+  progress: bool = True
+
+
+class ConfigError(ValueError):
+  """A bad config file, key or value; the message names it."""
+
+
+def load_config(files=(), overrides=(), layers=()) -> ExperimentConfig:
+  """Defaults ← each YAML file in order ← each dict of `layers` ← `key=value` overrides,
+  validated."""
+  merged = OmegaConf.structured(ExperimentConfig)
+  try:
+    for layer in [OmegaConf.load(path) for path in files] + list(layers):
+      merged = OmegaConf.merge(merged, layer)
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+      raise ConfigError(f"overrides must be key=value, got {bad}")
+    merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
+    config = OmegaConf.to_object(merged)
+  except OmegaConfBaseException as error:
+    key = getattr(error, "full_key", None)
+    raise ConfigError(str(error).split("\n")[0] + (f" (key: {key})" if key else "")) from None
+  except ValueError as error:  # a dataclass's own check (PPOConfig.__post_init__, ...)
+    raise ConfigError(str(error)) from None
+  validate(config)
+  return config
+
+
+def validate(config: ExperimentConfig) -> None:
+  if config.algo not in ALGORITHMS:
+    raise ConfigError(f"unknown algo {config.algo!r}; choose one of {list(ALGORITHMS)}")
+  if config.env not in envs.known_env_ids():
+    raise ConfigError(f"unknown env {config.env!r}; known: {', '.join(envs.known_env_ids())}")
+  unknown = [v for v in config.variants if v not in VARIANTS]
+  if unknown or not config.variants:
+    raise ConfigError(f"unknown variants {unknown or '(none given)'}; choose from "
+                      f"{list(VARIANTS)}")
+  if len(set(config.variants)) != len(config.variants):
+    raise ConfigError(f"variants repeat: {config.variants}")
+  if config.seeds < 1:
+    raise ConfigError(f"seeds must be positive, got {config.seeds}")
+  if config.steps is not None and config.steps < 1:
+    raise ConfigError(f"steps must be positive, got {config.steps}")
+  if config.checkpoint_every < 1 or config.keep_checkpoints < 1:
+    raise ConfigError("checkpoint_every and keep_checkpoints must be positive")
+  if getattr(config, config.algo).reflex is not None:
+    raise ConfigError(f"set Reflex through `variants` and `reflex.*`, not {config.algo}.reflex")
+  if any(v != "baseline" for v in config.variants):
+    try:
+      registry.get(config.env).require()
+    except (registry.UnknownEnvironmentError, registry.NoReflectionError) as error:
+      raise ConfigError(f"variants {config.variants} need a reflection: {error}") from None
+  try:
+    reflex_config(config, {})
+  except ValueError as error:
+    raise ConfigError(f"reflex: {error}") from None
+
+
+def reflex_config(config: ExperimentConfig, flags: dict[str, Any]) -> ReflexConfig:
+  s = config.reflex
+  settings = dict(schedule=s.schedule, actor_loss=s.actor_loss, detach_target=s.detach_target,
+                  value_coef=s.value_coef)
+  return ReflexConfig(**(settings | flags))
+
+
+@dataclasses.dataclass(frozen=True)
+class VariantGroup:
+  """Variants trained in one program: one algorithm config, a Reflex weight per variant."""
+  name: str
+  variants: tuple[str, ...]
+  weights: tuple[float, ...]
+  algorithm_config: Any  # PPOConfig | SACConfig
+
+
+def variant_groups(config: ExperimentConfig) -> list[VariantGroup]:
+  """The experiment's variants grouped by program. `baseline` joins `reflex` when both are
+  asked for (a zero weight makes the regularizer vanish); alone it is plain PPO/SAC."""
+  base = getattr(config, config.algo)
+  if config.steps is not None:
+    base = dataclasses.replace(base, num_timesteps=config.steps)
+  groups: dict[tuple, list[str]] = {}
+  for variant in config.variants:
+    flags, _ = VARIANTS[variant]
+    plain = variant == "baseline" and "reflex" not in config.variants
+    groups.setdefault(("plain",) if plain else tuple(sorted(flags.items())), []).append(variant)
+  out = []
+  for key, variants in groups.items():
+    if key == ("plain",):
+      algorithm_config, weights = base, (0.0,)
+    else:
+      algorithm_config = dataclasses.replace(
+          base, reflex=reflex_config(config, VARIANTS[variants[0]][0]))
+      weights = tuple(config.reflex.weight if VARIANTS[v][1] else 0.0 for v in variants)
+    out.append(VariantGroup("+".join(variants), tuple(variants), weights, algorithm_config))
+  return out
+
+
+def out_dir(config: ExperimentConfig) -> str:
+  return config.out_dir.format(env=config.env.replace("/", "_"), algo=config.algo)
+
+
+def to_yaml(config: ExperimentConfig) -> str:
+  return OmegaConf.to_yaml(OmegaConf.structured(config))
+
+
+def from_yaml(path: str) -> ExperimentConfig:
+  return load_config([path])

@@ -1,0 +1,87 @@
+"""Per-run metrics of an experiment: `metrics.jsonl` and `metrics.csv` (one row per logging
+interval, variant and seed) and TensorBoard event files (one run per variant/seed, written
+by tensorboardX: TensorBoard itself is not needed to write them).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+
+import numpy as np
+
+KEY_COLUMNS = ("log", "env_steps", "variant", "seed")
+
+
+class MetricLog:
+  """Appends rows; on resume, rows a killed run wrote after its last checkpoint are dropped so
+  the files read as one uninterrupted run."""
+
+  def __init__(self, directory: str, *, tensorboard: bool = True):
+    os.makedirs(directory, exist_ok=True)
+    self.directory = directory
+    self.jsonl_path = os.path.join(directory, "metrics.jsonl")
+    self.csv_path = os.path.join(directory, "metrics.csv")
+    self._rows = read_rows(self.jsonl_path) if os.path.exists(self.jsonl_path) else []
+    self._tensorboard = tensorboard
+    self._writers: dict[tuple[str, int], object] = {}
+
+  def keep(self, variants, logs_done: int) -> None:
+    """Forgets rows of `variants` beyond `logs_done` intervals (what their checkpoint holds)."""
+    self._rows = [r for r in self._rows if r["variant"] not in variants or r["log"] <= logs_done]
+    self._rewrite()
+
+  def write(self, log: int, env_steps: int, variants, seeds, metrics: dict) -> None:
+    """`metrics` {name: [len(variants), len(seeds)]} of one logging interval."""
+    new = []
+    for i, variant in enumerate(variants):
+      for j, seed in enumerate(seeds):
+        row = {"log": log, "env_steps": int(env_steps), "variant": variant, "seed": int(seed)}
+        row.update({k: _scalar(v[i, j]) for k, v in metrics.items() if k != "env_steps"})
+        new.append(row)
+    self._rows.extend(new)
+    with open(self.jsonl_path, "a", encoding="utf-8") as f:
+      f.writelines(json.dumps(r) + "\n" for r in new)
+    self._write_csv()
+    if self._tensorboard:
+      for row in new:
+        writer = self._writer(row["variant"], row["seed"])
+        for k, v in row.items():
+          if k not in KEY_COLUMNS and v is not None:
+            writer.add_scalar(k, v, row["env_steps"])
+        writer.flush()
+
+  def _writer(self, variant: str, seed: int):
+    if (variant, seed) not in self._writers:
+      from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+      self._writers[variant, seed] = SummaryWriter(
+          os.path.join(self.directory, "tensorboard", f"{variant}_seed{seed}"))
+    return self._writers[variant, seed]
+
+  def _rewrite(self) -> None:
+    with open(self.jsonl_path, "w", encoding="utf-8") as f:
+      f.writelines(json.dumps(r) + "\n" for r in self._rows)
+    self._write_csv()
+
+  def _write_csv(self) -> None:
+    columns = list(KEY_COLUMNS) + sorted({k for r in self._rows for k in r} - set(KEY_COLUMNS))
+    with open(self.csv_path, "w", newline="", encoding="utf-8") as f:
+      writer = csv.DictWriter(f, columns)
+      writer.writeheader()
+      writer.writerows(self._rows)
+
+  def close(self) -> None:
+    for writer in self._writers.values():
+      writer.close()
+
+
+def _scalar(x) -> float | None:
+  x = float(np.asarray(x))
+  return x if math.isfinite(x) else None  # JSON has no NaN; None = not measured yet
+
+
+def read_rows(path: str) -> list[dict]:
+  with open(path, encoding="utf-8") as f:
+    return [json.loads(line) for line in f if line.strip()]
