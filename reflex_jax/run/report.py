@@ -1,0 +1,297 @@
+"""Figures and tables from finished experiments (run directories with results.json).
+
+    python -m reflex_jax.run.report runs/grid          # every experiment under runs/grid
+
+Writes `curves.png` / `curves.pdf` (training return, mean and 95 % bootstrap CI over seeds)
+and `report.md`: per task and algorithm, final evaluation return, area under the learning
+curve and steps to a return threshold for each variant, with the Reflex gain in %; and across
+tasks the interquartile mean (IQM) of normalized scores with stratified-bootstrap 95 % CIs,
+in the style of rliable (Agarwal et al., 2021).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+
+import numpy as np
+from scipy import stats
+
+from reflex_jax.run.experiment import load_results
+
+BOOTSTRAP = 2000
+LABELS = {"baseline": "baseline", "reflex": "Reflex"}
+
+
+# --- statistics -------------------------------------------------------------------------------
+
+def mean_ci(x) -> tuple[float, float]:
+  """Mean and the half-width of its 95 % t-interval (0 for a single value)."""
+  x = np.asarray(x, np.float64)
+  x = x[np.isfinite(x)]
+  if x.size == 0:
+    return np.nan, np.nan
+  if x.size < 2:
+    return float(x.mean()), 0.0
+  return float(x.mean()), float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+
+
+def bootstrap_ci(x_S, statistic=np.mean, seed: int = 0) -> tuple[float, float]:
+  """95 % percentile-bootstrap interval of `statistic` over the last axis (seeds)."""
+  x_S = np.asarray(x_S, np.float64)
+  idx = np.random.default_rng(seed).integers(0, x_S.shape[-1], (BOOTSTRAP, x_S.shape[-1]))
+  samples = statistic(x_S[..., idx], axis=-1)
+  return tuple(np.nanpercentile(samples, [2.5, 97.5], axis=-1))
+
+
+def iqm(x, axis=-1):
+  """Interquartile mean: the mean of the middle 50 % (robust to outlier seeds and tasks)."""
+  return stats.trim_mean(x, 0.25, axis=axis)
+
+
+def stratified_bootstrap_iqm(scores_TS: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
+  """IQM over all (task, seed) scores and its 95 % CI, resampling seeds within each task."""
+  rng = np.random.default_rng(seed)
+  num_tasks, num_seeds = scores_TS.shape
+  point = float(iqm(scores_TS.ravel()))
+  idx = rng.integers(0, num_seeds, (BOOTSTRAP, num_tasks, num_seeds))
+  resampled = np.take_along_axis(scores_TS[None], idx, axis=2).reshape(BOOTSTRAP, -1)
+  low, high = np.percentile(iqm(resampled, axis=1), [2.5, 97.5])
+  return point, float(low), float(high)
+
+
+def steps_to_threshold(returns_LS: np.ndarray, env_steps_L: np.ndarray,
+                       threshold: float) -> np.ndarray:
+  """Per seed, the first logged env step whose training return reaches `threshold` (inf if never)."""
+  reached = np.nan_to_num(np.asarray(returns_LS, np.float64), nan=-np.inf) >= threshold
+  first = np.argmax(reached, axis=0)
+  return np.where(reached.any(axis=0), np.asarray(env_steps_L)[first], np.inf)
+
+
+def default_threshold(returns_LVS: np.ndarray) -> float:
+  """80 % of the way from the first logged mean return to the best variant's final mean;
+  unlike 80 % of the best return, this works for negative returns too."""
+  means_LV = np.nanmean(np.asarray(returns_LVS, np.float64), axis=-1)
+  start = next((float(np.nanmean(m)) for m in means_LV if np.isfinite(m).any()), 0.0)
+  best = float(np.nanmax(means_LV[-1]))
+  return start + 0.8 * (best - start)
+
+
+def area_under_curve(returns_LS: np.ndarray, env_steps_L: np.ndarray) -> np.ndarray:
+  """Per seed, the mean training return over the run (trapezoid over env steps, divided by
+  the span): higher means it learned sooner, not only better. Intervals before the first
+  finished episode count from the first measured return."""
+  r = np.asarray(returns_LS, np.float64)
+  first = np.nanmean(np.where(np.isfinite(r), r, np.nan), axis=0)
+  r = np.stack([fill_leading(r[:, s], first[s]) for s in range(r.shape[1])], axis=1)
+  steps = np.asarray(env_steps_L, np.float64)
+  if steps.size < 2:
+    return r[-1]
+  return np.trapezoid(r, steps, axis=0) / (steps[-1] - steps[0])
+
+
+def fill_leading(x: np.ndarray, fallback: float) -> np.ndarray:
+  """Leading NaNs take the first measured value (forward-filled after that)."""
+  out = x.copy()
+  finite = np.flatnonzero(np.isfinite(out))
+  if finite.size == 0:
+    return np.full_like(out, fallback)
+  out[:finite[0]] = out[finite[0]]
+  for i in range(finite[0] + 1, out.size):
+    if not np.isfinite(out[i]):
+      out[i] = out[i - 1]
+  return out
+
+
+# --- one experiment ---------------------------------------------------------------------------
+
+def summarize(results: dict, threshold: float | None = None) -> dict:
+  """Per variant: final eval return, final training return, AUC, steps to threshold (with
+  the count of seeds reaching it) and symmetry errors; gains of each Reflex variant over the
+  baseline in % of |baseline|."""
+  steps = np.asarray(results["env_steps"])
+  curves = results["curves"]["episode_return"]
+  returns_LVS = np.stack([np.asarray(curves[v], np.float64) for v in results["variants"]], 1)
+  if threshold is None:
+    threshold = default_threshold(returns_LVS)
+  rows = {}
+  for v in results["variants"]:
+    r_LS = np.asarray(curves[v], np.float64)
+    hit = steps_to_threshold(r_LS, steps, threshold)
+    rows[v] = dict(
+        eval_return=np.asarray(results["final"]["eval/return"][v], np.float64),
+        final_return=r_LS[-1], auc=area_under_curve(r_LS, steps), steps_to_threshold=hit,
+        reached=int(np.isfinite(hit).sum()),
+        policy_symmetry_error=_last(results, "policy_symmetry_error", v),
+        value_symmetry_error=_last(results, "value_symmetry_error", v))
+  gains = {}
+  if "baseline" in rows:
+    for v in rows:
+      if v != "baseline":
+        gains[v] = {k: _gain(np.nanmean(rows[v][k]), np.nanmean(rows["baseline"][k]))
+                    for k in ("eval_return", "auc")}
+  return dict(threshold=threshold, rows=rows, gains=gains, env_steps=int(steps[-1]),
+              seeds=len(results["seeds"]))
+
+
+def _last(results, name, variant) -> float:
+  curve = results["curves"].get(name, {}).get(variant)
+  return float(np.nanmean(curve[-1])) if curve is not None else np.nan
+
+
+def _gain(value: float, baseline: float) -> float:
+  return 100.0 * (value - baseline) / abs(baseline) if baseline else np.nan
+
+
+def format_experiment(results: dict, threshold: float | None = None) -> str:
+  """A markdown table of one experiment (what `python -m reflex_jax.train` prints)."""
+  s = summarize(results, threshold)
+  lines = [f"**{results['env']}** ({results['kind'] or 'no reflection'}), "
+           f"{results['algo'].upper()}: {s['seeds']} seeds per variant, {s['env_steps']:,} env "
+           f"steps each; threshold {s['threshold']:.1f}", "",
+           "| variant | eval return | final train return | AUC | steps to threshold (reached) "
+           "| policy sym err | value sym err |", "|---|---:|---:|---:|---:|---:|---:|"]
+  for v, row in s["rows"].items():
+    hits = row["steps_to_threshold"][np.isfinite(row["steps_to_threshold"])]
+    lines.append(
+        f"| {v} | {_pm(row['eval_return'])} | {_pm(row['final_return'])} | {_pm(row['auc'])} | "
+        f"{_pm(hits, ',.0f') if hits.size else '—'} ({row['reached']}/{s['seeds']}) | "
+        f"{row['policy_symmetry_error']:.3f} | {row['value_symmetry_error']:.3f} |")
+  for v, g in s["gains"].items():
+    lines.append(f"\n{v} vs baseline: eval return {g['eval_return']:+.1f} %, "
+                 f"AUC {g['auc']:+.1f} %")
+  return "\n".join(lines)
+
+
+def _pm(x, fmt: str = ".1f") -> str:
+  mean, ci = mean_ci(x)
+  return f"{mean:{fmt}} ± {ci:{fmt}}" if np.isfinite(mean) else "—"
+
+
+# --- across experiments -----------------------------------------------------------------------
+
+def normalized_scores(results: dict) -> dict[str, np.ndarray]:
+  """Per variant, each seed's eval return mapped so 0 is the task's first logged mean training
+  return (an untrained policy) and 1 the best variant's mean eval return in this experiment."""
+  curves = results["curves"]["episode_return"]
+  start = np.mean([fill_leading(np.nanmean(np.asarray(curves[v], np.float64), axis=1), 0.0)[0]
+                   for v in results["variants"]])
+  finals = {v: np.asarray(results["final"]["eval/return"][v], np.float64)
+            for v in results["variants"]}
+  best = max(np.nanmean(x) for x in finals.values())
+  span = best - start if best != start else 1.0
+  return {v: (x - start) / span for v, x in finals.items()}
+
+
+def aggregate(all_results: list[dict]) -> list[dict]:
+  """IQM of normalized scores across tasks per (algo, variant), with stratified-bootstrap CIs;
+  also the probability of improvement P(reflex > baseline) over paired task seeds."""
+  out = []
+  for algo in sorted({r["algo"] for r in all_results}):
+    experiments = [r for r in all_results if r["algo"] == algo]
+    variants = [v for v in experiments[0]["variants"]
+                if all(v in r["variants"] for r in experiments)]
+    scores = [normalized_scores(r) for r in experiments]
+    num_seeds = min(len(r["seeds"]) for r in experiments)
+    for v in variants:
+      scores_TS = np.stack([s[v][:num_seeds] for s in scores])
+      point, low, high = stratified_bootstrap_iqm(scores_TS)
+      row = dict(algo=algo, variant=v, tasks=len(experiments), iqm=point, low=low, high=high,
+                 mean=float(np.mean(scores_TS)))
+      if v != "baseline" and "baseline" in variants:
+        base_TS = np.stack([s["baseline"][:num_seeds] for s in scores])
+        # P(X > Y) per task over all seed pairs (ties count half), averaged over tasks.
+        p = [np.mean((x[:, None] > y[None]) + 0.5 * (x[:, None] == y[None]))
+             for x, y in zip(scores_TS, base_TS)]
+        row["p_improvement"] = float(np.mean(p))
+      out.append(row)
+  return out
+
+
+def format_aggregate(rows: list[dict]) -> str:
+  lines = ["| algo | variant | tasks | IQM normalized score [95 % CI] | mean | P(variant > baseline) |",
+           "|---|---|---:|---:|---:|---:|"]
+  for r in rows:
+    p = f"{r['p_improvement']:.2f}" if "p_improvement" in r else "—"
+    lines.append(f"| {r['algo'].upper()} | {r['variant']} | {r['tasks']} | {r['iqm']:.3f} "
+                 f"[{r['low']:.3f}, {r['high']:.3f}] | {r['mean']:.3f} | {p} |")
+  return "\n".join(lines)
+
+
+def plot_curves(all_results: list[dict], path_stem: str) -> list[str]:
+  """One panel per (task, algorithm): training return vs env steps per variant, mean line and
+  95 % bootstrap band over seeds. Writes PNG and PDF; returns their paths."""
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  n = len(all_results)
+  cols = min(n, 4)
+  rows = -(-n // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+  for ax, results in zip(axes.ravel(), all_results):
+    steps = np.asarray(results["env_steps"])
+    for v in results["variants"]:
+      r_LS = np.asarray(results["curves"]["episode_return"][v], np.float64)
+      mean = np.nanmean(r_LS, axis=1)
+      low, high = bootstrap_ci(r_LS, np.nanmean)
+      line, = ax.plot(steps, mean, label=LABELS.get(v, v))
+      ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set_title(f"{results['env']} · {results['algo'].upper()}", fontsize=9)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("episode return")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+  for ax in axes.ravel()[n:]:
+    ax.axis("off")
+  fig.tight_layout()
+  paths = [f"{path_stem}.png", f"{path_stem}.pdf"]
+  for p in paths:
+    fig.savefig(p, dpi=120)
+  plt.close(fig)
+  return paths
+
+
+def find_experiments(root: str) -> list[str]:
+  """Run directories under `root` (itself included) that hold a finished experiment."""
+  found = sorted({os.path.dirname(p) for p in
+                  glob.glob(os.path.join(root, "**", "results.json"), recursive=True)})
+  return found
+
+
+def write_report(run_dirs: list[str], out_dir: str) -> str:
+  """curves.png/.pdf and report.md in `out_dir`; returns the markdown."""
+  if not run_dirs:
+    raise FileNotFoundError("no finished experiments (results.json) to report")
+  all_results = [load_results(d) for d in run_dirs]
+  os.makedirs(out_dir, exist_ok=True)
+  plot_curves(all_results, os.path.join(out_dir, "curves"))
+  parts = ["# Reflex report", "", "![learning curves](curves.png)", ""]
+  parts += [format_experiment(r) + "\n" for r in all_results]
+  if len({r["env"] for r in all_results}) > 1:
+    parts += ["## Across tasks", "",
+              "Scores: eval return normalized per task and algorithm (0: the first logged "
+              "return, 1: the best variant's mean eval return); IQM with stratified-bootstrap "
+              "95 % CIs over seeds.", "", format_aggregate(aggregate(all_results))]
+  text = "\n".join(parts) + "\n"
+  with open(os.path.join(out_dir, "report.md"), "w", encoding="utf-8") as f:
+    f.write(text)
+  return text
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m reflex_jax.run.report", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("root", help="a run directory or a directory of them (e.g. a grid)")
+  parser.add_argument("--out", default=None, help="where to write (default: root)")
+  args = parser.parse_args(argv)
+  try:
+    print(write_report(find_experiments(args.root), args.out or args.root))
+  except FileNotFoundError as error:
+    parser.error(f"{args.root}: {error}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

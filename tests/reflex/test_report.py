@@ -1,0 +1,76 @@
+"""The report's statistics."""
+
+import numpy as np
+
+from reflex_jax.run.report import default_threshold, steps_to_threshold
+
+
+def test_steps_to_threshold_takes_the_first_crossing_per_seed():
+  returns_LS = np.array([[0.0, 1.0], [np.nan, 5.0], [9.0, 2.0], [10.0, 3.0]])
+  steps = np.array([10, 20, 30, 40])
+  np.testing.assert_array_equal(steps_to_threshold(returns_LS, steps, 5.0), [30, 20])
+  assert np.isinf(steps_to_threshold(returns_LS, steps, 11.0)).all()
+
+
+def test_default_threshold_works_for_negative_returns():
+  # [logs, variants, seeds]: from about -10 to a best final mean of -2
+  returns = np.array([[[np.nan, np.nan], [np.nan, np.nan]],
+                      [[-10.0, -10.0], [-10.0, -10.0]],
+                      [[-4.0, -4.0], [-2.0, -2.0]]])
+  threshold = default_threshold(returns)
+  assert threshold == -10.0 + 0.8 * 8.0
+  assert -4.0 < threshold <= -2.0  # reachable by the better variant
+
+
+def test_iqm_ignores_the_outer_quartiles_and_the_bootstrap_brackets_it():
+  from reflex_jax.run.report import iqm, stratified_bootstrap_iqm
+  x = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 1000.0])
+  assert iqm(x) == np.mean([2.0, 3.0, 4.0, 5.0])
+  scores = np.random.default_rng(0).normal(0.5, 0.1, (4, 5))
+  point, low, high = stratified_bootstrap_iqm(scores)
+  assert low < point < high and high - low < 0.2
+
+
+def test_area_under_curve_rewards_learning_sooner():
+  from reflex_jax.run.report import area_under_curve
+  steps = np.array([0, 10, 20])
+  early = np.array([[0.0], [10.0], [10.0]])
+  late = np.array([[0.0], [0.0], [10.0]])
+  assert area_under_curve(early, steps)[0] == 7.5 and area_under_curve(late, steps)[0] == 2.5
+  leading_nan = np.array([[np.nan], [4.0], [4.0]])  # no episode had finished at the first log
+  assert area_under_curve(leading_nan, steps)[0] == 4.0
+
+
+def _fake_results(env, algo, gain, seeds=5, kind="axial"):
+  rng = np.random.default_rng(abs(hash((env, algo))) % 1000)
+  steps = [100, 200, 300]
+  curves, final = {}, {}
+  for v, scale in (("baseline", 1.0), ("reflex", 1.0 + gain)):
+    curve = np.outer([10.0, 50.0, 100.0], np.ones(seeds)) * scale + rng.normal(0, 1, (3, seeds))
+    curves[v] = curve.tolist()
+    final[v] = (curve[-1] + 5).tolist()
+  return {"env": env, "algo": algo, "kind": kind, "variants": ["baseline", "reflex"],
+          "seeds": list(range(seeds)), "env_steps": steps,
+          "curves": {"episode_return": curves,
+                     "policy_symmetry_error": {v: [[0.1] * seeds] * 3 for v in curves}},
+          "final": {"eval/return": final}, "timing": {}}
+
+
+def test_report_writes_curves_tables_gains_and_the_cross_task_iqm(tmp_path):
+  import json
+  from reflex_jax.run.report import aggregate, find_experiments, write_report
+  for env, gain in (("brax/a", 0.2), ("brax/b", 0.3)):
+    for algo in ("ppo", "sac"):
+      d = tmp_path / env.replace("/", "_") / algo
+      d.mkdir(parents=True)
+      (d / "results.json").write_text(json.dumps(_fake_results(env, algo, gain)))
+  dirs = find_experiments(str(tmp_path))
+  assert len(dirs) == 4
+  text = write_report(dirs, str(tmp_path))
+  assert (tmp_path / "curves.png").stat().st_size > 10_000 and (tmp_path / "curves.pdf").exists()
+  assert "reflex vs baseline: eval return +" in text and "## Across tasks" in text
+  rows = aggregate([json.loads((tmp_path / "brax_a" / a / "results.json").read_text())
+                    for a in ("ppo", "sac")])
+  reflex = next(r for r in rows if r["variant"] == "reflex" and r["algo"] == "ppo")
+  baseline = next(r for r in rows if r["variant"] == "baseline" and r["algo"] == "ppo")
+  assert reflex["iqm"] > baseline["iqm"] and reflex["p_improvement"] > 0.9
