@@ -1,0 +1,101 @@
+"""The grid runner: tasks × algorithms, each cell an experiment (variants × seeds vmapped in
+one program), then the report.
+
+    python -m reflex_jax.run.grid --config experiments/reflex/grid_cpu.yaml
+    python -m reflex_jax.run.grid --config experiments/reflex/grid_cpu.yaml out_dir=runs/g2
+
+Rerunning resumes the grid: finished cells (results.json) are skipped, an interrupted cell
+continues from its checkpoints. The grid file:
+
+    out_dir: runs/grid
+    envs: [brax/inverted_double_pendulum, brax/walker2d]
+    algos: [ppo, sac]
+    common: {seeds: 5, variants: [baseline, reflex]}   # experiment keys for every cell
+    overrides:                                         # merged in this order when they match:
+      ppo: {steps: 300000}                             #   the algorithm,
+      brax/walker2d: {ppo: {num_envs: 32}}             #   the task,
+      brax/walker2d/sac: {steps: 10000}                #   the cell
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from reflex_jax import runs
+from reflex_jax.run import config as run_config
+from reflex_jax.run.experiment import run_experiment
+from reflex_jax.run.report import write_report
+
+GRID_KEYS = ("out_dir", "envs", "algos", "common", "overrides")
+
+
+def cell_dir(out_dir: str, env: str, algo: str) -> str:
+  return os.path.join(out_dir, env.replace("/", "_"), algo)
+
+
+def load_grid(path: str, overrides=()) -> tuple[str, list[run_config.ExperimentConfig]]:
+  """(out_dir, one validated ExperimentConfig per cell); any bad key fails before a run starts."""
+  try:
+    grid = OmegaConf.merge(OmegaConf.load(path), OmegaConf.from_dotlist(list(overrides)))
+    grid = OmegaConf.to_container(grid, resolve=True)
+  except (OmegaConfBaseException, OSError) as error:
+    raise run_config.ConfigError(f"{path}: {error}") from None
+  unknown = sorted(set(grid) - set(GRID_KEYS))
+  if unknown:
+    raise run_config.ConfigError(f"{path}: unknown grid keys {unknown}; valid: {list(GRID_KEYS)}")
+  missing = [k for k in ("envs", "algos") if not grid.get(k)]
+  if missing:
+    raise run_config.ConfigError(f"{path}: the grid needs {missing}")
+  out_dir = grid.get("out_dir", "runs/grid")
+  layers = grid.get("overrides") or {}
+  cells = [(env, algo) for env in grid["envs"] for algo in grid["algos"]]
+  stray = sorted(set(layers) - set(grid["algos"]) - set(grid["envs"])
+                 - {f"{e}/{a}" for e, a in cells})
+  if stray:
+    raise run_config.ConfigError(f"{path}: overrides for {stray} match no algorithm, task or "
+                                 "cell of the grid")
+  configs = []
+  for env, algo in cells:
+    matching = [layers[k] for k in (algo, env, f"{env}/{algo}") if k in layers]
+    cell = {"env": env, "algo": algo, "out_dir": cell_dir(out_dir, env, algo)}
+    try:
+      configs.append(run_config.load_config(layers=[grid.get("common") or {}, *matching, cell]))
+    except run_config.ConfigError as error:
+      raise run_config.ConfigError(f"{path}, cell {env} × {algo}: {error}") from None
+  return out_dir, configs
+
+
+def run_grid(out_dir: str, configs: list[run_config.ExperimentConfig]) -> str:
+  """Runs every unfinished cell, then writes the report; returns its markdown."""
+  for i, config in enumerate(configs):
+    print(f"[{i + 1}/{len(configs)}] {config.env} × {config.algo}", file=sys.stderr, flush=True)
+    run_experiment(config)
+  return write_report([c.out_dir for c in configs], out_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m reflex_jax.run.grid", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--config", required=True, help="the grid YAML file")
+  parser.add_argument("overrides", nargs="*", metavar="key=value",
+                      help="grid-level overrides, e.g. out_dir=runs/g2 common.seeds=3")
+  args = parser.parse_args(argv)
+  try:
+    out_dir, configs = load_grid(args.config, args.overrides)
+  except run_config.ConfigError as error:
+    parser.error(str(error))
+  try:
+    print(run_grid(out_dir, configs))
+  except runs.NonFiniteError as error:
+    print(f"error: {error}", file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
