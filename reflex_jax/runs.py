@@ -62,6 +62,16 @@ def require_reflection(env: Env, reflection: Reflection | None) -> Reflection:
   raise registry.NoReflectionError(f"{env.env_id} has no registered reflection")
 
 
+def trainer_reflection(env: Env, config, reflection: Reflection | None) -> Reflection | None:
+  """The reflection a trainer uses: required (and looked up) when `config.reflex` is set,
+  otherwise the one given (for the symmetry metrics); checked against the env's sizes."""
+  if config.reflex is not None:
+    reflection = require_reflection(env, reflection)
+  if reflection is not None:
+    reflection.check_sizes(env.observation_size, env.action_size, name=env.env_id)
+  return reflection
+
+
 def env_sharding(num_envs: int, num_devices: int | None) -> NamedSharding | None:
   """Environments split over devices (None on one device)."""
   devices = jax.devices()

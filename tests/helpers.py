@@ -1,4 +1,9 @@
-"""Shared test helpers: chex assertions and with/without-jit variants."""
+"""Shared test helpers: chex assertions, with/without-jit variants, killing a run."""
+
+import os
+import signal
+import subprocess
+import time
 
 import chex
 import jax
@@ -10,3 +15,21 @@ with_and_without_jit = pytest.mark.parametrize(
 
 assert_close = chex.assert_trees_all_close
 assert_shape = chex.assert_shape
+
+
+def kill_at_checkpoint(command, checkpoints, first: int, last: int, *, env, cwd,
+                       timeout: float = 900) -> None:
+  """Starts `command` and SIGKILLs it as soon as a checkpoint numbered in [first, last)
+  exists under the directory `checkpoints` (a pathlib.Path)."""
+  process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+  deadline = time.time() + timeout
+  while time.time() < deadline and process.poll() is None:
+    done = [int(p.name) for p in checkpoints.glob("*") if p.name.isdigit()] \
+        if checkpoints.exists() else []
+    if any(first <= d < last for d in done):
+      break
+    time.sleep(0.02)
+  assert process.poll() is None, "the run ended before it could be killed"
+  os.kill(process.pid, signal.SIGKILL)
+  process.wait()

@@ -112,10 +112,7 @@ class Trainer:
 
   def __init__(self, env: Env, config: PPOConfig, reflection: Reflection | None,
                updates_per_log: int, total_updates: int):
-    if config.reflex is not None:
-      reflection = runs.require_reflection(env, reflection)
-    if reflection is not None:
-      reflection.check_sizes(env.observation_size, env.action_size, name=env.env_id)
+    reflection = runs.trainer_reflection(env, config, reflection)
     self.env, self.config, self.reflection = env, config, reflection
     self.updates_per_log, self.total_updates = updates_per_log, total_updates
     self.net = ActorCritic.create(

@@ -94,10 +94,7 @@ class Trainer:
 
   def __init__(self, env: Env, config: SACConfig, reflection: Reflection | None,
                iterations_per_log: int, total_iterations: int, prefill_iterations: int):
-    if config.reflex is not None:
-      reflection = runs.require_reflection(env, reflection)
-    if reflection is not None:
-      reflection.check_sizes(env.observation_size, env.action_size, name=env.env_id)
+    reflection = runs.trainer_reflection(env, config, reflection)
     self.env, self.config, self.reflection = env, config, reflection
     self.iterations_per_log, self.total_iterations = iterations_per_log, total_iterations
     self.prefill_iterations = prefill_iterations

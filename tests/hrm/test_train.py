@@ -2,11 +2,9 @@
 
 import functools
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +22,7 @@ from hrm_jax.train.metrics import read_metrics
 from hrm_jax.train.step import TrainState, segments_of, train_step
 
 from conftest import TINY, make_model
+from tests.helpers import kill_at_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -212,19 +211,8 @@ def test_sigkill_and_rerun_resumes_to_the_same_loss_curve(tmp_path):
   assert straight.returncode == 0, straight.stderr[-3000:]
 
   run_dir = tmp_path / "killed"
-  process = subprocess.Popen(_train_command(run_dir), env=env, cwd=ROOT,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  checkpoints = run_dir / "checkpoints"
-  deadline = time.time() + 600
-  while time.time() < deadline and process.poll() is None:
-    done = [int(p.name) for p in checkpoints.glob("*") if p.name.isdigit()] \
-        if checkpoints.exists() else []
-    if any(10 <= d < 40 for d in done):
-      break
-    time.sleep(0.02)
-  assert process.poll() is None, "the run ended before it could be killed"
-  os.kill(process.pid, signal.SIGKILL)
-  process.wait()
+  kill_at_checkpoint(_train_command(run_dir), run_dir / "checkpoints", 10, 40, env=env, cwd=ROOT,
+                     timeout=600)
   killed_at = read_metrics(str(run_dir / "metrics.jsonl"))[-1]["step"]
   assert killed_at < 40
 

@@ -4,10 +4,8 @@ guard, metric files."""
 import dataclasses
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +18,7 @@ from reflex_jax.run import RunCheckpoints
 from reflex_jax.run import config as run_config
 from reflex_jax.run.cli import main as cli_main
 from reflex_jax.run.experiment import load_params
+from tests.helpers import kill_at_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -136,19 +135,8 @@ def test_sigkill_and_rerun_ends_with_the_same_parameters(tmp_path):
   assert straight.returncode == 0, straight.stderr[-3000:]
 
   run_dir = tmp_path / "killed"
-  process = subprocess.Popen(_train_command(run_dir), env=env, cwd=ROOT,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  checkpoints = run_dir / "checkpoints" / "baseline+reflex"
-  deadline = time.time() + 900
-  while time.time() < deadline and process.poll() is None:
-    done = [int(p.name) for p in checkpoints.glob("*") if p.name.isdigit()] \
-        if checkpoints.exists() else []
-    if any(3 <= d < 12 for d in done):
-      break
-    time.sleep(0.02)
-  assert process.poll() is None, "the run ended before it could be killed"
-  os.kill(process.pid, signal.SIGKILL)
-  process.wait()
+  kill_at_checkpoint(_train_command(run_dir), run_dir / "checkpoints" / "baseline+reflex", 3, 12,
+                     env=env, cwd=ROOT)
   assert not (run_dir / "results.json").exists()
 
   resumed = subprocess.run(_train_command(run_dir), env=env, capture_output=True, text=True,
