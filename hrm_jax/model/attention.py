@@ -68,17 +68,37 @@ class GatedAttention(nnx.Module):
     self.gate_proj = dense(config, d, w, rngs)
     self.o_proj = dense(config, w, d, rngs)
 
-  def __call__(self, x_BTD: jax.Array, cos_BTH: jax.Array, sin_BTH: jax.Array,
-               mask_B1TT: jax.Array) -> jax.Array:
+  def _project(self, x_BTD, cos_BTH, sin_BTH):
+    """q, k (rotated), v and the gate, each [B, T, heads, head_dim]."""
     c = self.config
     b, t, d = x_BTD.shape
     x_ND = x_BTD.reshape(b * t, d)  # 2-D projections: see mlp.py
     heads = lambda y: y.reshape(b, t, c.num_attention_heads, c.head_dim)
-    q_BTNH = apply_rotary(heads(self.q_proj(x_ND)), cos_BTH, sin_BTH)
-    k_BTNH = apply_rotary(heads(self.k_proj(x_ND)), cos_BTH, sin_BTH)
-    v_BTNH = heads(self.v_proj(x_ND))
+    return (apply_rotary(heads(self.q_proj(x_ND)), cos_BTH, sin_BTH),
+            apply_rotary(heads(self.k_proj(x_ND)), cos_BTH, sin_BTH),
+            heads(self.v_proj(x_ND)), heads(self.gate_proj(x_ND)))
+
+  def _attend(self, q_BTNH, k_BSNH, v_BSNH, gate_BTNH, mask_B1TS):
+    c = self.config
+    b, t = q_BTNH.shape[:2]
     # Softmax runs in fp32 inside dot_product_attention whatever the compute dtype.
-    out_BTNH = jax.nn.dot_product_attention(q_BTNH, k_BTNH, v_BTNH, mask=mask_B1TT,
+    out_BTNH = jax.nn.dot_product_attention(q_BTNH, k_BSNH, v_BSNH, mask=mask_B1TS,
                                             implementation=c.attention_impl)
-    gated = jax.nn.sigmoid(heads(self.gate_proj(x_ND))) * out_BTNH
-    return self.o_proj(gated.reshape(b * t, c.attention_width)).reshape(b, t, d)
+    gated = jax.nn.sigmoid(gate_BTNH) * out_BTNH
+    return self.o_proj(gated.reshape(b * t, c.attention_width)).reshape(b, t, c.hidden_size)
+
+  def __call__(self, x_BTD: jax.Array, cos_BTH: jax.Array, sin_BTH: jax.Array,
+               mask_B1TT: jax.Array) -> jax.Array:
+    q_BTNH, k_BTNH, v_BTNH, gate_BTNH = self._project(x_BTD, cos_BTH, sin_BTH)
+    return self._attend(q_BTNH, k_BTNH, v_BTNH, gate_BTNH, mask_B1TT)
+
+  def cached(self, x_BtD, cos_BtH, sin_BtH, mask_B1tS, k_BSNH, v_BSNH, start_B):
+    """Attention of t new tokens per row over a KV cache of S positions: their keys and
+    values are written at [start_b, start_b + t) of row b first. Returns (out, k, v)."""
+    q_BtNH, k_BtNH, v_BtNH, gate_BtNH = self._project(x_BtD, cos_BtH, sin_BtH)
+    write = jax.vmap(lambda cache, new, start: jax.lax.dynamic_update_slice_in_dim(
+        cache, new.astype(cache.dtype), start, axis=0))
+    k_BSNH, v_BSNH = write(k_BSNH, k_BtNH, start_B), write(v_BSNH, v_BtNH, start_B)
+    out = self._attend(q_BtNH, k_BSNH.astype(q_BtNH.dtype), v_BSNH.astype(q_BtNH.dtype),
+                       gate_BtNH, mask_B1tS)
+    return out, k_BSNH, v_BSNH

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from hrm_jax.model.config import ModelConfig
-from hrm_jax.model.hrm import HrmText, LanguageModel
+from hrm_jax.model.hrm import HrmText, LanguageModel, run_cached
 from hrm_jax.model.stack import Stack
 
 
@@ -38,6 +38,17 @@ class Looped(LanguageModel):
         z = jax.lax.scan(lambda zz, _, f=frozen: (loop(zz, f), None), z, None, length=count,
                          unroll=self.config.scan_unroll or 1)[0]
     return z
+
+  @property
+  def num_cached_calls(self) -> int:
+    return self.config.num_calls
+
+  def cached_core(self, x_BtD, cos_BtH, sin_BtH, mask_B1tS, cache, start_B):
+    z = jnp.zeros_like(x_BtD)
+    for call in range(self.num_cached_calls):
+      z, cache = run_cached(self.stack, z, x_BtD, cos_BtH, sin_BtH, mask_B1tS, cache, call,
+                            start_B)
+    return z, cache
 
 
 def build(config: ModelConfig, *, rngs: nnx.Rngs) -> LanguageModel:

@@ -8,6 +8,8 @@ Recurrence (N = H_cycles, T = L_cycles, x = scale · E[tokens]):
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -20,6 +22,21 @@ from hrm_jax.model.stack import Stack
 
 EMBEDDING_INIT = nnx.initializers.variance_scaling(1.0, "fan_in", "truncated_normal",
                                                    in_axis=-1, out_axis=-2)  # std 1/sqrt(D)
+
+
+@dataclasses.dataclass(frozen=True)
+class KVCache:
+  """Keys and values of every (module call, layer): [calls, layers, B, S, heads, head_dim].
+  HRM-Text makes N·(T+1) module calls per token, each attending over its own history."""
+  k: jax.Array
+  v: jax.Array
+
+  @property
+  def length(self) -> int:
+    return self.k.shape[3]
+
+
+jax.tree_util.register_dataclass(KVCache, data_fields=["k", "v"], meta_fields=[])
 
 
 class Buffer(nnx.Variable):
@@ -83,6 +100,56 @@ class LanguageModel(nnx.Module):
   def core(self, x_BTD, cos_BTH, sin_BTH, mask_B1TT, bp_steps):
     raise NotImplementedError
 
+  # --- inference with a KV cache ----------------------------------------------------------------
+
+  num_cached_calls: int  # module calls per token, each with its own cache
+
+  def init_cache(self, batch: int, length: int, dtype=None) -> KVCache:
+    """An empty cache for `batch` rows of up to `length` positions."""
+    c = self.config
+    if length > c.max_position_embeddings:
+      raise ValueError(f"cache length {length} exceeds max_position_embeddings "
+                       f"{c.max_position_embeddings}")
+    shape = (self.num_cached_calls, c.num_layers_per_stack, batch, length,
+             c.num_attention_heads, c.head_dim)
+    dtype = dtype or c.compute_dtype
+    return KVCache(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
+
+  def cached_logits(self, tokens_Bt: jax.Array, start_B: jax.Array, prompt_lengths_B: jax.Array,
+                    cache: KVCache) -> tuple[jax.Array, KVCache]:
+    """Logits [B, t, V] (float32) of t new tokens per row placed at positions
+    start_b … start_b + t − 1, attending over the cache; the cache with them written.
+
+    The mask is PrefixLM over each row's prompt of length prompt_lengths_b (bidirectional
+    among prompt positions, causal after), so a prefill of the whole prompt (start 0)
+    followed by one-token steps reproduces the full forward pass.
+    """
+    c = self.config
+    if c.attention == "bidirectional":
+      raise ValueError("a bidirectional model cannot decode token by token")
+    positions_Bt = start_B[:, None] + jnp.arange(tokens_Bt.shape[1], dtype=jnp.int32)
+    x_BtD = self.embed_tokens(tokens_Bt) * jnp.asarray(c.input_scale, self.embed_tokens.dtype)
+    cos_BtH, sin_BtH = rotary_tables(positions_Bt, c.head_dim, c.rope_theta)
+    key_S = jnp.arange(cache.length, dtype=jnp.int32)
+    query_Bt1 = positions_Bt[:, :, None]
+    allowed_BtS = key_S <= query_Bt1  # causal; positions after the query are not written yet
+    if c.attention == "prefix_lm":
+      prompt_B11 = prompt_lengths_B[:, None, None]
+      allowed_BtS = allowed_BtS | ((query_Bt1 < prompt_B11) & (key_S < prompt_B11))
+    z_BtD, cache = self.cached_core(x_BtD, cos_BtH, sin_BtH, allowed_BtS[:, None], cache,
+                                    start_B)
+    logits = self.lm_head(z_BtD.reshape(-1, z_BtD.shape[-1]))
+    return logits.reshape(*z_BtD.shape[:2], -1).astype(jnp.float32), cache
+
+  def cached_core(self, x_BtD, cos_BtH, sin_BtH, mask_B1tS, cache: KVCache, start_B):
+    raise NotImplementedError
+
+
+def run_cached(stack, z, u, cos, sin, mask, cache: KVCache, call: int, start_B):
+  """One module call against slot `call` of the cache: (output, updated cache)."""
+  out, k, v = stack.cached(z, u, cos, sin, mask, cache.k[call], cache.v[call], start_B)
+  return out, KVCache(cache.k.at[call].set(k), cache.v.at[call].set(v))
+
 
 class HrmText(LanguageModel):
   """Separate H (slow) and L (fast) stacks; with `architecture="trm"` one stack plays both."""
@@ -95,6 +162,24 @@ class HrmText(LanguageModel):
     # Fixed random initial z_L, std 1 (truncated at 2 std, rescaled back to unit std).
     z = jax.random.truncated_normal(rngs.params(), -2.0, 2.0, (config.hidden_size,))
     self.z_L_init = Buffer(z / 0.87962566)
+
+  @property
+  def num_cached_calls(self) -> int:
+    return self.config.num_calls
+
+  def cached_core(self, x_BtD, cos_BtH, sin_BtH, mask_B1tS, cache, start_B):
+    """The recurrence in call order (L0 L1 L2 H0 L3 …), call k using cache slot k."""
+    c = self.config
+    call = iter(range(self.num_cached_calls))
+    z_H = x_BtD
+    z_L = jnp.broadcast_to(self.z_L_init[...].astype(x_BtD.dtype), x_BtD.shape)
+    for _ in range(c.H_cycles):
+      for _ in range(c.L_cycles):
+        z_L, cache = run_cached(self.L_module, z_L, z_H, cos_BtH, sin_BtH, mask_B1tS, cache,
+                                next(call), start_B)
+      z_H, cache = run_cached(self.H_module, z_H, z_L, cos_BtH, sin_BtH, mask_B1tS, cache,
+                              next(call), start_B)
+    return z_H, cache
 
   def core(self, x_BTD, cos_BTH, sin_BTH, mask_B1TT, bp_steps):
     c = self.config

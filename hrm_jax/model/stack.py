@@ -33,6 +33,12 @@ class Block(nnx.Module):
     h_BTD = h_BTD + self.self_attn(rms_norm(h_BTD, self.eps), cos_BTH, sin_BTH, mask_B1TT)
     return h_BTD + self.mlp(rms_norm(h_BTD, self.eps))
 
+  def cached(self, h_BtD, cos_BtH, sin_BtH, mask_B1tS, k_BSNH, v_BSNH, start_B):
+    attn, k_BSNH, v_BSNH = self.self_attn.cached(rms_norm(h_BtD, self.eps), cos_BtH, sin_BtH,
+                                                 mask_B1tS, k_BSNH, v_BSNH, start_B)
+    h_BtD = h_BtD + attn
+    return h_BtD + self.mlp(rms_norm(h_BtD, self.eps)), k_BSNH, v_BSNH
+
 
 class Stack(nnx.Module):
   """n blocks (stacked parameters, scanned) followed by the exit RMSNorm."""
@@ -62,3 +68,17 @@ class Stack(nnx.Module):
       layer = jax.checkpoint(layer, policy=_REMAT[self.config.remat])
     h_BTD, _ = jax.lax.scan(layer, h_BTD, params, unroll=self.config.scan_unroll or 1)
     return rms_norm(h_BTD, self.config.rms_norm_eps)
+
+  def cached(self, z_BtD, u_BtD, cos_BtH, sin_BtH, mask_B1tS, k_LBSNH, v_LBSNH, start_B):
+    """M(z, u) for t new tokens per row against this call's KV cache (one [B, S, N, H] per
+    layer), inference only. Returns (output, k, v) with the new tokens written."""
+    graphdef, params = nnx.split(self.layers)
+
+    def layer(h, xs):
+      layer_params, k, v = xs
+      h, k, v = nnx.merge(graphdef, layer_params).cached(h, cos_BtH, sin_BtH, mask_B1tS, k, v,
+                                                         start_B)
+      return h, (k, v)
+
+    h_BtD, (k_LBSNH, v_LBSNH) = jax.lax.scan(layer, z_BtD + u_BtD, (params, k_LBSNH, v_LBSNH))
+    return rms_norm(h_BtD, self.config.rms_norm_eps), k_LBSNH, v_LBSNH

@@ -1,12 +1,15 @@
-"""Greedy decoding over a fixed buffer equals token-by-token argmax of the full model."""
+"""Generation: cached decoding equals recomputing the sequence; sampling; prompt layout."""
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from conftest import make_model
 
 from hrm_jax.data.tokenizer import EOA, ByteTokenizer
 from hrm_jax.demo import boxed
-from hrm_jax.generate import greedy_answers, prompt_tokens
+from hrm_jax.generate import (Sampling, generate, greedy_answers, prompt_tokens,
+                              recompute_generate, sample)
 from hrm_jax.model import Segments, build, preset
 from flax import nnx
 
@@ -37,3 +40,55 @@ def test_prompt_too_long_for_the_buffer_is_named():
 def test_boxed_takes_the_last_answer():
   assert boxed("a \\boxed{1} then \\boxed{ 42 }") == "42"
   assert boxed("no answer") is None
+
+
+def _prompts(tokenizer):
+  return [prompt_tokens(tokenizer, text, ("synth", "direct"))
+          for text in ("Reverse the string: abc", "What is 12 + 3?", "Sort: 3 1 2 and more words")]
+
+
+@pytest.mark.parametrize("architecture", ["hrm", "trm", "transformer"])
+def test_cached_decoding_equals_recomputing_the_whole_sequence(architecture):
+  tokenizer = ByteTokenizer()
+  config = preset("tiny").replace(architecture=architecture)
+  model = build(config, rngs=nnx.Rngs(3))
+  prompts = _prompts(tokenizer)
+  limits = [12, 5, 9]  # per-row limits; rows stop at different steps
+  cached, logits = generate(model, prompts, max_new_tokens=limits, return_logits=True)
+  assert cached == recompute_generate(model, prompts, max_new_tokens=limits)
+  # Each step's logits equal the full forward pass over prompt + tokens so far.
+  for row, (prompt, new) in enumerate(zip(prompts, cached)):
+    seq = jnp.asarray([prompt + new])
+    full = model(seq, Segments.single(seq, len(prompt)))[0]
+    steps = len(new)
+    np.testing.assert_allclose(logits[row, :steps], full[len(prompt) - 1:len(prompt) - 1 + steps],
+                               atol=2e-4, rtol=2e-4)
+
+
+def test_top_k_1_and_tiny_top_p_are_greedy_and_sampling_respects_top_k():
+  tokenizer = ByteTokenizer()
+  model = build(preset("tiny"), rngs=nnx.Rngs(1))
+  prompts = _prompts(tokenizer)
+  greedy = generate(model, prompts, max_new_tokens=6)
+  assert generate(model, prompts, max_new_tokens=6,
+                  sampling=Sampling(temperature=1.0, top_k=1), seed=5) == greedy
+  assert generate(model, prompts, max_new_tokens=6,
+                  sampling=Sampling(temperature=1.0, top_p=1e-6), seed=5) == greedy
+  logits = jnp.asarray(np.random.RandomState(0).randn(4, 50), jnp.float32)
+  top3 = np.argsort(-np.asarray(logits), axis=-1)[:, :3]
+  for seed in range(20):
+    token = np.asarray(sample(logits, jax.random.key(seed), Sampling(temperature=2.0, top_k=3)))
+    assert all(t in allowed for t, allowed in zip(token, top3))
+  with pytest.raises(ValueError, match="top_p"):
+    Sampling(top_p=0.0)
+
+
+def test_bf16_cache_stays_close_to_the_fp32_cache():
+  model = build(preset("tiny"), rngs=nnx.Rngs(3))
+  prompts = _prompts(ByteTokenizer())[:1]
+  _, logits32 = generate(model, prompts, max_new_tokens=4, return_logits=True)
+  _, logits16 = generate(model, prompts, max_new_tokens=4, cache_dtype=jnp.bfloat16,
+                         return_logits=True)
+  assert logits16.dtype == np.float32 and not np.array_equal(logits16, logits32)
+  scale = np.abs(logits32[0, 0]).max()
+  np.testing.assert_allclose(logits16[0, 0], logits32[0, 0], atol=0.05 * scale)
