@@ -122,3 +122,20 @@ def test_sharded_load_on_8_devices_reads_only_slices(reference):
   out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
                        timeout=300, check=False)
   assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
+
+
+def test_cached_generation_matches_transformers_generate(reference):
+  from hrm_jax.generate import generate  # pylint: disable=import-outside-toplevel
+  ref_model, directory = reference
+  _, ours = hf_io.load_hf(directory)
+  prompt = [int(t) for t in np.asarray(tokens(1, 9, seed=4))[0]]
+  with jax.default_matmul_precision("highest"):
+    got = generate(ours, [prompt], max_new_tokens=10)[0]
+  with torch.no_grad():
+    want = ref_model.generate(
+        input_ids=torch.tensor([prompt]), token_type_ids=torch.ones((1, len(prompt)),
+                                                                    dtype=torch.long),
+        max_new_tokens=10, do_sample=False, eos_token_id=None, pad_token_id=0,
+        attention_mask=torch.ones((1, len(prompt)), dtype=torch.long))[0, len(prompt):]
+  assert len(got) == 10  # no EOA in this vocabulary's random output
+  assert got == want.tolist()
