@@ -62,9 +62,9 @@ def sample(logits_BV: jax.Array, key: jax.Array, sampling: Sampling) -> jax.Arra
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "max_new_tokens", "sampling",
-                                             "return_logits", "cache_dtype"))
+                                             "return_logits", "cache_dtype", "stop_token"))
 def _cached_decode(graphdef, state, tokens_BP, lengths_B, limits_B, key, *, max_new_tokens: int,
-                   sampling: Sampling, return_logits: bool, cache_dtype):
+                   sampling: Sampling, return_logits: bool, cache_dtype, stop_token):
   model = nnx.merge(graphdef, state)
   b, p = tokens_BP.shape
   cache = model.init_cache(b, p + max_new_tokens, cache_dtype)
@@ -82,7 +82,9 @@ def _cached_decode(graphdef, state, tokens_BP, lengths_B, limits_B, key, *, max_
     out = out.at[:, i].set(token)
     if return_logits:
       seen = seen.at[:, i].set(logits)
-    done = done | (token == EOA) | (i + 1 >= limits_B)
+    done = done | (i + 1 >= limits_B)
+    if stop_token is not None:
+      done = done | (token == stop_token)
     # The next logits: one token per row at its own position (finished rows compute along,
     # masked out above; a static batch keeps one compiled program).
     logits, cache = model.cached_logits(token[:, None], lengths_B + i, lengths_B, cache)
@@ -111,11 +113,12 @@ def _batch(prompts, max_new_tokens, bucket: int = PROMPT_BUCKET):
 
 def generate(model, prompts: list[list[int]], *, max_new_tokens: int | list[int] = 64,
              sampling: Sampling = Sampling(), seed: int = 0, cache_dtype=None,
-             return_logits: bool = False):
-  """Generated token ids per prompt (up to, not including, EOA), with a KV cache.
+             return_logits: bool = False, stop_token: int | None = EOA):
+  """Generated token ids per prompt (up to, not including, `stop_token`), with a KV cache.
 
   max_new_tokens: one limit, or one per prompt. return_logits: also the float32 logits
-  [B, max_new_tokens, V] each new token was chosen from (NaN-free zeros after a row stops).
+  [B, max_new_tokens, V] each new token was chosen from (zeros after a row stops).
+  stop_token None: always generate max_new_tokens (benchmarks).
   """
   limit = int(np.max(max_new_tokens))
   buffer, lengths, limits = _batch(prompts, max_new_tokens)
@@ -126,18 +129,19 @@ def generate(model, prompts: list[list[int]], *, max_new_tokens: int | list[int]
   out, logits = _cached_decode(graphdef, state, jnp.asarray(buffer), jnp.asarray(lengths),
                                jnp.asarray(limits), jax.random.key(seed),
                                max_new_tokens=limit, sampling=sampling,
-                               return_logits=return_logits, cache_dtype=cache_dtype)
-  tokens = [_until_eoa(list(row[:n])) for row, n in zip(np.asarray(out), limits)]
+                               return_logits=return_logits, cache_dtype=cache_dtype,
+                               stop_token=stop_token)
+  tokens = [_until(list(row[:n]), stop_token) for row, n in zip(np.asarray(out), limits)]
   return (tokens, np.asarray(logits)) if return_logits else tokens
 
 
-def _until_eoa(tokens: list[int]) -> list[int]:
-  return tokens[:tokens.index(EOA)] if EOA in tokens else tokens
+def _until(tokens: list[int], stop_token: int | None) -> list[int]:
+  return tokens[:tokens.index(stop_token)] if stop_token in tokens else tokens
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "max_new_tokens"))
+@functools.partial(jax.jit, static_argnames=("graphdef", "max_new_tokens", "stop_token"))
 def _recompute_greedy(graphdef, state, tokens_BT, prompt_lengths_B, limits_B, *,
-                      max_new_tokens: int):
+                      max_new_tokens: int, stop_token):
   model = nnx.merge(graphdef, state)
   b, t = tokens_BT.shape
   positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
@@ -153,15 +157,16 @@ def _recompute_greedy(graphdef, state, tokens_BT, prompt_lengths_B, limits_B, *,
     nxt = jnp.where(done, PAD, nxt)
     tokens = jnp.where((positions == length[:, None]) & ~done[:, None], nxt[:, None], tokens)
     length = jnp.where(done, length, length + 1)
-    return tokens, length, done | (nxt == EOA) | (length - prompt_lengths_B >= limits_B)
+    done = done | (length - prompt_lengths_B >= limits_B)
+    return tokens, length, done | (nxt == stop_token) if stop_token is not None else done
 
   tokens, _, _ = jax.lax.while_loop(lambda carry: jnp.any(~carry[2]), step,
                                     (tokens_BT, prompt_lengths_B, limits_B <= 0))
   return tokens
 
 
-def recompute_generate(model, prompts: list[list[int]], *,
-                       max_new_tokens: int | list[int] = 64) -> list[list[int]]:
+def recompute_generate(model, prompts: list[list[int]], *, max_new_tokens: int | list[int] = 64,
+                       stop_token: int | None = EOA) -> list[list[int]]:
   """Greedy generation re-running the full sequence for every token (no cache)."""
   limit = int(np.max(max_new_tokens))
   buffer, lengths, limits = _batch(prompts, max_new_tokens, bucket=1)
@@ -173,8 +178,9 @@ def recompute_generate(model, prompts: list[list[int]], *,
   full[:, :buffer.shape[1]] = buffer
   graphdef, state = nnx.split(model)
   out = np.asarray(_recompute_greedy(graphdef, state, jnp.asarray(full), jnp.asarray(lengths),
-                                     jnp.asarray(limits), max_new_tokens=limit))
-  return [_until_eoa(list(row[n:n + m])) for row, n, m in zip(out, lengths, limits)]
+                                     jnp.asarray(limits), max_new_tokens=limit,
+                                     stop_token=stop_token))
+  return [_until(list(row[n:n + m]), stop_token) for row, n, m in zip(out, lengths, limits)]
 
 
 def greedy_answers(model, tokenizer, instructions, tags=(), *, max_new_tokens: int = 64,
