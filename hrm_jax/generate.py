@@ -99,11 +99,11 @@ def _cached_decode(graphdef, state, tokens_BP, lengths_B, limits_B, key, *, max_
   return out_BN, seen
 
 
-def _batch(prompts, max_new_tokens, bucket: int = PROMPT_BUCKET):
+def _batch(prompts, max_new_tokens, bucket: int = PROMPT_BUCKET, max_width: int | None = None):
   if not prompts or any(len(p) == 0 for p in prompts):
     raise ValueError("every prompt needs at least one token")
   longest = max(map(len, prompts))
-  width = -(-longest // bucket) * bucket
+  width = max(longest, min(-(-longest // bucket) * bucket, max_width or longest))
   buffer = np.full((len(prompts), width), PAD, np.int32)
   for row, prompt in zip(buffer, prompts):
     row[:len(prompt)] = prompt
@@ -121,7 +121,8 @@ def generate(model, prompts: list[list[int]], *, max_new_tokens: int | list[int]
   stop_token None: always generate max_new_tokens (benchmarks).
   """
   limit = int(np.max(max_new_tokens))
-  buffer, lengths, limits = _batch(prompts, max_new_tokens)
+  buffer, lengths, limits = _batch(prompts, max_new_tokens,
+                                   max_width=model.config.max_position_embeddings - limit)
   if buffer.shape[1] + limit > model.config.max_position_embeddings:
     raise ValueError(f"prompt of {buffer.shape[1]} positions (padded) + {limit} new tokens "
                      f"exceeds max_position_embeddings {model.config.max_position_embeddings}")

@@ -52,14 +52,9 @@ class TrainResult:
     return nnx.merge(self.graphdef, params, self.buffers)
 
 
-def train(config: TrainConfig, *, devices=None, max_steps: int | None = None,
-          extra_eval: Callable[[nnx.Module], dict] | None = None) -> TrainResult:
-  """Trains (or resumes) the run in `config.log.dir`. `max_steps` stops early (tests);
-  `extra_eval(model)` runs at each evaluation on the EMA model and its metrics are logged
-  (e.g. exact-match accuracy from generated answers)."""
-  model_cfg = model_config(config)
-  mesh = sharding.make_mesh(config.mesh, devices)
-  graphdef, params, buffers = nnx.split(build(model_cfg, rngs=nnx.Rngs(config.seed)),
+def initial_state(config: TrainConfig):
+  """(graphdef, params, buffers, optimizer, init) of a run: init(params) → TrainState."""
+  graphdef, params, buffers = nnx.split(build(model_config(config), rngs=nnx.Rngs(config.seed)),
                                         nnx.Param, Buffer)
   opt = config.optimizer
   optimizer = adam_atan2(learning_rate_schedule(opt.learning_rate, opt.warmup_steps,
@@ -70,6 +65,35 @@ def train(config: TrainConfig, *, devices=None, max_steps: int | None = None,
     return TrainState(jnp.zeros((), jnp.int32), p, optimizer.init(p), p,
                       jnp.full((), -1, jnp.int32))
 
+  return graphdef, params, buffers, optimizer, init
+
+
+def load_trained(run_dir: str, *, ema: bool = True, step: int | None = None):
+  """(model, TrainConfig) from a training run directory (config.yaml + checkpoints/): the EMA
+  weights by default, as the paper evaluates; the latest checkpoint unless `step`."""
+  from hrm_jax.train.config import load_config  # pylint: disable=import-outside-toplevel
+  config_path = os.path.join(run_dir, "config.yaml")
+  if not os.path.exists(config_path):
+    raise FileNotFoundError(f"{run_dir} is not a training run (no config.yaml)")
+  config = load_config([config_path])
+  graphdef, params, buffers, _, init = initial_state(config)
+  checkpoints = Checkpoints(run_dir, keep=1, async_save=False)
+  if checkpoints.latest_step() is None:
+    raise FileNotFoundError(f"no checkpoint in {checkpoints.directory}")
+  state, _ = checkpoints.restore(jax.eval_shape(init, params), step)
+  checkpoints.close()
+  return nnx.merge(graphdef, state.ema if ema else state.params, buffers), config
+
+
+def train(config: TrainConfig, *, devices=None, max_steps: int | None = None,
+          extra_eval: Callable[[nnx.Module], dict] | None = None) -> TrainResult:
+  """Trains (or resumes) the run in `config.log.dir`. `max_steps` stops early (tests);
+  `extra_eval(model)` runs at each evaluation on the EMA model and its metrics are logged
+  (e.g. exact-match accuracy from generated answers)."""
+  model_cfg = model_config(config)
+  mesh = sharding.make_mesh(config.mesh, devices)
+  graphdef, params, buffers, optimizer, init = initial_state(config)
+  opt = config.optimizer
   shapes = jax.eval_shape(init, params)
   state_shardings = sharding.parameter_shardings(shapes, mesh)
   buffers = jax.device_put(buffers, sharding.replicated(mesh))

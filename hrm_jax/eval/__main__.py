@@ -1,0 +1,78 @@
+"""`python -m hrm_jax.eval`: evaluate a checkpoint on benchmarks read from local files.
+
+    python -m hrm_jax.eval --model runs/hrm/tiny --task gsm8k=data/gsm8k/test.jsonl
+    python -m hrm_jax.eval --model hf/HRM-Text-1B --task mmlu=mmlu/test.parquet \\
+        --shots-path mmlu=mmlu/dev.parquet --task arc_challenge=arc/test.jsonl \\
+        --shots-path arc_challenge=arc/train.jsonl --limit 200 --out evals/1b
+
+Files use each benchmark's public field names (the Hugging Face versions): JSONL, JSON or
+Parquet. Writes OUT/results.json and OUT/results.md; OUT/<task>.predictions.jsonl caches every
+scored item, so rerunning the command resumes an interrupted evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from hrm_jax.eval.benchmarks import BENCHMARKS
+from hrm_jax.eval.runner import evaluate, load_model, markdown_table
+
+
+def _pairs(values: list[str], flag: str, parser) -> dict[str, str]:
+  out = {}
+  for value in values:
+    name, sep, path = value.partition("=")
+    if not sep or name not in BENCHMARKS:
+      parser.error(f"{flag} {value!r}: expected NAME=PATH with NAME one of {sorted(BENCHMARKS)}")
+    out[name] = path
+  return out
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m hrm_jax.eval", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--model", required=True,
+                      help="a training run directory or a Hugging Face model directory")
+  parser.add_argument("--task", action="append", default=[], metavar="NAME=PATH",
+                      help=f"benchmark and its test file; NAME in {sorted(BENCHMARKS)}")
+  parser.add_argument("--shots-path", action="append", default=[], metavar="NAME=PATH",
+                      help="file of k-shot examples (MMLU dev, ARC/DROP train)")
+  parser.add_argument("--shots", type=int, default=None, help="override the k of k-shot")
+  parser.add_argument("--limit", type=int, default=None, help="first N items per benchmark")
+  parser.add_argument("--batch-size", type=int, default=16)
+  parser.add_argument("--max-new-tokens", type=int, default=None)
+  parser.add_argument("--out", default="evals")
+  parser.add_argument("--no-progress", action="store_true")
+  args = parser.parse_args(argv)
+  tasks = _pairs(args.task, "--task", parser)
+  shots = _pairs(args.shots_path, "--shots-path", parser)
+  if not tasks:
+    parser.error("give at least one --task NAME=PATH")
+  try:
+    model, tokenizer = load_model(args.model)
+    loaded = {name: BENCHMARKS[name].load(path, shots_path=shots.get(name), shots=args.shots,
+                                         limit=args.limit) for name, path in tasks.items()}
+  except (FileNotFoundError, ValueError) as error:
+    parser.error(str(error))
+  os.makedirs(args.out, exist_ok=True)
+  results = []
+  for name, items in loaded.items():
+    results.append(evaluate(model, tokenizer, BENCHMARKS[name], items,
+                            batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                            cache_path=os.path.join(args.out, f"{name}.predictions.jsonl"),
+                            progress=not args.no_progress))
+  with open(os.path.join(args.out, "results.json"), "w", encoding="utf-8") as f:
+    json.dump({"model": args.model, "results": [{k: v for k, v in r.items() if k != "per_item"}
+                                                for r in results]}, f, indent=1)
+  table = markdown_table(results)
+  with open(os.path.join(args.out, "results.md"), "w", encoding="utf-8") as f:
+    f.write(f"# {args.model}\n\n{table}\n")
+  print(table)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

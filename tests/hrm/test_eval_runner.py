@@ -1,0 +1,87 @@
+"""The evaluation path end to end: load a checkpoint, generate with the cache, score, cache
+predictions (resume), write results; the chat command."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import TINY, make_model
+
+from hrm_jax.data.tokenizer import ByteTokenizer
+from hrm_jax.eval import runner
+from hrm_jax.eval.__main__ import main as eval_main
+from hrm_jax.eval.benchmarks import BENCHMARKS, Item
+from hrm_jax.model import hf_io
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIG = TINY.replace(max_position_embeddings=256, vocab_size=ByteTokenizer().vocab_size)
+
+
+@pytest.fixture(scope="module")
+def hf_dir(tmp_path_factory):
+  directory = str(tmp_path_factory.mktemp("model"))
+  hf_io.save_hf(make_model(CONFIG), directory)
+  return directory
+
+
+def _gsm8k_file(path, count=5):
+  with open(path, "w", encoding="utf-8") as f:
+    for i in range(count):
+      f.write(json.dumps({"question": f"Tom has {i} apples and buys 2 more. How many?",
+                          "answer": f"He has {i} + 2 = {i + 2}.\n#### {i + 2}"}) + "\n")
+  return str(path)
+
+
+def test_evaluate_scores_every_item_and_resumes_from_the_prediction_cache(hf_dir, tmp_path,
+                                                                         monkeypatch):
+  model, tokenizer = runner.load_model(hf_dir)
+  items = BENCHMARKS["gsm8k"].load(_gsm8k_file(tmp_path / "gsm8k.jsonl"))
+  cache = str(tmp_path / "gsm8k.predictions.jsonl")
+  first = runner.evaluate(model, tokenizer, BENCHMARKS["gsm8k"], items[:3], batch_size=2,
+                          max_new_tokens=8, cache_path=cache, progress=False)
+  assert first["items"] == 3 and len(open(cache).readlines()) == 3
+  calls = []
+  real_generate = runner.generate
+  monkeypatch.setattr(runner, "generate",
+                      lambda *a, **k: calls.append(len(a[1])) or real_generate(*a, **k))
+  second = runner.evaluate(model, tokenizer, BENCHMARKS["gsm8k"], items, batch_size=2,
+                           max_new_tokens=8, cache_path=cache, progress=False)
+  assert calls == [2]  # only the two items not in the cache were generated
+  assert [r["output"] for r in second["per_item"][:3]] == [r["output"] for r in first["per_item"]]
+  assert set(second["summary"]) and second["items"] == 5
+
+
+def test_long_prompts_keep_the_question_and_are_counted(hf_dir):
+  model, tokenizer = runner.load_model(hf_dir)
+  item = Item(id="x", prompt="filler " * 100 + "What is 2 + 2?", tags=("synth", "cot"),
+              gold="4")
+  result = runner.evaluate(model, tokenizer, BENCHMARKS["gsm8k"], [item], max_new_tokens=200,
+                           progress=False)
+  assert result["truncated_prompts"] == 1
+
+
+def test_cli_writes_json_and_markdown_and_names_bad_arguments(hf_dir, tmp_path, capsys):
+  data = _gsm8k_file(tmp_path / "gsm8k.jsonl", 3)
+  out = tmp_path / "evals"
+  assert eval_main(["--model", hf_dir, "--task", f"gsm8k={data}", "--out", str(out),
+                    "--max-new-tokens", "6", "--no-progress"]) == 0
+  results = json.loads((out / "results.json").read_text())
+  assert results["results"][0]["benchmark"] == "gsm8k" and results["results"][0]["items"] == 3
+  assert "| gsm8k | 3 |" in (out / "results.md").read_text()
+  with pytest.raises(SystemExit):
+    eval_main(["--model", hf_dir, "--task", f"gsm8kk={data}"])
+  assert "gsm8kk" in capsys.readouterr().err
+  with pytest.raises(SystemExit):
+    eval_main(["--model", str(tmp_path), "--task", f"gsm8k={data}"])
+  assert "neither a training run" in capsys.readouterr().err
+
+
+def test_chat_answers_each_line(hf_dir):
+  done = subprocess.run([sys.executable, "-m", "hrm_jax.eval.chat", "--model", hf_dir,
+                         "--max-new-tokens", "5"], input="What is 1 + 1?\nSort: 3 1 2\n\n",
+                        capture_output=True, text=True, timeout=300, check=False, cwd=ROOT,
+                        env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu"))
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert len(done.stdout.splitlines()) == 2
