@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
                       help=f"benchmark and its test file; NAME in {sorted(BENCHMARKS)}")
   parser.add_argument("--shots-path", action="append", default=[], metavar="NAME=PATH",
                       help="file of k-shot examples (MMLU dev, ARC/DROP train)")
-  parser.add_argument("--shots", type=int, default=None, help="override the k of k-shot")
+  parser.add_argument("--shots", type=int, default=None,
+                      help="override k for the k-shot benchmarks (MMLU, ARC-C, DROP)")
   parser.add_argument("--limit", type=int, default=None, help="first N items per benchmark")
   parser.add_argument("--batch-size", type=int, default=16)
   parser.add_argument("--max-new-tokens", type=int, default=None)
@@ -53,8 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.error("give at least one --task NAME=PATH")
   try:
     model, tokenizer = load_model(args.model)
-    loaded = {name: BENCHMARKS[name].load(path, shots_path=shots.get(name), shots=args.shots,
-                                         limit=args.limit) for name, path in tasks.items()}
+    # --shots changes the k of the k-shot benchmarks; 0-shot ones stay 0-shot.
+    loaded = {name: BENCHMARKS[name].load(
+        path, shots_path=shots.get(name), limit=args.limit,
+        shots=args.shots if BENCHMARKS[name].default_shots else None)
+              for name, path in tasks.items()}
   except (FileNotFoundError, ValueError) as error:
     parser.error(str(error))
   os.makedirs(args.out, exist_ok=True)
