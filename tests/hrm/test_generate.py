@@ -92,3 +92,13 @@ def test_bf16_cache_stays_close_to_the_fp32_cache():
   assert logits16.dtype == np.float32 and not np.array_equal(logits16, logits32)
   scale = np.abs(logits32[0, 0]).max()
   np.testing.assert_allclose(logits16[0, 0], logits32[0, 0], atol=0.05 * scale)
+
+
+def test_bf16_model_decodes_close_to_its_own_full_forward():
+  model = build(preset("tiny").replace(compute_dtype="bfloat16"), rngs=nnx.Rngs(3))
+  prompt = _prompts(ByteTokenizer())[0]
+  new, logits = generate(model, [prompt], max_new_tokens=3, return_logits=True)
+  seq = jnp.asarray([prompt + new[0]])
+  full = np.asarray(model(seq, Segments.single(seq, len(prompt)))[0])
+  first = full[len(prompt) - 1]
+  np.testing.assert_allclose(logits[0, 0], first, atol=0.05 * np.abs(first).max())
