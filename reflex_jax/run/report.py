@@ -226,6 +226,7 @@ def plot_curves(all_results: list[dict], path_stem: str) -> list[str]:
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  import matplotlib.ticker  # pylint: disable=import-outside-toplevel
   n = len(all_results)
   cols = min(n, 4)
   rows = -(-n // cols)
@@ -240,6 +241,7 @@ def plot_curves(all_results: list[dict], path_stem: str) -> list[str]:
       ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
     ax.set_title(f"{results['env']} · {results['algo'].upper()}", fontsize=9)
     ax.set_xlabel("env steps")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.EngFormatter(sep=""))  # 200k, not 200000
     ax.set_ylabel("episode return")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
