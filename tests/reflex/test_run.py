@@ -128,6 +128,7 @@ def _train_command(run_dir):
           "ppo.num_logs=12", "ppo.num_eval_envs=2", "progress=false", "tensorboard=false"]
 
 
+@pytest.mark.slow  # three CLI runs, ~5 min on 2 cores; `make test-all` runs it
 def test_sigkill_and_rerun_ends_with_the_same_parameters(tmp_path):
   env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
   straight = subprocess.run(_train_command(tmp_path / "straight"), env=env, capture_output=True,
