@@ -154,3 +154,32 @@ def test_sigkill_and_rerun_ends_with_the_same_parameters(tmp_path):
   assert rows(run_dir) == rows(tmp_path / "straight")  # the log reads as one run
   results = lambda d: json.load(open(d / "results.json", encoding="utf-8"))
   assert results(run_dir)["final"] == results(tmp_path / "straight")["final"]
+
+
+@pytest.mark.slow  # three SAC compiles, ~2.5 min on 2 cores
+def test_interrupted_sac_resumes_to_the_same_parameters_and_replay_buffer(tmp_path):
+  from reflex_jax import sac  # pylint: disable=import-outside-toplevel
+  config = sac.SACConfig(num_timesteps=4 * 8 * 12, num_envs=4, learning_starts=32,
+                         grad_updates_per_step=2, batch_size=32, num_logs=4, num_eval_envs=2,
+                         policy=dataclasses.replace(sac.SACConfig().policy, hidden=(32, 32)),
+                         q_hidden=(32, 32), reflex=sac.ReflexConfig())
+  run = lambda directory, **kw: sac.train("brax/inverted_pendulum", config, seed=[0, 1],
+                                          reflex_weight=[0.0, 0.1],
+                                          checkpoints=RunCheckpoints(str(directory)), **kw)
+  _, want, straight = run(tmp_path / "straight")
+
+  class Interrupt(Exception):
+    pass
+
+  def stop_after_two(env_steps, metrics):
+    if len(stop_after_two.seen) == 1:
+      raise Interrupt  # after the second interval's checkpoint was written
+    stop_after_two.seen.append(env_steps)
+  stop_after_two.seen = []
+  with pytest.raises(Interrupt):
+    run(tmp_path / "cut", progress_fn=stop_after_two)
+  assert RunCheckpoints(str(tmp_path / "cut")).latest() == 2
+  _, got, resumed = run(tmp_path / "cut")
+  jax.tree.map(np.testing.assert_array_equal, got, want)
+  np.testing.assert_array_equal(resumed["episode_return"], straight["episode_return"])
+  np.testing.assert_array_equal(resumed["buffer_size"], straight["buffer_size"])
