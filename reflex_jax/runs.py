@@ -18,6 +18,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from reflex_jax import envs
 from reflex_jax.envs import Env
+from reflex_jax.envs.base import all_finite
 from reflex_jax.evaluate import evaluate
 from reflex_jax.symmetry import Reflection, registry
 
@@ -155,12 +156,6 @@ class NonFiniteError(FloatingPointError):
   """A loss, parameter or simulator state became NaN/inf; the message names the step."""
 
 
-def _all_finite(tree) -> jax.Array:
-  leaves = [jnp.isfinite(x).all() for x in jax.tree.leaves(tree)
-            if jnp.issubdtype(x.dtype, jnp.floating)]
-  return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
-
-
 def drive(init_fn: Callable, chunk_fn: Callable, grid: RunGrid, num_logs: int, steps_per_log: int,
           first_steps: int = 0, progress_fn: Callable[[int, dict], None] | None = None,
           checkpoints=None, progress_bar: bool = False):
@@ -175,8 +170,8 @@ def drive(init_fn: Callable, chunk_fn: Callable, grid: RunGrid, num_logs: int, s
   """
   def guarded(state):
     state, m = chunk_fn(state)
-    m["params_finite"] = _all_finite(state.params)
-    m["env_state_finite"] = _all_finite(state.env_state)
+    m["params_finite"] = all_finite(state.params)
+    m["env_state_finite"] = all_finite(state.env_state)
     return state, m
 
   history: dict[str, list] = {}

@@ -39,6 +39,13 @@ def match_dtypes(new: Any, old: Any) -> Any:
                       else jnp.asarray(n), new, old)
 
 
+def all_finite(tree) -> jax.Array:
+  """Whether every floating-point leaf of `tree` is free of NaN/inf (a scalar bool)."""
+  leaves = [jnp.isfinite(x).all() for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(x.dtype, jnp.floating)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
 class Env(abc.ABC):
   """A single (unbatched) environment; jit- and vmap-friendly pure functions."""
 

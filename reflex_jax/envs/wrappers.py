@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from reflex_jax.envs.base import Env, Wrapper
+from reflex_jax.envs.base import Env, Wrapper, all_finite
 
 EPISODE_METRICS = ("episode_return", "episode_length", "completed_return",
                    "completed_length", "completed")
@@ -25,8 +25,7 @@ class NonFiniteMask(Wrapper):
 
   def step(self, state, action):
     nxt = self.env.step(state, action)
-    finite = jnp.all(jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(
-        (nxt.native, nxt.obs, nxt.reward)) if jnp.issubdtype(x.dtype, jnp.floating)]))
+    finite = all_finite((nxt.native, nxt.obs, nxt.reward))
     masked = state.replace(reward=jnp.zeros_like(state.reward),
                            terminated=jnp.ones_like(state.terminated))
     out = jax.tree.map(lambda good, bad: jnp.where(finite, good, bad), nxt, masked)
