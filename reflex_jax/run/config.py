@@ -61,6 +61,10 @@ class ExperimentConfig:
   tensorboard: bool = True
   progress: bool = True
 
+  @property
+  def seed_list(self) -> list[int]:
+    return list(range(self.first_seed, self.first_seed + self.seeds))
+
 
 class ConfigError(ValueError):
   """A bad config file, key or value; the message names it."""

@@ -40,7 +40,7 @@ def run_experiment(config: run_config.ExperimentConfig, run_dir: str | None = No
     return load_results(run_dir)
   os.makedirs(run_dir, exist_ok=True)
   _check_same_config(run_dir, config)
-  seeds = list(range(config.first_seed, config.first_seed + config.seeds))
+  seeds = config.seed_list
   log = MetricLog(run_dir, tensorboard=config.tensorboard)
   results = {"env": config.env, "algo": config.algo, "kind": _kind(config.env),
              "variants": list(config.variants), "seeds": seeds, "curves": {}, "final": {},
@@ -137,25 +137,25 @@ def load_policy(run_dir: str, variant: str, seed: int):
   config = run_config.from_yaml(os.path.join(run_dir, "config.yaml"))
   if variant not in config.variants:
     raise ValueError(f"{run_dir} has variants {config.variants}, not {variant!r}")
-  seeds = list(range(config.first_seed, config.first_seed + config.seeds))
+  seeds = config.seed_list
   if seed not in seeds:
     raise ValueError(f"{run_dir} has seeds {seeds}, not {seed}")
   group = next(g for g in run_config.variant_groups(config) if variant in g.variants)
-  params = load_params(run_dir, group, config)
   sim, trainer = TRAINERS[config.algo].make_trainer(config.env, group.algorithm_config)
+  params = load_params(run_dir, group, config, trainer)
   run = group.variants.index(variant) * len(seeds) + seeds.index(seed)
   run_params = jax.tree.map(lambda x: x[run], params)
   return runs.make_policy(trainer.net)(run_params, deterministic=True), sim
 
 
 def load_params(run_dir: str, group: run_config.VariantGroup,
-                config: run_config.ExperimentConfig):
-  """The parameters of every run of `group` ([runs, ...] leaves) at its latest checkpoint."""
-  module = TRAINERS[config.algo]
-  seeds = list(range(config.first_seed, config.first_seed + config.seeds))
-  _, trainer = module.make_trainer(config.env, group.algorithm_config)
+                config: run_config.ExperimentConfig, trainer=None):
+  """The parameters of every run of `group` ([runs, ...] leaves) at its latest checkpoint.
+  `trainer`: the group's Trainer when the caller has built it already."""
+  if trainer is None:
+    _, trainer = TRAINERS[config.algo].make_trainer(config.env, group.algorithm_config)
   weights = group.weights if group.algorithm_config.reflex is not None else None
-  grid = runs.RunGrid.create(seeds, list(weights) if weights else None,
+  grid = runs.RunGrid.create(config.seed_list, list(weights) if weights else None,
                              group.algorithm_config.reflex_weight,
                              group.algorithm_config.reflex is not None, config.algo.upper())
   abstract = jax.eval_shape(jax.vmap(trainer.init), grid.keys, grid.weights)
