@@ -11,24 +11,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import sys
 
 from hrm_jax.data.synthetic import Record, example
 from hrm_jax.data.tokenizer import load_tokenizer
+from hrm_jax.eval.answers import last_boxed
 from hrm_jax.generate import greedy_answers
 
 TINY_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "experiments", "hrm", "tiny.yaml")
-_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
-
-
-def boxed(text: str) -> str | None:
-  """The content of the last \\boxed{…}, the answer the generator's responses end with."""
-  found = _BOXED.findall(text)
-  return found[-1].strip() if found else None
-
-
 def held_out(count: int, tasks, seed: int) -> list[Record]:
   return [example(i, seed=seed, tasks=tuple(tasks)) for i in range(count)]
 
@@ -45,7 +36,7 @@ def exact_match(model, tokenizer, records: list[Record], *, max_new_tokens: int 
       answers = greedy_answers(model, tokenizer, [r.instruction for r in group], tags,
                                max_new_tokens=max_new_tokens)
       for record, answer in zip(group, answers):
-        hits.setdefault(record.task, []).append(boxed(answer) == boxed(record.response))
+        hits.setdefault(record.task, []).append(last_boxed(answer) == last_boxed(record.response))
   every = [h for task_hits in hits.values() for h in task_hits]
   metrics = {"eval/exact_match": sum(every) / max(len(every), 1)}
   metrics.update({f"eval/exact_match/{task}": sum(h) / len(h) for task, h in hits.items()})
@@ -84,7 +75,7 @@ def main(argv=None) -> int:
   print("\nsample answers (EMA weights, greedy):")
   for record in records[:4]:
     answer = greedy_answers(model, tokenizer, [record.instruction], record.tags)[0]
-    mark = "✓" if boxed(answer) == boxed(record.response) else "✗"
+    mark = "✓" if last_boxed(answer) == last_boxed(record.response) else "✗"
     print(f"  {mark} Q: {record.instruction}\n    A: {answer}")
   print(f"\nmetrics: {os.path.join(config.log.dir, 'metrics.jsonl')} "
         f"(TensorBoard: {os.path.join(config.log.dir, 'tensorboard')})")

@@ -7,7 +7,7 @@ import pytest
 from conftest import make_model
 
 from hrm_jax.data.tokenizer import EOA, ByteTokenizer
-from hrm_jax.demo import boxed
+from hrm_jax.eval.answers import last_boxed
 from hrm_jax.generate import (Sampling, generate, greedy_answers, prompt_tokens,
                               recompute_generate, sample)
 from hrm_jax.model import Segments, build, preset
@@ -38,8 +38,8 @@ def test_prompt_too_long_for_the_buffer_is_named():
 
 
 def test_boxed_takes_the_last_answer():
-  assert boxed("a \\boxed{1} then \\boxed{ 42 }") == "42"
-  assert boxed("no answer") is None
+  assert last_boxed("a \\boxed{1} then \\boxed{ 42 }") == "42"
+  assert last_boxed("no answer") is None
 
 
 def _prompts(tokenizer):
