@@ -17,6 +17,14 @@ assert_close = chex.assert_trees_all_close
 assert_shape = chex.assert_shape
 
 
+def run_to_completion(command, *, env, cwd, timeout: float = 900):
+  """Runs `command` to its end, asserting it succeeded; returns the CompletedProcess."""
+  done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True,
+                        timeout=timeout, check=False)
+  assert done.returncode == 0, done.stderr[-3000:]
+  return done
+
+
 def kill_at_checkpoint(command, checkpoints, first: int, last: int, *, env, cwd,
                        timeout: float = 900) -> None:
   """Starts `command` and SIGKILLs it as soon as a checkpoint numbered in [first, last)

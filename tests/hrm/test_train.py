@@ -22,7 +22,7 @@ from hrm_jax.train.metrics import read_metrics
 from hrm_jax.train.step import TrainState, segments_of, train_step
 
 from conftest import TINY, make_model
-from tests.helpers import kill_at_checkpoint
+from tests.helpers import kill_at_checkpoint, run_to_completion
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -206,9 +206,7 @@ def _train_command(run_dir):
 
 def test_sigkill_and_rerun_resumes_to_the_same_loss_curve(tmp_path):
   env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
-  straight = subprocess.run(_train_command(tmp_path / "straight"), env=env, capture_output=True,
-                            text=True, timeout=600, check=False, cwd=ROOT)
-  assert straight.returncode == 0, straight.stderr[-3000:]
+  run_to_completion(_train_command(tmp_path / "straight"), env=env, cwd=ROOT, timeout=600)
 
   run_dir = tmp_path / "killed"
   kill_at_checkpoint(_train_command(run_dir), run_dir / "checkpoints", 10, 40, env=env, cwd=ROOT,
@@ -216,9 +214,7 @@ def test_sigkill_and_rerun_resumes_to_the_same_loss_curve(tmp_path):
   killed_at = read_metrics(str(run_dir / "metrics.jsonl"))[-1]["step"]
   assert killed_at < 40
 
-  resumed = subprocess.run(_train_command(run_dir), env=env, capture_output=True, text=True,
-                           timeout=600, check=False, cwd=ROOT)
-  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  resumed = run_to_completion(_train_command(run_dir), env=env, cwd=ROOT, timeout=600)
   assert "resumed from step" in resumed.stderr
   want = read_metrics(str(tmp_path / "straight" / "metrics.jsonl"))
   got = read_metrics(str(run_dir / "metrics.jsonl"))

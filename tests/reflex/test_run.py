@@ -4,7 +4,6 @@ guard, metric files."""
 import dataclasses
 import json
 import os
-import subprocess
 import sys
 
 import jax
@@ -18,7 +17,7 @@ from reflex_jax.run import RunCheckpoints
 from reflex_jax.run import config as run_config
 from reflex_jax.run.cli import main as cli_main
 from reflex_jax.run.experiment import load_params
-from tests.helpers import kill_at_checkpoint
+from tests.helpers import kill_at_checkpoint, run_to_completion
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -131,18 +130,14 @@ def _train_command(run_dir):
 @pytest.mark.slow  # three CLI runs, ~5 min on 2 cores; `make test-all` runs it
 def test_sigkill_and_rerun_ends_with_the_same_parameters(tmp_path):
   env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
-  straight = subprocess.run(_train_command(tmp_path / "straight"), env=env, capture_output=True,
-                            text=True, timeout=900, check=False, cwd=ROOT)
-  assert straight.returncode == 0, straight.stderr[-3000:]
+  run_to_completion(_train_command(tmp_path / "straight"), env=env, cwd=ROOT)
 
   run_dir = tmp_path / "killed"
   kill_at_checkpoint(_train_command(run_dir), run_dir / "checkpoints" / "baseline+reflex", 3, 12,
                      env=env, cwd=ROOT)
   assert not (run_dir / "results.json").exists()
 
-  resumed = subprocess.run(_train_command(run_dir), env=env, capture_output=True, text=True,
-                           timeout=900, check=False, cwd=ROOT)
-  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  resumed = run_to_completion(_train_command(run_dir), env=env, cwd=ROOT)
   assert "resumed from" in resumed.stderr
 
   config = run_config.load_config([], _train_command(run_dir)[4:])
