@@ -27,7 +27,7 @@ from hrm_jax.model.flops import train_flops
 from hrm_jax.model.hrm import Buffer
 from hrm_jax.train import sharding
 from hrm_jax.train.checkpoint import Checkpoints
-from hrm_jax.train.config import TrainConfig, model_config, to_yaml
+from hrm_jax.train.config import TrainConfig, load_config, model_config, to_yaml
 from hrm_jax.train.metrics import MetricWriter, device_peak_flops
 from hrm_jax.train.optimizer import adam_atan2, bp_steps_at, learning_rate_schedule
 from hrm_jax.train.step import TrainState, eval_step, train_step
@@ -71,7 +71,6 @@ def initial_state(config: TrainConfig):
 def load_trained(run_dir: str, *, ema: bool = True, step: int | None = None):
   """(model, TrainConfig) from a training run directory (config.yaml + checkpoints/): the EMA
   weights by default, as the paper evaluates; the latest checkpoint unless `step`."""
-  from hrm_jax.train.config import load_config  # pylint: disable=import-outside-toplevel
   config_path = os.path.join(run_dir, "config.yaml")
   if not os.path.exists(config_path):
     raise FileNotFoundError(f"{run_dir} is not a training run (no config.yaml)")
