@@ -12,9 +12,17 @@ import os
 import orbax.checkpoint as ocp
 
 
+def checkpoint_directory(run_dir: str, checkpoint_dir: str | None = None) -> str:
+  """`checkpoint_dir` as given when it is a bucket URI (gs://, s3://: Orbax writes there through
+  etils.epath and TensorStore), else an absolute local path; default `run_dir/checkpoints`."""
+  directory = checkpoint_dir or os.path.join(run_dir, "checkpoints")
+  return directory if "://" in directory else os.path.abspath(directory)
+
+
 class Checkpoints:
   def __init__(self, directory: str, *, keep: int, async_save: bool):
-    self.directory = os.path.abspath(os.path.join(directory, "checkpoints"))
+    """`directory`: from `checkpoint_directory`."""
+    self.directory = directory
     self._manager = ocp.CheckpointManager(
         self.directory, options=ocp.CheckpointManagerOptions(
             max_to_keep=keep, enable_async_checkpointing=async_save, create=True))

@@ -46,7 +46,9 @@ class ScheduleConfig:
 
 @dataclasses.dataclass
 class LogConfig:
-  dir: str = "runs/hrm"
+  dir: str = "runs/hrm"  # config.yaml, metrics.jsonl, TensorBoard
+  # Orbax checkpoints: a local path or a bucket (gs://bucket/run); default: dir/checkpoints.
+  checkpoint_dir: str | None = None
   every: int = 50  # steps between metric lines
   eval_every: int = 500  # 0: no periodic evaluation
   eval_batches: int = 4

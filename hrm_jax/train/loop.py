@@ -19,6 +19,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from flax import nnx
 
 from hrm_jax.data.pipeline import make_dataset
@@ -26,7 +27,7 @@ from hrm_jax.model.baselines import build
 from hrm_jax.model.flops import train_flops
 from hrm_jax.model.hrm import Buffer
 from hrm_jax.train import sharding
-from hrm_jax.train.checkpoint import Checkpoints
+from hrm_jax.train.checkpoint import Checkpoints, checkpoint_directory
 from hrm_jax.train.config import TrainConfig, load_config, model_config, to_yaml
 from hrm_jax.train.metrics import MetricWriter, device_peak_flops
 from hrm_jax.train.optimizer import adam_atan2, bp_steps_at, learning_rate_schedule
@@ -76,12 +77,55 @@ def load_trained(run_dir: str, *, ema: bool = True, step: int | None = None):
     raise FileNotFoundError(f"{run_dir} is not a training run (no config.yaml)")
   config = load_config([config_path])
   graphdef, params, buffers, _, init = initial_state(config)
-  checkpoints = Checkpoints(run_dir, keep=1, async_save=False)
+  checkpoints = Checkpoints(checkpoint_directory(run_dir, config.log.checkpoint_dir), keep=1,
+                            async_save=False)
   if checkpoints.latest_step() is None:
     raise FileNotFoundError(f"no checkpoint in {checkpoints.directory}")
   state, _ = checkpoints.restore(jax.eval_shape(init, params), step)
   checkpoints.close()
   return nnx.merge(graphdef, state.ema if ema else state.params, buffers), config
+
+
+@dataclasses.dataclass
+class Program:
+  """What the loop (and the preflight check) builds from a config before the first step: the
+  mesh, the model as (graphdef, params, buffers), the optimizer, the train state's shardings
+  and one jitted step per bp_steps value."""
+  config: TrainConfig
+  mesh: jax.sharding.Mesh
+  graphdef: nnx.GraphDef
+  params: nnx.State
+  buffers: nnx.State  # replicated on the mesh
+  optimizer: optax.GradientTransformation
+  init: Callable
+  state_shardings: TrainState
+
+  @classmethod
+  def build(cls, config: TrainConfig, devices=None) -> "Program":
+    mesh = sharding.make_mesh(config.mesh, devices)
+    graphdef, params, buffers, optimizer, init = initial_state(config)
+    state_shardings = sharding.parameter_shardings(jax.eval_shape(init, params), mesh)
+    return cls(config, mesh, graphdef, params, jax.device_put(buffers, sharding.replicated(mesh)),
+               optimizer, init, state_shardings)
+
+  def initial(self) -> TrainState:
+    return jax.jit(self.init, out_shardings=self.state_shardings)(
+        jax.device_put(self.params, self.state_shardings.params))
+
+  def abstract_state(self) -> TrainState:
+    return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+                        jax.eval_shape(self.init, self.params), self.state_shardings)
+
+  @functools.cache
+  def step(self, bp_steps: int):
+    """The jitted step (buffers, state, batch) → (state, metrics); the state is donated."""
+    fn = functools.partial(train_step, self.graphdef, self.optimizer, bp_steps=bp_steps,
+                           accumulation=self.config.schedule.accumulation,
+                           ema_decay=self.config.optimizer.ema_decay)
+    return jax.jit(fn, donate_argnums=(1,), out_shardings=(self.state_shardings,
+                                                           sharding.replicated(self.mesh)))
+
+  __hash__ = object.__hash__  # functools.cache keys on the instance
 
 
 def train(config: TrainConfig, *, devices=None, max_steps: int | None = None,
@@ -90,39 +134,24 @@ def train(config: TrainConfig, *, devices=None, max_steps: int | None = None,
   `extra_eval(model)` runs at each evaluation on the EMA model and its metrics are logged
   (e.g. exact-match accuracy from generated answers)."""
   model_cfg = model_config(config)
-  mesh = sharding.make_mesh(config.mesh, devices)
-  graphdef, params, buffers, optimizer, init = initial_state(config)
-  opt = config.optimizer
-  shapes = jax.eval_shape(init, params)
-  state_shardings = sharding.parameter_shardings(shapes, mesh)
-  buffers = jax.device_put(buffers, sharding.replicated(mesh))
+  program = Program.build(config, devices)
+  mesh, graphdef, buffers = program.mesh, program.graphdef, program.buffers
 
   os.makedirs(config.log.dir, exist_ok=True)
   with open(os.path.join(config.log.dir, "config.yaml"), "w", encoding="utf-8") as f:
     f.write(to_yaml(config))
-  checkpoints = Checkpoints(config.log.dir, keep=config.log.keep,
-                            async_save=config.log.async_checkpoints)
+  checkpoints = Checkpoints(checkpoint_directory(config.log.dir, config.log.checkpoint_dir),
+                            keep=config.log.keep, async_save=config.log.async_checkpoints)
   iterator = iter(make_dataset(config.data))
   resume_step = checkpoints.latest_step()
   if resume_step is None:
-    state = jax.jit(init, out_shardings=state_shardings)(
-        jax.device_put(params, state_shardings.params))
+    state = program.initial()
   else:
-    target = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-                          shapes, state_shardings)
-    state, data_state = checkpoints.restore(target)
+    state, data_state = checkpoints.restore(program.abstract_state())
     iterator.set_state(data_state)
     log.info("resumed from step %d in %s", resume_step, checkpoints.directory)
   writer = MetricWriter(config.log.dir, tensorboard=config.log.tensorboard,
                         enabled=jax.process_index() == 0, resume_step=resume_step)
-
-  @functools.cache
-  def step_fn(bp_steps):
-    fn = functools.partial(train_step, graphdef, optimizer, bp_steps=bp_steps,
-                           accumulation=config.schedule.accumulation,
-                           ema_decay=opt.ema_decay)
-    return jax.jit(fn, donate_argnums=(1,), out_shardings=(state_shardings,
-                                                           sharding.replicated(mesh)))
 
   evaluate = _evaluator(config, graphdef, buffers, mesh)
   seq_len, rows = config.data.seq_len, config.data.batch_size
@@ -135,7 +164,7 @@ def train(config: TrainConfig, *, devices=None, max_steps: int | None = None,
     for step in range(start, total):
       bp = _bp_steps(config, model_cfg, step)
       batch = sharding.put_batch(next(iterator), mesh)
-      state, metrics = step_fn(bp)(buffers, state, batch)
+      state, metrics = program.step(bp)(buffers, state, batch)
       pending.append(metrics)
       done = step + 1
       if done % config.log.every == 0 or done == total:

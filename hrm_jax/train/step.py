@@ -46,10 +46,14 @@ def loss_sums(model, batch: dict, bp_steps: int | None):
 
 
 def _microbatches(batch: dict, count: int) -> dict:
+  """[rows, …] → [count, rows / count, …], microbatch m = rows m, m + count, …: rows are
+  sharded over devices in contiguous blocks, so every microbatch takes the same number of rows
+  from each device's block and no rows move between devices."""
   rows = batch["tokens"].shape[0]
   if rows % count:
     raise ValueError(f"batch of {rows} rows does not split into {count} accumulation steps")
-  return jax.tree.map(lambda x: x.reshape(count, rows // count, *x.shape[1:]), batch)
+  return jax.tree.map(lambda x: jnp.swapaxes(x.reshape(rows // count, count, *x.shape[1:]), 0, 1),
+                      batch)
 
 
 def train_step(graphdef, optimizer: optax.GradientTransformation, buffers, state: TrainState,
