@@ -1,6 +1,7 @@
 """`python -m hrm_jax.train [--config FILE ...] [key=value ...]`: train HRM-Text.
 
-Running the same command again continues from the last checkpoint in `log.dir`.
+Running the same command again continues from the last checkpoint in `log.dir`. Multi-host:
+`python -m tpu_gpu_launch.distributed hrm_jax.train ...` on every host.
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ def main(argv=None) -> int:
                       help="YAML config (e.g. experiments/hrm/tiny.yaml); later files win")
   parser.add_argument("--print-config", action="store_true",
                       help="print the merged config and exit")
-  parser.add_argument("--distributed", action="store_true",
-                      help="call jax.distributed.initialize() first (multi-host)")
   parser.add_argument("overrides", nargs="*", metavar="key=value")
   args = parser.parse_intermixed_args(argv)
   try:
@@ -37,10 +36,7 @@ def main(argv=None) -> int:
   logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s",
                       force=True)  # absl has already installed a root handler
   logging.getLogger("hrm_jax").setLevel(logging.INFO)
-  if args.distributed:
-    import jax
-    jax.distributed.initialize()
-  from hrm_jax.train.loop import train  # after distributed init
+  from hrm_jax.train.loop import train
   result = train(config)
   last = result.history[-1] if result.history else {}
   print(f"finished at step {int(result.state.step)}; last metrics: {last}")

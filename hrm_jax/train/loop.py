@@ -81,7 +81,12 @@ def load_trained(run_dir: str, *, ema: bool = True, step: int | None = None):
                             async_save=False)
   if checkpoints.latest_step() is None:
     raise FileNotFoundError(f"no checkpoint in {checkpoints.directory}")
-  state, _ = checkpoints.restore(jax.eval_shape(init, params), step)
+  # Placed on this process's first device, whatever mesh the run was trained on (e.g. a pod
+  # slice, evaluated on one GPU).
+  here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=here),
+                        jax.eval_shape(init, params))
+  state, _ = checkpoints.restore(target, step)
   checkpoints.close()
   return nnx.merge(graphdef, state.ema if ema else state.params, buffers), config
 

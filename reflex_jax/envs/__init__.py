@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 
 from reflex_jax.envs.base import Env, EnvState, SimulatorEnv, Wrapper
+from reflex_jax.envs.rate import step_rate
 from reflex_jax.envs.wrappers import AutoResetWrapper, BatchWrapper, EpisodeWrapper, NonFiniteMask
 from reflex_jax.symmetry import asymmetry, registry
 
@@ -83,4 +84,4 @@ def wrap(env: Env, *, num_envs: int | None = None, episode_length: int | None = 
 
 __all__ = ["AutoResetWrapper", "BatchWrapper", "Env", "EnvState", "EpisodeWrapper", "NonFiniteMask",
            "SimulatorEnv", "UnknownEnvironmentError", "Wrapper", "known_env_ids", "make",
-           "make_simulator", "wrap"]
+           "make_simulator", "step_rate", "wrap"]

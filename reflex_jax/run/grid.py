@@ -5,7 +5,9 @@ one program), then the report.
     python -m reflex_jax.run.grid --config experiments/reflex/grid_cpu.yaml out_dir=runs/g2
 
 Rerunning resumes the grid: finished cells (results.json) are skipped, an interrupted cell
-continues from its checkpoints. The grid file:
+continues from its checkpoints. `--shard i/n` runs cells i, i+n, i+2n, … so n machines (or n
+GPUs, one process each) share a grid; `python -m reflex_jax.run.report OUT_DIR` then writes the
+report of all of them. The grid file:
 
     out_dir: runs/grid
     envs: [brax/inverted_double_pendulum, brax/walker2d]
@@ -70,11 +72,29 @@ def load_grid(path: str, overrides=()) -> tuple[str, list[run_config.ExperimentC
   return out_dir, configs
 
 
-def run_grid(out_dir: str, configs: list[run_config.ExperimentConfig]) -> str:
-  """Runs every unfinished cell, then writes the report; returns its markdown."""
-  for i, config in enumerate(configs):
-    print(f"[{i + 1}/{len(configs)}] {config.env} × {config.algo}", file=sys.stderr, flush=True)
+def parse_shard(text: str) -> tuple[int, int]:
+  """'i/n' → (i, n) with 0 ≤ i < n."""
+  try:
+    index, count = (int(part) for part in text.split("/"))
+  except ValueError:
+    raise run_config.ConfigError(f"--shard {text!r}: expected i/n, e.g. 0/4") from None
+  if not 0 <= index < count:
+    raise run_config.ConfigError(f"--shard {text!r}: need 0 <= i < n")
+  return index, count
+
+
+def run_grid(out_dir: str, configs: list[run_config.ExperimentConfig],
+             shard: tuple[int, int] = (0, 1)) -> str:
+  """Runs every unfinished cell of this shard, then writes the report (of the whole grid when
+  there is one shard); returns its markdown."""
+  index, count = shard
+  mine = configs[index::count]
+  for i, config in enumerate(mine):
+    print(f"[{i + 1}/{len(mine)}] {config.env} × {config.algo}", file=sys.stderr, flush=True)
     run_experiment(config)
+  if count > 1:
+    return (f"shard {index}/{count} done ({len(mine)} of {len(configs)} cells); once every "
+            f"shard is: python -m reflex_jax.run.report {out_dir}")
   return write_report([c.out_dir for c in configs], out_dir)
 
 
@@ -82,15 +102,18 @@ def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(prog="python -m reflex_jax.run.grid", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--config", required=True, help="the grid YAML file")
+  parser.add_argument("--shard", default="0/1", metavar="i/n",
+                      help="run only cells i, i+n, … (one of n machines sharing the grid)")
   parser.add_argument("overrides", nargs="*", metavar="key=value",
                       help="grid-level overrides, e.g. out_dir=runs/g2 common.seeds=3")
   args = parser.parse_args(argv)
   try:
     out_dir, configs = load_grid(args.config, args.overrides)
+    shard = parse_shard(args.shard)
   except run_config.ConfigError as error:
     parser.error(str(error))
   try:
-    print(run_grid(out_dir, configs))
+    print(run_grid(out_dir, configs, shard))
   except runs.NonFiniteError as error:
     print(f"error: {error}", file=sys.stderr)
     return 1

@@ -1,0 +1,278 @@
+"""tpu_gpu_launch: the plan, the estimator, the preflight check, the flags, and the launch
+scripts run for real on CPU (two processes through the SSH launcher) or against stand-ins for
+gcloud, srun and ssh that record what they were asked to do."""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from hrm_jax.model.flops import train_flops
+from hrm_jax.train.config import load_config, model_config
+from reflex_jax.run import grid
+from tests.helpers import run_to_completion
+from tpu_gpu_launch import estimate, plan, preflight
+from tpu_gpu_launch.distributed import initialize
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HRM = os.path.join(ROOT, "experiments", "hrm")
+
+
+def hrm_config(size, *overrides):
+  return load_config([os.path.join(HRM, f"{size}.yaml")], list(overrides))
+
+
+# --- plan -------------------------------------------------------------------------------------
+
+def test_paper_xl_on_two_h100_nodes_keeps_fsdp_inside_a_node():
+  p = plan.plan(hrm_config("XL"), devices=16, device="H100", hosts=2)
+  assert (p.mesh.data, p.mesh.fsdp, p.mesh.tensor) == (2, 8, 1)
+  assert (p.batch_size, p.accumulation, p.rows_per_device) == (48, 1, 3)
+  assert p.memory_gib < p.memory_limit_gib
+
+
+@pytest.mark.parametrize("size,devices,hosts,device", [
+    ("B", 1, 1, "H100"), ("B", 8, 1, "v5e"), ("XL", 8, 1, "NVIDIA H100 80GB HBM3"),
+    ("L", 16, 4, "TPU v4"), ("XL", 32, 4, "H100"), ("B", 64, 16, "v5p")])
+def test_plans_realize_the_global_batch_within_memory(size, devices, hosts, device):
+  config = hrm_config(size)
+  p = plan.plan(config, devices, device, hosts)
+  m = p.mesh
+  assert m.data * m.fsdp * m.tensor == devices
+  assert p.accumulation * p.rows_per_device * m.data * m.fsdp == p.batch_size == 48
+  model = model_config(config)
+  assert model.num_attention_heads % m.tensor == 0
+  assert p.memory_gib <= p.memory_limit_gib
+  # The microbatch is the largest that fits: every fewer-microbatch split would not.
+  per_row = plan.activation_bytes_per_row(model, config.data.seq_len, 5) / m.tensor / plan.GIB
+  state = p.memory_gib - p.rows_per_device * per_row
+  rows_each = p.batch_size // (m.data * m.fsdp)
+  for fewer in range(1, p.accumulation):
+    if rows_each % fewer == 0:
+      assert state + rows_each // fewer * per_row > p.memory_limit_gib
+
+
+def test_global_tokens_change_rows_and_accumulation():
+  p = plan.plan(hrm_config("B"), 1, "H100", global_tokens=96 * 4096)
+  assert p.batch_size == 96 and p.accumulation * p.rows_per_device == 96
+
+
+def test_plan_errors_name_the_problem():
+  with pytest.raises(plan.PlanError, match="unknown device 'K80'"):
+    plan.plan(hrm_config("B"), 1, "K80")
+  with pytest.raises(plan.PlanError, match="does not fit.*16 GiB TPU v5 lite"):
+    plan.plan(hrm_config("XL"), 1, "v5e")
+  with pytest.raises(plan.PlanError, match="not a whole number"):
+    plan.plan(hrm_config("B"), 8, "H100", global_tokens=1000)
+  with pytest.raises(plan.PlanError, match="cannot be laid out on 256 devices"):
+    plan.plan(hrm_config("B"), 256, "v6e", 64)
+
+
+def test_tpu_types_give_chips_hosts_and_device():
+  assert plan.tpu_topology("v5litepod-8") == (8, 1, "TPU v5 lite")
+  assert plan.tpu_topology("v5litepod-16") == (16, 4, "TPU v5 lite")
+  assert plan.tpu_topology("v4-32") == (16, 4, "TPU v4")
+  assert plan.tpu_topology("v5p-8") == (4, 1, "TPU v5p")
+  assert plan.tpu_topology("v6e-256") == (256, 64, "TPU v6 lite")
+  with pytest.raises(plan.PlanError, match="unknown TPU type 'v9-8'"):
+    plan.tpu_topology("v9-8")
+
+
+def test_plan_cli_prints_overrides_the_trainer_accepts(capsys):
+  assert plan.main(["--config", os.path.join(HRM, "B.yaml"), "--tpu", "v4-32",
+                    "--overrides"]) == 0
+  overrides = capsys.readouterr().out.split()
+  config = hrm_config("B", *overrides)
+  assert config.mesh.fsdp == 16 and config.data.batch_size == 48
+  with pytest.raises(SystemExit) as done:
+    plan.main(["--config", os.path.join(HRM, "B.yaml"), "--devices", "8"])
+  assert done.value.code == 2 and "--devices and --device" in capsys.readouterr().err
+
+
+# --- estimate ---------------------------------------------------------------------------------
+
+def test_paper_xl_46_hours_on_16_h100_implies_a_plausible_mfu():
+  config = hrm_config("XL")
+  mfu = estimate.mfu_for_hours(config, 16, "H100", 46)
+  assert 0.3 < mfu < 0.6
+  e = estimate.estimate(config, 16, "H100", mfu)
+  assert e.hours == pytest.approx(46)
+  assert e.steps == 305_000 and e.tokens == pytest.approx(305_000 * 48 * 4096)
+  assert e.cost == pytest.approx(46 * 16 * estimate.PRICE_PER_DEVICE_HOUR["H100"])
+  model = model_config(config)
+  # The staircase spends 20 % of the steps growing the window 2 → 5.
+  assert train_flops(model, 4096, 2) < e.flops_per_token < train_flops(model, 4096, 5)
+  assert estimate.estimate(config, 32, "H100", mfu).hours == pytest.approx(23)
+
+
+def test_estimate_reads_the_mfu_a_run_measured(tmp_path, capsys):
+  metrics = tmp_path / "metrics.jsonl"
+  metrics.write_text("".join(json.dumps({"step": s, "mfu": m}) + "\n"
+                             for s, m in ((100, 0.05), (200, 0.40), (300, 0.42), (400, 0.44))))
+  assert estimate.measured_mfu(str(metrics)) == pytest.approx(0.42)  # the first line skipped
+  assert estimate.main(["--config", os.path.join(HRM, "B.yaml"), "--devices", "8",
+                        "--device", "H100", "--metrics", str(metrics), "--price", "2"]) == 0
+  out = capsys.readouterr().out
+  assert "MFU                 42.0%" in out and "approximate cost" in out
+  (tmp_path / "cpu.jsonl").write_text(json.dumps({"step": 1, "loss": 3.0}) + "\n")
+  with pytest.raises(estimate.PlanError, match="no mfu values"):
+    estimate.measured_mfu(str(tmp_path / "cpu.jsonl"))
+  with pytest.raises(estimate.PlanError, match="MFU must be in"):
+    estimate.estimate(hrm_config("B"), 8, "H100", 1.5)
+
+
+# --- preflight --------------------------------------------------------------------------------
+
+SMALL_HRM = ["data.batch_size=8", "data.seq_len=64", "mesh.data=1", "mesh.fsdp=8"]
+
+
+def test_preflight_prints_devices_mesh_memory_and_step_time(capsys):
+  code = preflight.main([*SMALL_HRM, "--hrm-steps", "1", "--matmul-size", "256",
+                         "--all-reduce-mb", "1", "--reflex-env", "brax/inverted_pendulum",
+                         "--num-envs", "8"])
+  out = capsys.readouterr().out
+  assert code == 0, out
+  assert f"devices: {jax.device_count()} × cpu" in out
+  assert "all-reduce of 1 MiB per device over 8 devices" in out and "correct" in out
+  assert "mesh {'data': 1, 'fsdp': 8, 'tensor': 1}" in out
+  assert "memory per device (XLA):" in out
+  assert "tokens/s" in out and "Reflex env brax/inverted_pendulum: 8 envs" in out
+  assert out.rstrip().endswith("preflight passed")
+
+
+def test_preflight_fails_when_the_step_does_not_fit(capsys):
+  code = preflight.main([*SMALL_HRM, "--skip", "reflex", "--matmul-size", "64",
+                         "--all-reduce-mb", "1", "--memory-limit-gb", "0.0001"])
+  assert code == 1
+  assert "preflight FAILED: the HRM-Text step needs" in capsys.readouterr().err
+
+
+# --- flags and launch scripts -----------------------------------------------------------------
+
+def _bash(script: str, env=None, cwd=ROOT):
+  return subprocess.run(["bash", "-c", script], env={**os.environ, **(env or {})}, cwd=cwd,
+                        capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_recommended_gpu_flags_are_known_to_the_pinned_jaxlib():
+  # XLA aborts at start-up on an unknown flag, and the CPU jaxlib knows the GPU flags.
+  check = ("source tpu_gpu_launch/env.sh gpu && XLA_FLAGS=\"$HRM_XLA_FLAGS $REFLEX_XLA_FLAGS "
+           "$EXTRA\" JAX_PLATFORMS=cpu {} -c 'import jax; jax.numpy.zeros(1).block_until_ready()'"
+           ).format(sys.executable)
+  good = _bash(check, {"EXTRA": ""})
+  assert good.returncode == 0, good.stderr[-2000:]
+  bad = _bash(check, {"EXTRA": "--xla_gpu_no_such_flag=true"})
+  assert bad.returncode != 0
+  unknown = _bash("source tpu_gpu_launch/env.sh fpga")
+  assert unknown.returncode == 2 and "unknown platform 'fpga'" in unknown.stderr
+
+
+def _stand_in(directory, name, log):
+  """An executable `name` on PATH that appends its arguments (and key env vars) to `log`."""
+  path = directory / name
+  path.write_text("#!/usr/bin/env bash\n"
+                  f"echo \"{name} $* | DISTRIBUTED=${{DISTRIBUTED:-}} "
+                  "NUM_DEVICES=${NUM_DEVICES:-} JAX_LOCAL_DEVICE_IDS=${JAX_LOCAL_DEVICE_IDS:-}\""
+                  f" >> {log}\n")
+  path.chmod(path.stat().st_mode | stat.S_IEXEC)
+
+
+def test_tpu_vm_script_drives_gcloud_on_every_worker(tmp_path):
+  log = tmp_path / "calls.log"
+  _stand_in(tmp_path, "gcloud", log)
+  env = {"PATH": f"{tmp_path}:{os.environ['PATH']}", "TPU_NAME": "hrm-1",
+         "TPU_ZONE": "us-central2-b", "TPU_TYPE": "v4-32"}
+  for action in (["create"], ["run", "hrm", "schedule.steps=10"], ["delete"]):
+    done = _bash(f"tpu_gpu_launch/tpu_vm.sh {' '.join(action)}",
+                 {**env, "CHECKPOINT_DIR": "gs://bucket/hrm"})
+    assert done.returncode == 0, done.stderr
+  create, run, delete = log.read_text().splitlines()
+  assert "tpu-vm create hrm-1 --zone us-central2-b --accelerator-type v4-32" in create
+  assert "--version tpu-ubuntu2204-base" in create
+  assert "tpu-vm ssh hrm-1 --zone us-central2-b --worker=all --command" in run
+  assert "PLATFORM=tpu DEVICE=v4-32" in run and "CHECKPOINT_DIR=gs://bucket/hrm" in run
+  assert "tpu_gpu_launch/run_job.sh hrm schedule.steps=10" in run
+  assert "tpu-vm delete hrm-1" in delete
+
+
+def test_slurm_script_runs_one_process_per_node_on_all_its_gpus(tmp_path):
+  log = tmp_path / "calls.log"
+  _stand_in(tmp_path, "srun", log)
+  env = {"PATH": f"{tmp_path}:{os.environ['PATH']}", "SLURM_NNODES": "2",
+         "SLURM_GPUS_ON_NODE": "8", "SLURM_SUBMIT_DIR": ROOT}
+  assert _bash("bash tpu_gpu_launch/gpu_slurm.sbatch hrm schedule.steps=5", env).returncode == 0
+  assert _bash("bash tpu_gpu_launch/gpu_slurm.sbatch reflex", env).returncode == 0
+  hrm, reflex = log.read_text().splitlines()
+  assert hrm.startswith("srun tpu_gpu_launch/run_job.sh hrm schedule.steps=5")
+  assert "DISTRIBUTED=1 NUM_DEVICES=16 JAX_LOCAL_DEVICE_IDS=0,1,2,3,4,5,6,7" in hrm
+  assert "SHARD=\"$SLURM_PROCID/$SLURM_NTASKS\"" in reflex and "run_job.sh reflex" in reflex
+
+
+def test_run_job_rejects_an_unknown_job_and_a_multi_host_reflex_grid():
+  unknown = _bash("tpu_gpu_launch/run_job.sh train", {"PLATFORM": "cpu"})
+  assert unknown.returncode == 2 and "unknown job 'train'" in unknown.stderr
+  grid_job = _bash("tpu_gpu_launch/run_job.sh reflex", {"PLATFORM": "cpu", "DISTRIBUTED": "1"})
+  assert grid_job.returncode == 2 and "SHARD=i/n" in grid_job.stderr
+
+
+def test_ssh_launcher_trains_hrm_as_two_processes_of_one_job(tmp_path):
+  """Two CPU processes, 2 devices each, one global mesh: the same loss on both, metrics
+  written once, and a checkpoint that one process restores whole."""
+  run_dir = tmp_path / "run"
+  env = {**os.environ, "SSH": os.path.join(ROOT, "tests", "launch", "fake_ssh.sh"),
+         "HOSTS": "localhost localhost", "PLATFORM": "cpu", "DEVICE": "", "SIZE": "tiny",
+         "RUN_DIR": str(run_dir), "PORT": str(20000 + os.getpid() % 20000),
+         "PYTHON": sys.executable, "JAX_PLATFORMS": "cpu",
+         "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  done = run_to_completion(
+      ["tpu_gpu_launch/gpu_ssh.sh", "hrm", "schedule.steps=4", "data.batch_size=8",
+       "data.seq_len=64", "log.every=2", "log.eval_every=0", "log.checkpoint_every=4",
+       "log.progress=false", "mesh.data=-1"], env=env, cwd=ROOT, timeout=600)
+  out = done.stdout
+  assert "[localhost:0] [process 0/2] 2 local of 4 devices" in out
+  assert "[localhost:1] [process 1/2] 2 local of 4 devices" in out
+  finals = [line.split("last metrics: ")[1] for line in out.splitlines()
+            if "finished at step 4" in line]
+  losses = [eval(f, {"np": np})["loss"] for f in finals]  # a printed dict of floats
+  assert len(losses) == 2 and losses[0] == losses[1]
+  lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+  assert [m["step"] for m in lines] == [2, 4] and lines[-1]["loss"] == losses[0]
+
+  from hrm_jax.train.loop import load_trained
+  model, config = load_trained(str(run_dir), ema=False)
+  assert config.schedule.steps == 4
+  embedding = np.asarray(model.embed_tokens.embedding.value)
+  assert embedding.shape == (512, 128) and np.isfinite(embedding).all()
+
+
+def test_distributed_wrapper_names_missing_settings(monkeypatch):
+  monkeypatch.setenv("JAX_NUM_PROCESSES", "2")
+  monkeypatch.delenv("JAX_PROCESS_ID", raising=False)
+  with pytest.raises(SystemExit, match="set both JAX_NUM_PROCESSES and JAX_PROCESS_ID"):
+    initialize()
+  monkeypatch.setenv("JAX_PROCESS_ID", "0")
+  monkeypatch.delenv("JAX_COORDINATOR_ADDRESS", raising=False)
+  with pytest.raises(SystemExit, match="JAX_COORDINATOR_ADDRESS"):
+    initialize()
+
+
+def test_grid_shards_split_the_cells_between_machines(monkeypatch):
+  ran = []
+  monkeypatch.setattr(grid, "run_experiment", lambda config: ran.append(config.out_dir))
+  _, configs = grid.load_grid(os.path.join(ROOT, "experiments", "reflex", "grid_gpu.yaml"))
+  shards = []
+  for index in range(3):
+    ran.clear()
+    message = grid.run_grid("runs/g", configs, grid.parse_shard(f"{index}/3"))
+    assert f"shard {index}/3 done" in message and "reflex_jax.run.report runs/g" in message
+    shards.append(list(ran))
+  everything = [c.out_dir for c in configs]
+  assert sorted(sum(shards, [])) == sorted(everything) and len(set(sum(shards, []))) == 16
+  for bad in ("3/3", "1", "a/b"):
+    with pytest.raises(grid.run_config.ConfigError, match="--shard"):
+      grid.parse_shard(bad)
