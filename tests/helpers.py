@@ -41,3 +41,21 @@ def kill_at_checkpoint(command, checkpoints, first: int, last: int, *, env, cwd,
   assert process.poll() is None, "the run ended before it could be killed"
   os.kill(process.pid, signal.SIGKILL)
   process.wait()
+
+
+def execute_notebook(path, cwd, env: dict, monkeypatch) -> list:
+  """Executes the notebook at `path` (stored without outputs) in `cwd` with the environment
+  variables `env` on CPU; asserts no cell failed and returns every code cell's outputs."""
+  nbformat = pytest.importorskip("nbformat")
+  nbclient = pytest.importorskip("nbclient")
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  for name, value in {"JAX_PLATFORMS": "cpu", "PYTHONPATH": root, **env}.items():
+    monkeypatch.setenv(name, value)
+  notebook = nbformat.read(path, as_version=4)
+  assert notebook.metadata.kernelspec.name == "python3"
+  assert not [c for c in notebook.cells if c.cell_type == "code" and c.outputs]  # stored clean
+  nbclient.NotebookClient(notebook, timeout=900, kernel_name="python3",
+                          resources={"metadata": {"path": str(cwd)}}).execute()
+  outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+  assert not [o for o in outputs if o.output_type == "error"]
+  return outputs
