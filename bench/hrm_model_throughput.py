@@ -33,8 +33,8 @@ def best_seconds(fn, repeats: int, warmup: bool = True) -> float:
   return min(times)
 
 
-def matmul_flops_per_second(n: int = 2048) -> float:
-  a = jnp.ones((n, n), jnp.float32)
+def matmul_flops_per_second(n: int = 2048, dtype=jnp.float32) -> float:
+  a = jnp.ones((n, n), dtype)
   mm = jax.jit(lambda x: x @ x)
   seconds = best_seconds(lambda: mm(a).block_until_ready(), 5)
   return 2 * n**3 / seconds

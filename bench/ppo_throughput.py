@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import time
 
 import jax
 
@@ -26,25 +25,7 @@ from reflex_jax.networks import PolicyConfig
 
 
 def env_only_rate(sim, num_envs: int, steps: int) -> float:
-  env = envs.wrap(sim, num_envs=num_envs)
-
-  @jax.jit
-  def rollout(state, key):
-    def body(s, k):
-      action = jax.random.uniform(k, (num_envs, env.action_size), minval=-1.0, maxval=1.0)
-      s = env.step(s, action)
-      return s, s.reward
-    state, rewards = jax.lax.scan(body, state, jax.random.split(key, steps))
-    return state, rewards.sum()
-
-  state = env.reset(jax.random.key(0))
-  # Two warm-up calls: reset's output differs in weak types from step's, so the second
-  # call (the first on a stepped state) compiles again.
-  for i in range(2):
-    state, _ = jax.block_until_ready(rollout(state, jax.random.key(i)))
-  t0 = time.perf_counter()
-  jax.block_until_ready(rollout(state, jax.random.key(2)))
-  return num_envs * steps / (time.perf_counter() - t0)
+  return envs.step_rate(envs.wrap(sim, num_envs=num_envs), num_envs, steps)
 
 
 def ours_rate(sim, config: ppo.PPOConfig, seeds: int) -> float:
@@ -86,6 +67,29 @@ def brax_rate(sim, config: ppo.PPOConfig) -> float:
   return sps[-1]  # the third training epoch: past any compile of the first two
 
 
+def matched_configs(num_envs: int, unroll: int, updates: int, *, num_minibatches: int = 8,
+                    num_epochs: int = 4, episode_length: int | None = None):
+  """(plain, Reflex) PPO configs of `updates` updates whose hyperparameters brax_rate gives
+  brax.training too: 64-64 swish MLPs, tanh-Gaussian policy with state-dependent scale."""
+  swish = dict(activation="swish")
+  base = ppo.PPOConfig(
+      num_envs=num_envs, unroll_length=unroll, num_minibatches=num_minibatches,
+      num_epochs=num_epochs, num_timesteps=num_envs * unroll * updates, num_logs=1,
+      num_eval_envs=8, episode_length=episode_length,
+      policy=PolicyConfig(hidden=(64, 64), std="state_dependent", squash="tanh", **swish),
+      value_hidden=(64, 64), value_activation="swish", entropy_coef=1e-3, num_devices=1)
+  return base, dataclasses.replace(base, reflex=ppo.ReflexConfig())
+
+
+def compare(env_id: str, base: ppo.PPOConfig, reflex: ppo.PPOConfig, seeds: int) -> dict:
+  """env-steps/s of one environment: env-only (the ceiling, as many steps per env as one
+  training run takes), brax.training PPO, ours plain and ours Reflex."""
+  sim = envs.make_simulator(env_id)
+  steps = base.num_timesteps // base.num_envs
+  return {"env_only": env_only_rate(sim, base.num_envs, steps), "brax": brax_rate(sim, base),
+          "ours": ours_rate(sim, base, seeds), "reflex": ours_rate(sim, reflex, seeds)}
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -97,22 +101,13 @@ def main():
   parser.add_argument("--seeds", type=int, default=2, help="runs pooled for our rates")
   args = parser.parse_args()
   print(f"jax {jax.__version__} on {jax.devices()[0].platform} ({jax.device_count()} device)")
-  swish = dict(activation="swish")
-  base = ppo.PPOConfig(
-      num_envs=args.num_envs, unroll_length=args.unroll, num_minibatches=8, num_epochs=4,
-      num_timesteps=args.num_envs * args.unroll * args.updates, num_logs=1, num_eval_envs=8,
-      policy=PolicyConfig(hidden=(64, 64), std="state_dependent", squash="tanh", **swish),
-      value_hidden=(64, 64), value_activation="swish", entropy_coef=1e-3, num_devices=1)
-  reflex = dataclasses.replace(base, reflex=ppo.ReflexConfig())
+  base, reflex = matched_configs(args.num_envs, args.unroll, args.updates)
   header = (f"{'environment':28} {'env-only':>10} {'brax PPO':>10} {'ours':>10} {'Reflex':>10} "
             f"{'ours/brax':>9} {'ours/env':>8} {'Rfx/ours':>8}")
   rows = []
   for env_id in args.envs:
-    sim = envs.make_simulator(env_id)
-    ceiling = env_only_rate(sim, args.num_envs, args.unroll * args.updates)
-    peer = brax_rate(sim, base)
-    plain = ours_rate(sim, base, args.seeds)
-    rfx = ours_rate(sim, reflex, args.seeds)
+    r = compare(env_id, base, reflex, args.seeds)
+    ceiling, peer, plain, rfx = r["env_only"], r["brax"], r["ours"], r["reflex"]
     rows.append(f"{env_id:28} {ceiling:10,.0f} {peer:10,.0f} {plain:10,.0f} {rfx:10,.0f} "
                 f"{plain / peer:9.2f} {plain / ceiling:8.0%} {rfx / plain:8.2f}")
     print(rows[-1], flush=True)
