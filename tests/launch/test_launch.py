@@ -222,11 +222,12 @@ def test_run_job_rejects_an_unknown_job_and_a_multi_host_reflex_grid():
 
 def test_ssh_launcher_trains_hrm_as_two_processes_of_one_job(tmp_path):
   """Two CPU processes, 2 devices each, one global mesh: the same loss on both, metrics
-  written once, and a checkpoint that one process restores whole."""
+  written once, and a checkpoint (in CHECKPOINT_DIR) that one process restores whole."""
   run_dir = tmp_path / "run"
   env = {**os.environ, "SSH": os.path.join(ROOT, "tests", "launch", "fake_ssh.sh"),
          "HOSTS": "localhost localhost", "PLATFORM": "cpu", "DEVICE": "", "SIZE": "tiny",
-         "RUN_DIR": str(run_dir), "PORT": str(20000 + os.getpid() % 20000),
+         "RUN_DIR": str(run_dir), "CHECKPOINT_DIR": str(tmp_path / "ckpt"),
+         "PORT": str(20000 + os.getpid() % 20000),
          "PYTHON": sys.executable, "JAX_PLATFORMS": "cpu",
          "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
   done = run_to_completion(
@@ -243,6 +244,7 @@ def test_ssh_launcher_trains_hrm_as_two_processes_of_one_job(tmp_path):
   lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
   assert [m["step"] for m in lines] == [2, 4] and lines[-1]["loss"] == losses[0]
 
+  assert (tmp_path / "ckpt" / "4").is_dir() and not (run_dir / "checkpoints").exists()
   from hrm_jax.train.loop import load_trained
   model, config = load_trained(str(run_dir), ema=False)
   assert config.schedule.steps == 4
@@ -276,3 +278,10 @@ def test_grid_shards_split_the_cells_between_machines(monkeypatch):
   for bad in ("3/3", "1", "a/b"):
     with pytest.raises(grid.run_config.ConfigError, match="--shard"):
       grid.parse_shard(bad)
+
+
+def test_checkpoints_go_to_a_bucket_uri_unchanged_or_an_absolute_local_path(tmp_path):
+  from hrm_jax.train.checkpoint import checkpoint_directory
+  assert checkpoint_directory("runs/x", "gs://bucket/hrm-XL") == "gs://bucket/hrm-XL"
+  assert checkpoint_directory("runs/x") == os.path.abspath("runs/x/checkpoints")
+  assert checkpoint_directory(str(tmp_path), "elsewhere") == os.path.abspath("elsewhere")
