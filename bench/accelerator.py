@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # also as `-m bench.accelerator`
-from hrm_model_throughput import best_seconds, matmul_flops_per_second  # noqa: E402
+from hrm_model_throughput import best_seconds  # noqa: E402
 from ppo_throughput import compare, matched_configs  # noqa: E402
 
 from hrm_jax.data.layout import IGNORE  # noqa: E402
@@ -52,6 +52,7 @@ from hrm_jax.train.config import load_config, model_config  # noqa: E402
 from hrm_jax.train.loop import Program  # noqa: E402
 from hrm_jax.train.metrics import device_peak_flops  # noqa: E402
 from hrm_jax.train.sharding import MeshConfig  # noqa: E402
+from tpu_gpu_launch.preflight import matmul_flops_per_second  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MFU_TARGET = 0.40      # HRM-Text B on H100

@@ -20,6 +20,7 @@ import numpy as np
 from flax import nnx
 
 from hrm_jax.model import ModelConfig, Segments, build, flops
+from tpu_gpu_launch.preflight import matmul_flops_per_second
 
 
 def best_seconds(fn, repeats: int, warmup: bool = True) -> float:
@@ -31,13 +32,6 @@ def best_seconds(fn, repeats: int, warmup: bool = True) -> float:
     fn()
     times.append(time.perf_counter() - t0)
   return min(times)
-
-
-def matmul_flops_per_second(n: int = 2048, dtype=jnp.float32) -> float:
-  a = jnp.ones((n, n), dtype)
-  mm = jax.jit(lambda x: x @ x)
-  seconds = best_seconds(lambda: mm(a).block_until_ready(), 5)
-  return 2 * n**3 / seconds
 
 
 def ours(config: ModelConfig, tok, prefix: int, repeats: int):

@@ -46,7 +46,8 @@ from hrm_jax.model.flops import train_flops
 from hrm_jax.train.config import load_config, model_config
 from hrm_jax.train.optimizer import adam_atan2, learning_rate_schedule
 from hrm_jax.train.step import TrainState, loss_sums, train_step
-from hrm_model_throughput import best_seconds, matmul_flops_per_second
+from hrm_model_throughput import best_seconds
+from tpu_gpu_launch.preflight import matmul_flops_per_second
 
 TARGET = 1.2  # ours / reference at equal work (bp_steps = 8)
 

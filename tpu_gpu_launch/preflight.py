@@ -45,8 +45,9 @@ def device_memory_bytes(device=None) -> int | None:
   return stats.get("bytes_limit")
 
 
-def matmul_flops_per_second(n: int, dtype=jnp.float32, repeats: int = 5) -> float:
-  """Best-of-`repeats` rate of one n×n×n matmul on the first device."""
+def matmul_flops_per_second(n: int = 2048, dtype=jnp.float32, repeats: int = 5) -> float:
+  """Best-of-`repeats` rate of one n×n×n matmul on the first device: the machine's ceiling
+  for model FLOP/s (the preflight and the bench scripts)."""
   a = jnp.ones((n, n), dtype)
   f = jax.jit(lambda x: x @ x)
   jax.block_until_ready(f(a))
