@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
-import math
+import functools
 import statistics
 import sys
 
@@ -62,14 +62,20 @@ class Estimate:
 
 def schedule_flops(config: TrainConfig) -> tuple[int, float]:
   """(steps, mean train FLOPs per token over the run), following the bp_steps schedule."""
-  model = model_config(config)
   s = config.schedule
+  return s.steps, _mean_flops_per_token(model_config(config), config.data.seq_len, s.steps,
+                                        s.bp_schedule, s.bp_start, s.bp_end,
+                                        s.bp_warmup_fraction)
+
+
+@functools.lru_cache(maxsize=8)  # one pass over every step; --target-hours asks twice
+def _mean_flops_per_token(model, seq_len: int, steps: int, kind: str, start: int, end: int,
+                          warmup_fraction: float) -> float:
   windows = collections.Counter(
-      min(bp_steps_at(step, s.steps, s.bp_schedule, start=s.bp_start, end=s.bp_end,
-                      warmup_fraction=s.bp_warmup_fraction), model.num_calls)
-      for step in range(s.steps))
-  total = sum(n * train_flops(model, config.data.seq_len, bp) for bp, n in windows.items())
-  return s.steps, total / s.steps
+      min(bp_steps_at(step, steps, kind, start=start, end=end, warmup_fraction=warmup_fraction),
+          model.num_calls)
+      for step in range(steps))
+  return sum(n * train_flops(model, seq_len, bp) for bp, n in windows.items()) / steps
 
 
 def peak_flops(config: TrainConfig, device: str) -> float:
