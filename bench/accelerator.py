@@ -114,7 +114,6 @@ def hrm_benchmark(size: str, seq_len: int, rows_per_device: int, bp_steps: int, 
   config = model_config(train_cfg)
   bp_steps = min(bp_steps, config.num_calls)
 
-  train_cfg.model.overrides = overrides
   train_cfg.mesh = MeshConfig(data=1, fsdp=-1, tensor=1)  # FSDP over every device
   train_cfg.schedule.accumulation = 1
   program = Program.build(train_cfg)  # the mesh, shardings and jitted step of hrm_jax.train

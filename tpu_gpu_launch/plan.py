@@ -21,6 +21,7 @@ import dataclasses
 import sys
 
 from hrm_jax.model.config import ModelConfig
+from hrm_jax.model.flops import parameter_count
 from hrm_jax.model.hrm import gradient_window
 from hrm_jax.train.config import ConfigError, TrainConfig, load_config, model_config
 from hrm_jax.train.sharding import MeshConfig
@@ -76,7 +77,6 @@ def device_spec(name: str) -> tuple[str, float, str]:
 
 
 def state_bytes(model: ModelConfig) -> float:
-  from hrm_jax.model.flops import parameter_count
   return STATE_BYTES_PER_PARAM * parameter_count(model)
 
 
