@@ -6,13 +6,27 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all verify clean
+.PHONY: demo test test-all test-jax-latest verify clean
 
-$(STAMP): pyproject.toml
+# The newest supported JAX (0.11.x, what accelerator images ship) in a venv of its own; jax 0.11
+# needs Python ≥ 3.12.
+LATEST := .venv-jax-latest
+PYTHON_LATEST ?= $(shell for p in python3.13 python3.12 $$(pyenv root 2>/dev/null)/versions/3.1[23]*/bin/python3; \
+  do "$$p" -c 'import sys; assert sys.version_info >= (3, 12)' >/dev/null 2>&1 && command -v "$$p" && break; done)
+LATEST_STAMP := $(LATEST)/.installed
+
+$(STAMP): pyproject.toml constraints/cpu.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test,hf]"
+	$(BIN)/pip install --quiet -c constraints/cpu.txt -e ".[test,hf]"
 	touch $(STAMP)
+
+$(LATEST_STAMP): pyproject.toml constraints/jax-latest.txt
+	@test -n "$(PYTHON_LATEST)" || { echo "jax 0.11 needs Python >= 3.12: none found; set PYTHON_LATEST=/path/to/python3.12"; exit 1; }
+	$(PYTHON_LATEST) -m venv $(LATEST)
+	$(LATEST)/bin/pip install --quiet --upgrade pip
+	$(LATEST)/bin/pip install --quiet -c constraints/jax-latest.txt -e ".[test,hf]"
+	touch $(LATEST_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m reflex_jax.compare
@@ -27,5 +41,11 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 -m ""
 
+# The default suite on jax 0.11.x, then the air-gapped accelerator node emulated (slow tests of
+# tests/launch/test_bundle.py: a Python 3.12 venv with jax 0.11.2 and the bundle installed offline).
+test-jax-latest: $(LATEST_STAMP)
+	$(LATEST)/bin/python -m pytest -q -n 2
+	$(LATEST)/bin/python -m pytest -q -m slow tests/launch/test_bundle.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(LATEST) .pytest_cache

@@ -1,6 +1,7 @@
 """HRM-Text decode tokens/s: our KV-cached generation vs recomputing the whole sequence for
 every new token vs transformers' HrmTextForCausalLM.generate (PyTorch, CPU, its own cache),
-on the same tiny config, weights and prompts, in one run.
+on the same tiny config, weights and prompts, in one run (transformers on the GPU where torch
+sees one).
 
 Every path generates exactly --new tokens per prompt greedily (no stop token), from a batch
 of --batch prompts of --prompt tokens with a PrefixLM prompt (bidirectional over the prompt).
@@ -28,6 +29,53 @@ from hrm_model_throughput import best_seconds
 TARGET = 10.0  # cached / recompute at 256 new tokens
 
 
+def measure(batch: int, prompt: int, new: int, repeats: int, reference: bool = True,
+            size: str = "tiny") -> dict:
+  """Seconds per path ({path: seconds}), the rows agreeing with the cached path in their first
+  16 tokens, and the shape. transformers runs only where `reference` and it is importable."""
+  config = preset(size).replace(max_position_embeddings=prompt + new + 16)
+  model = build(config, rngs=nnx.Rngs(0))
+  rng = np.random.RandomState(0)
+  prompts = [list(map(int, rng.randint(20, config.vocab_size, prompt))) for _ in range(batch)]
+  print(f"{size} HRM-Text (D={config.hidden_size}, {config.num_layers_per_stack} layers/stack, "
+        f"{config.num_calls} calls/token), {batch} prompts × {prompt} tokens, "
+        f"{new} new tokens each, {jax.devices()[0].platform}", flush=True)
+  seconds, out = {}, {}
+
+  def cached():
+    out["cached"] = generate(model, prompts, max_new_tokens=new, stop_token=None)
+
+  def recompute():
+    out["recompute"] = recompute_generate(model, prompts, max_new_tokens=new, stop_token=None)
+
+  seconds["ours, KV cache"] = best_seconds(cached, repeats)
+  seconds["ours, recompute"] = best_seconds(recompute, repeats)
+  if reference:
+    import torch  # pylint: disable=import-outside-toplevel
+    import transformers  # pylint: disable=import-outside-toplevel
+    torch.set_num_threads(os.cpu_count() or 1)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with tempfile.TemporaryDirectory() as directory:
+      hf_io.save_hf(model, directory)
+      peer = transformers.HrmTextForCausalLM.from_pretrained(directory).eval().to(device)
+    input_ids = torch.tensor(prompts, device=device)
+
+    def hf():
+      with torch.no_grad():
+        out["transformers"] = peer.generate(
+            input_ids=input_ids, token_type_ids=torch.ones_like(input_ids),
+            attention_mask=torch.ones_like(input_ids), max_new_tokens=new,
+            min_new_tokens=new, do_sample=False, eos_token_id=None,
+            pad_token_id=0)[:, prompt:].tolist()
+
+    seconds[f"transformers generate ({device})"] = best_seconds(hf, repeats)
+  agree = {name: sum(a[:16] == b[:16] for a, b in zip(tokens, out["cached"]))
+           for name, tokens in out.items() if name != "cached"}
+  return {"size": size, "batch": batch, "prompt": prompt, "new": new, "seconds": seconds,
+          "new_tokens_per_s": {k: batch * new / v for k, v in seconds.items()},
+          "rows_agreeing_first_16": agree}
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -37,50 +85,8 @@ def main() -> None:
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--no-reference", action="store_true", help="skip transformers")
   args = parser.parse_args()
-
-  config = preset("tiny").replace(max_position_embeddings=args.prompt + args.new + 16)
-  model = build(config, rngs=nnx.Rngs(0))
-  rng = np.random.RandomState(0)
-  prompts = [list(map(int, rng.randint(20, config.vocab_size, args.prompt)))
-             for _ in range(args.batch)]
-  total = args.batch * args.new
-  print(f"tiny HRM-Text (D={config.hidden_size}, {config.num_layers_per_stack} layers/stack, "
-        f"{config.num_calls} calls/token), {args.batch} prompts × {args.prompt} tokens, "
-        f"{args.new} new tokens each, {jax.devices()[0].platform}")
-
-  results = {}
-  out = {}
-
-  def cached():
-    out["cached"] = generate(model, prompts, max_new_tokens=args.new, stop_token=None)
-
-  def recompute():
-    out["recompute"] = recompute_generate(model, prompts, max_new_tokens=args.new,
-                                          stop_token=None)
-
-  results["ours, KV cache"] = best_seconds(cached, args.repeats)
-  results["ours, recompute"] = best_seconds(recompute, args.repeats)
-  if not args.no_reference:
-    import torch  # pylint: disable=import-outside-toplevel
-    import transformers  # pylint: disable=import-outside-toplevel
-    torch.set_num_threads(os.cpu_count() or 1)
-    with tempfile.TemporaryDirectory() as directory:
-      hf_io.save_hf(model, directory)
-      reference = transformers.HrmTextForCausalLM.from_pretrained(directory).eval()
-    input_ids = torch.tensor(prompts)
-
-    def hf():
-      with torch.no_grad():
-        out["transformers"] = reference.generate(
-            input_ids=input_ids, token_type_ids=torch.ones_like(input_ids),
-            attention_mask=torch.ones_like(input_ids), max_new_tokens=args.new,
-            min_new_tokens=args.new, do_sample=False, eos_token_id=None,
-            pad_token_id=0)[:, args.prompt:].tolist()
-
-    results["transformers generate"] = best_seconds(hf, args.repeats)
-
-  agree = {name: sum(a[:16] == b[:16] for a, b in zip(tokens, out["cached"]))
-           for name, tokens in out.items() if name != "cached"}
+  r = measure(args.batch, args.prompt, args.new, args.repeats, not args.no_reference)
+  results, total = r["seconds"], args.batch * args.new
   print(f"\n| path | seconds | new tokens/s | vs recompute |\n|---|---:|---:|---:|")
   base = results["ours, recompute"]
   for name, seconds in results.items():
@@ -88,9 +94,11 @@ def main() -> None:
   ratio = base / results["ours, KV cache"]
   print(f"\ncached / recompute: {ratio:.1f}× (target ≥ {TARGET:.0f}×: "
         f"{'met' if ratio >= TARGET else 'NOT met'})")
-  if "transformers generate" in results:
-    print(f"cached / transformers: {results['transformers generate'] / results['ours, KV cache']:.2f}×")
-  print(f"rows whose first 16 tokens agree with the cached path: {agree} of {args.batch}")
+  for name, seconds in results.items():
+    if name.startswith("transformers"):
+      print(f"cached / {name}: {seconds / results['ours, KV cache']:.2f}×")
+  print(f"rows whose first 16 tokens agree with the cached path: "
+        f"{r['rows_agreeing_first_16']} of {args.batch}")
 
 
 if __name__ == "__main__":

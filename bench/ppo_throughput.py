@@ -42,6 +42,8 @@ def ours_rate(sim, config: ppo.PPOConfig, seeds: int) -> float:
 def brax_rate(sim, config: ppo.PPOConfig) -> float:
   from brax.training.agents.ppo import networks as brax_networks  # pylint: disable=import-outside-toplevel
   from brax.training.agents.ppo import train as brax_ppo  # pylint: disable=import-outside-toplevel
+  from reflex_jax.envs import compat  # pylint: disable=import-outside-toplevel
+  compat.patch_brax_training()  # brax 0.14 on jax 0.11
   native = sim._env  # the very same simulator object ours steps  # pylint: disable=protected-access
   kwargs = {}
   if sim.env_id.startswith("playground/"):

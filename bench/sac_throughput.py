@@ -41,6 +41,8 @@ def ours_rates(sim, config: sac.SACConfig, seeds: int) -> tuple[float, float]:
 def brax_rates(sim, config: sac.SACConfig) -> tuple[float, float]:
   from brax.training.agents.sac import networks as brax_networks  # pylint: disable=import-outside-toplevel
   from brax.training.agents.sac import train as brax_sac  # pylint: disable=import-outside-toplevel
+  from reflex_jax.envs import compat  # pylint: disable=import-outside-toplevel
+  compat.patch_brax_training()  # brax 0.14 on jax 0.11
   native = sim._env  # the very same simulator object ours steps  # pylint: disable=protected-access
   kwargs = {}
   if sim.env_id.startswith("playground/"):
@@ -66,6 +68,17 @@ def brax_rates(sim, config: sac.SACConfig) -> tuple[float, float]:
   return env_steps, env_steps / config.num_envs * config.grad_updates_per_step
 
 
+def matched_config(num_envs: int, updates_per_step: int, batch_size: int,
+                   iterations: int) -> sac.SACConfig:
+  """Plain SAC of `iterations` timed iterations after a prefill of 32 steps per env; brax_rates
+  gives brax.training the same settings."""
+  prefill = 4 * num_envs * 8
+  return sac.SACConfig(
+      num_envs=num_envs, batch_size=batch_size, grad_updates_per_step=updates_per_step,
+      learning_starts=prefill, num_timesteps=prefill + num_envs * iterations,
+      buffer_size=100_000, num_logs=1, num_eval_envs=8, num_devices=1)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -80,12 +93,7 @@ def main():
   parser.add_argument("--seeds", type=int, default=2, help="runs pooled for our rates")
   args = parser.parse_args()
   print(f"jax {jax.__version__} on {jax.devices()[0].platform} ({jax.device_count()} device)")
-  prefill = 4 * args.num_envs * 8
-  base = sac.SACConfig(
-      num_envs=args.num_envs, batch_size=args.batch_size,
-      grad_updates_per_step=args.updates_per_step, learning_starts=prefill,
-      num_timesteps=prefill + args.num_envs * args.iterations, buffer_size=100_000,
-      num_logs=1, num_eval_envs=8, num_devices=1)
+  base = matched_config(args.num_envs, args.updates_per_step, args.batch_size, args.iterations)
   reflex = dataclasses.replace(base, reflex=sac.ReflexConfig())
   header = (f"{'environment':30} {'env-only':>9} {'brax SAC':>15} {'ours':>15} {'Reflex':>15} "
             f"{'ours/brax':>9} {'Rfx/ours':>8}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import types
 
+import jax
 import jax.numpy as jnp
 import mujoco
 
@@ -38,6 +39,35 @@ def patch_brax_fluid(force: bool = False) -> bool:
     fluid.jp = _NumpyWithLegacyClip()
     return True
   return False
+
+
+class _JaxWithLegacyReplication(types.SimpleNamespace):
+  """jax with `device_put_replicated` (removed from the public namespace in jax 0.11; jax
+  keeps it internally)."""
+
+  def __getattr__(self, name):
+    return getattr(jax, name)
+
+  @staticmethod
+  def device_put_replicated(x, devices):
+    from jax._src import api  # pylint: disable=import-outside-toplevel
+    return api.device_put_replicated(x, devices)
+
+
+def patch_brax_training(force: bool = False) -> bool:
+  """brax.training 0.14 (PPO, SAC, pmap helpers) calls jax.device_put_replicated, which jax
+  0.11 no longer exports; give those modules a jax that has it. The benchmarks' peer runs."""
+  try:
+    jax.device_put_replicated  # pylint: disable=pointless-statement
+    if not force:
+      return False
+  except AttributeError:
+    pass
+  import importlib  # pylint: disable=import-outside-toplevel
+  for name in ("brax.training.agents.ppo.train", "brax.training.agents.sac.train",
+               "brax.training.pmap"):
+    importlib.import_module(name).jax = _JaxWithLegacyReplication()
+  return True
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
