@@ -5,8 +5,8 @@
 # Settings (environment): PYTHON (default python3), SITE (private install folder, default
 # ~/.reflex-site), OUT_DIR (JSON, markdown and log; default accelerator-check), PLATFORM
 # (gpu | tpu | cpu, for env.sh; default gpu).
-set -uo pipefail
-cd "$(dirname "$0")/.."
+set -uo pipefail  # no -e: a failed bundle check is reported and the check goes on
+cd "$(dirname "$0")/.." || exit 2
 PY="${PYTHON:-python3}"
 OUT_DIR="${OUT_DIR:-accelerator-check}"
 mkdir -p "$OUT_DIR"
@@ -19,7 +19,7 @@ if [[ $# -gt 0 && -d "$1" ]]; then
     || echo "accelerator_check: the bundle check failed (above); running what can run" >&2
   export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 fi
-# shellcheck source=env.sh
+# shellcheck source=SCRIPTDIR/env.sh
 source tpu_gpu_launch/env.sh "${PLATFORM:-gpu}"
 "$PY" bench/accelerator.py --out "$OUT_DIR/accelerator.json" --md "$OUT_DIR/accelerator.md" "$@" \
   2>&1 | tee "$OUT_DIR/accelerator.log"

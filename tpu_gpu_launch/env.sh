@@ -1,3 +1,4 @@
+# shellcheck shell=bash  # sourced, not run: no shebang
 # Recommended environment for the launchers: `source tpu_gpu_launch/env.sh gpu|tpu|cpu`.
 # Each setting says why it is here (tpu_gpu_launch/README.md has the table). Values already
 # in the environment win, so a user can override any of them. XLA rejects unknown flags at
@@ -40,6 +41,7 @@ case "$platform" in
     ;;
   *)
     echo "env.sh: unknown platform '$platform' (gpu, tpu or cpu)" >&2
+    # shellcheck disable=SC2317  # the exit is reached when the file is run rather than sourced
     return 2 2>/dev/null || exit 2
     ;;
 esac

@@ -19,10 +19,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
-# shellcheck source=env.sh
+# shellcheck source=SCRIPTDIR/env.sh
 source tpu_gpu_launch/env.sh "${PLATFORM:-gpu}"
 job="${1:?usage: run_job.sh preflight|reflex|hrm [key=value ...]}"
 shift
+# The job is checked before anything is planned or started, so a typo costs nothing.
+case "$job" in
+  preflight|reflex|hrm) ;;
+  *) echo "run_job.sh: unknown job '$job' (preflight, reflex or hrm)" >&2; exit 2 ;;
+esac
 
 run_module() {  # run_module MODULE ARGS: multi-host processes initialize JAX's distributed runtime
   if [[ "${DISTRIBUTED:-0}" == 1 ]]; then
@@ -32,12 +37,30 @@ run_module() {  # run_module MODULE ARGS: multi-host processes initialize JAX's 
   fi
 }
 
+add_xla_flags() {  # add_xla_flags FLAGS: the job's flags first, the user's XLA_FLAGS after (so
+  # theirs win). XLA reads a value that is not a flag as a file name and aborts at start-up, so
+  # a blank XLA_FLAGS is never set: with nothing to add (CPU, TPU) it stays as it was.
+  local flags="$1${XLA_FLAGS:+ $XLA_FLAGS}"
+  flags="${flags# }"
+  if [[ -n "$flags" ]]; then
+    export XLA_FLAGS="$flags"
+  fi
+}
+
+hrm_config="experiments/hrm/${SIZE:-B}.yaml"
+if [[ "$job" != reflex && ! -f "$hrm_config" ]]; then
+  echo "run_job.sh: no HRM-Text config $hrm_config (SIZE: tiny, B, L or XL)" >&2
+  exit 2
+fi
+
 if [[ "${PLATFORM:-gpu}" == tpu && -n "${DEVICE:-}" ]]; then
-  tpu_hosts="$("$PY" -c "from tpu_gpu_launch.plan import tpu_topology; print(tpu_topology('$DEVICE')[1])")"
+  # The type goes in as an argument, never as code.
+  hosts_of_type='import sys; from tpu_gpu_launch.plan import tpu_topology
+print(tpu_topology(sys.argv[1])[1])'
+  tpu_hosts="$("$PY" -c "$hosts_of_type" "$DEVICE")"
   DISTRIBUTED="${DISTRIBUTED:-$((tpu_hosts > 1 ? 1 : 0))}"
 fi
 
-hrm_config="experiments/hrm/${SIZE:-B}.yaml"
 hrm_plan=()
 if [[ -n "${DEVICE:-}" && "$job" != reflex ]]; then
   if [[ "$DEVICE" == v[0-9]* ]]; then
@@ -53,14 +76,14 @@ fi
 
 case "$job" in
   preflight)
-    XLA_FLAGS="$HRM_XLA_FLAGS ${XLA_FLAGS:-}" run_module tpu_gpu_launch.preflight \
-      --hrm-config "$hrm_config" "${hrm_plan[@]}" "$@"
+    add_xla_flags "$HRM_XLA_FLAGS"
+    run_module tpu_gpu_launch.preflight --hrm-config "$hrm_config" "${hrm_plan[@]}" "$@"
     ;;
   hrm)
     dirs=("log.dir=${RUN_DIR:-runs/hrm-${SIZE:-B}}")
     [[ -n "${CHECKPOINT_DIR:-}" ]] && dirs+=("log.checkpoint_dir=$CHECKPOINT_DIR")
-    XLA_FLAGS="$HRM_XLA_FLAGS ${XLA_FLAGS:-}" run_module hrm_jax.train \
-      --config "$hrm_config" "${hrm_plan[@]}" "${dirs[@]}" "$@"
+    add_xla_flags "$HRM_XLA_FLAGS"
+    run_module hrm_jax.train --config "$hrm_config" "${hrm_plan[@]}" "${dirs[@]}" "$@"
     ;;
   reflex)
     # Grid cells are independent runs: each host takes its shard on its own devices, no
@@ -70,11 +93,8 @@ case "$job" in
            "not as a multi-host job; on TPUs use single-host types (v4-8, v5litepod-8, v6e-8)" >&2
       exit 2
     fi
-    XLA_FLAGS="$REFLEX_XLA_FLAGS ${XLA_FLAGS:-}" "$PY" -m reflex_jax.run.grid \
+    add_xla_flags "$REFLEX_XLA_FLAGS"
+    "$PY" -m reflex_jax.run.grid \
       --config "${GRID:-experiments/reflex/grid_gpu.yaml}" --shard "${SHARD:-0/1}" "$@"
-    ;;
-  *)
-    echo "run_job.sh: unknown job '$job' (preflight, reflex or hrm)" >&2
-    exit 2
     ;;
 esac
