@@ -57,6 +57,7 @@ def main(argv=None) -> int:
   except (ConfigError, FileNotFoundError) as error:
     parser.exit(2, f"config error: {error}\n")
   logging.basicConfig(level=logging.WARNING, format="%(message)s", force=True)
+  from hrm_jax.train.checkpoint import CheckpointError  # pylint: disable=import-outside-toplevel
   from hrm_jax.train.loop import train  # pylint: disable=import-outside-toplevel
   from hrm_jax.train.metrics import read_metrics  # pylint: disable=import-outside-toplevel
 
@@ -64,7 +65,12 @@ def main(argv=None) -> int:
   records = held_out(args.eval_examples, source.get("tasks", ()) or ("addition",),
                      seed=int(source.get("seed", 12345)))
   tokenizer = load_tokenizer(config.data.tokenizer)
-  result = train(config, extra_eval=lambda model: exact_match(model, tokenizer, records))
+  try:
+    result = train(config, extra_eval=lambda model: exact_match(model, tokenizer, records))
+  except ConfigError as error:  # found before the first step: nothing was written
+    parser.exit(2, f"config error: {error}\n")
+  except CheckpointError as error:
+    parser.exit(2, f"checkpoint error: {error}\n")
 
   print(f"\n{'step':>6} {'train loss':>11} {'eval loss (EMA)':>16} {'exact match':>12}")
   for line in read_metrics(os.path.join(config.log.dir, "metrics.jsonl")):

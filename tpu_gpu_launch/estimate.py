@@ -60,6 +60,11 @@ class Estimate:
     ])
 
 
+def _check_devices(devices: int) -> None:
+  if devices < 1:
+    raise PlanError(f"--devices {devices}: must be positive")
+
+
 def schedule_flops(config: TrainConfig) -> tuple[int, float]:
   """(steps, mean train FLOPs per token over the run), following the bp_steps schedule."""
   s = config.schedule
@@ -98,8 +103,11 @@ def measured_mfu(path: str, skip: int = 1) -> float:
 
 def estimate(config: TrainConfig, devices: int, device: str, mfu: float,
              price: float | None = None) -> Estimate:
+  _check_devices(devices)
   if not 0 < mfu <= 1:
     raise PlanError(f"MFU must be in (0, 1], got {mfu}")
+  if price is not None and price < 0:
+    raise PlanError(f"--price {price}: must not be negative")
   steps, per_token = schedule_flops(config)
   tokens = float(steps) * config.data.batch_size * config.data.seq_len
   peak = peak_flops(config, device)
@@ -112,6 +120,9 @@ def estimate(config: TrainConfig, devices: int, device: str, mfu: float,
 
 def mfu_for_hours(config: TrainConfig, devices: int, device: str, hours: float) -> float:
   """The MFU at which the run takes `hours`."""
+  _check_devices(devices)
+  if not hours > 0:
+    raise PlanError(f"--target-hours {hours}: must be positive")
   steps, per_token = schedule_flops(config)
   tokens = float(steps) * config.data.batch_size * config.data.seq_len
   return tokens * per_token / (devices * peak_flops(config, device) * hours * 3600)

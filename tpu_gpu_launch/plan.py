@@ -137,11 +137,16 @@ def plan(config: TrainConfig, devices: int, device: str, hosts: int = 1,
   """The layout of `global_tokens` per optimizer step (default: the config's
   data.batch_size × data.seq_len) on `devices` devices of kind `device` over `hosts` hosts."""
   name, memory, platform = device_spec(device)
-  if devices < 1 or hosts < 1 or devices % hosts:
+  for flag, value in (("--devices", devices), ("--hosts", hosts),
+                      ("--global-tokens", global_tokens),
+                      ("--max-rows-per-device", max_rows_per_device)):
+    if value is not None and value < 1:
+      raise PlanError(f"{flag} {value}: must be positive")
+  if devices % hosts:
     raise PlanError(f"{devices} devices do not spread evenly over {hosts} hosts")
   model = model_config(config)
   seq_len = config.data.seq_len
-  tokens = global_tokens or config.data.batch_size * seq_len
+  tokens = global_tokens if global_tokens is not None else config.data.batch_size * seq_len
   if tokens % seq_len:
     raise PlanError(f"a global batch of {tokens} tokens is not a whole number of "
                     f"{seq_len}-token rows")

@@ -21,6 +21,7 @@ import os
 import sys
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 from array_record.python import array_record_module
 
@@ -185,16 +186,23 @@ class ParquetSource(_FileSource):
   decoded table in memory: convert large files to ArrayRecord."""
 
   def _columns(self) -> list[str]:
-    present = pq.read_schema(self.path).names
+    try:
+      present = pq.read_schema(self.path).names
+    except (pa.ArrowException, OSError) as e:  # pyarrow's message does not name the file
+      raise ValueError(f"{self.path} is not a readable Parquet file: {e}") from None
     for key in self.fields[:2]:
       if key not in present:
         raise ValueError(f"{self.path} has no column {key!r}; its columns: {present}")
     return [key for key in self.fields if key is not None and key in present]
 
   def _scan(self):
-    batches = pq.ParquetFile(self.path).iter_batches(columns=self._columns())
-    for row, obj in enumerate(obj for batch in batches for obj in batch.to_pylist()):
-      yield row, f"row {row}", obj
+    columns = self._columns()
+    try:
+      batches = pq.ParquetFile(self.path).iter_batches(columns=columns)
+      for row, obj in enumerate(obj for batch in batches for obj in batch.to_pylist()):
+        yield row, f"row {row}", obj
+    except (pa.ArrowException, OSError) as e:  # a damaged file past its footer
+      raise ValueError(f"{self.path} is not a readable Parquet file: {e}") from None
 
   def _fetch(self, key) -> dict:
     if getattr(self, "_handle", None) is None:

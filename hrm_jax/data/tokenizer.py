@@ -37,6 +37,11 @@ class ByteTokenizer:
   byte_offset: int = 16
   vocab_size: int = 512
 
+  @property
+  def num_tokens(self) -> int:
+    """Ids in use (the specials and the bytes); `vocab_size` pads past them."""
+    return self.byte_offset + 256
+
   def encode(self, text: str) -> list[int]:
     return [self.byte_offset + b for b in text.encode("utf-8")]
 

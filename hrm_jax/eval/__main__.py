@@ -7,7 +7,9 @@
 
 Files use each benchmark's public field names (the Hugging Face versions): JSONL, JSON or
 Parquet. Writes OUT/results.json and OUT/results.md; OUT/<task>.predictions.jsonl caches every
-scored item, so rerunning the command resumes an interrupted evaluation.
+scored item, so rerunning the command resumes an interrupted evaluation. The cache is kept per
+model (its path, checkpoint step and config hash) and max_new_tokens: evaluating another model
+into the same OUT is refused before anything runs; give it its own --out.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import os
 import sys
 
 from hrm_jax.eval.benchmarks import BENCHMARKS
-from hrm_jax.eval.runner import evaluate, load_model, markdown_table
+from hrm_jax.eval.runner import check_cache, evaluate, load_model_and_identity, markdown_table
 
 
 def _pairs(values: list[str], flag: str, parser) -> dict[str, str]:
@@ -52,25 +54,34 @@ def main(argv: list[str] | None = None) -> int:
   shots = _pairs(args.shots_path, "--shots-path", parser)
   if not tasks:
     parser.error("give at least one --task NAME=PATH")
+  for flag, value, least in (("--batch-size", args.batch_size, 1), ("--limit", args.limit, 1),
+                             ("--max-new-tokens", args.max_new_tokens, 1),
+                             ("--shots", args.shots, 0)):
+    if value is not None and value < least:
+      parser.error(f"{flag} {value}: must be at least {least}")
   try:
-    model, tokenizer = load_model(args.model)
+    model, tokenizer, identity = load_model_and_identity(args.model)
     # --shots changes the k of the k-shot benchmarks; 0-shot ones stay 0-shot.
     loaded = {name: BENCHMARKS[name].load(
         path, shots_path=shots.get(name), limit=args.limit,
         shots=args.shots if BENCHMARKS[name].default_shots else None)
               for name, path in tasks.items()}
-  except (FileNotFoundError, ValueError) as error:
+    caches = {name: os.path.join(args.out, f"{name}.predictions.jsonl") for name in loaded}
+    for name, path in caches.items():  # before any task runs: a stale cache stops them all
+      check_cache(path, identity, args.max_new_tokens or BENCHMARKS[name].max_new_tokens)
+  except (FileNotFoundError, ValueError) as error:  # StaleCacheError included
     parser.error(str(error))
   os.makedirs(args.out, exist_ok=True)
   results = []
   for name, items in loaded.items():
     results.append(evaluate(model, tokenizer, BENCHMARKS[name], items,
                             batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-                            cache_path=os.path.join(args.out, f"{name}.predictions.jsonl"),
+                            cache_path=caches[name], cache_key=identity,
                             progress=not args.no_progress))
   with open(os.path.join(args.out, "results.json"), "w", encoding="utf-8") as f:
-    json.dump({"model": args.model, "results": [{k: v for k, v in r.items() if k != "per_item"}
-                                                for r in results]}, f, indent=1)
+    json.dump({"model": args.model, "model_identity": identity,
+               "results": [{k: v for k, v in r.items() if k != "per_item"} for r in results]},
+              f, indent=1)
   table = markdown_table(results)
   with open(os.path.join(args.out, "results.md"), "w", encoding="utf-8") as f:
     f.write(f"# {args.model}\n\n{table}\n")

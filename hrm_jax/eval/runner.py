@@ -3,11 +3,18 @@ and a prediction cache that makes an interrupted evaluation resume where it stop
 
     model, tokenizer = load_model("runs/hrm/tiny")          # a training run (EMA weights)
     model, tokenizer = load_model("hf/HRM-Text-1B")         # or a Hugging Face directory
-    result = evaluate(model, tokenizer, BENCHMARKS["gsm8k"], items, cache_path="gsm8k.jsonl")
+    model, tokenizer, identity = load_model_and_identity("runs/hrm/tiny")
+    result = evaluate(model, tokenizer, BENCHMARKS["gsm8k"], items, cache_path="gsm8k.jsonl",
+                      cache_key=identity)
+
+Cached predictions carry the model's identity (`cache_key`: its path, checkpoint step and a
+hash of its config and weights files) and max_new_tokens; a cache written for another model
+or length is refused (StaleCacheError), never reused under the wrong name.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -19,22 +26,47 @@ from hrm_jax.eval.benchmarks import Benchmark, Item
 from hrm_jax.generate import generate, prompt_tokens
 
 
+class StaleCacheError(ValueError):
+  """A prediction cache written for another model (or max_new_tokens)."""
+
+
 def load_model(path: str):
   """(model, tokenizer) from a training run directory (config.yaml + checkpoints/, EMA
   weights) or a Hugging Face HRM-Text directory (config.json + safetensors; its
   tokenizer.json when present, else the byte tokenizer)."""
+  model, tokenizer, _ = load_model_and_identity(path)
+  return model, tokenizer
+
+
+def load_model_and_identity(path: str):
+  """(model, tokenizer, identity): `identity` names exactly the weights loaded, for
+  `evaluate(cache_key=...)`: the directory, the checkpoint step of a training run, and a hash
+  of its config (and, for a Hugging Face directory, of its files' sizes and times)."""
   from hrm_jax.model import hf_io  # pylint: disable=import-outside-toplevel
-  from hrm_jax.train.loop import load_trained  # pylint: disable=import-outside-toplevel
+  from hrm_jax.train.loop import load_trained_step  # pylint: disable=import-outside-toplevel
+  where = os.path.abspath(path)
   if os.path.exists(os.path.join(path, "config.yaml")):
-    model, config = load_trained(path)
-    return model, load_tokenizer(config.data.tokenizer)
+    model, config, step = load_trained_step(path)
+    identity = f"{where} step {step} config {_digest(os.path.join(path, 'config.yaml'))}"
+    return model, load_tokenizer(config.data.tokenizer), identity
   if os.path.exists(os.path.join(path, hf_io.CONFIG_FILE)):
     _, model = hf_io.load_hf(path)
     tokenizer_file = os.path.join(path, "tokenizer.json")
+    # Weights may be replaced in place: their sizes and modification times are part of it.
+    stats = sorted((name, st.st_size, st.st_mtime_ns) for name in os.listdir(path)
+                   if os.path.isfile(os.path.join(path, name))
+                   for st in [os.stat(os.path.join(path, name))])
+    identity = (f"{where} config {_digest(os.path.join(path, hf_io.CONFIG_FILE))} files "
+                f"{hashlib.sha256(repr(stats).encode()).hexdigest()[:12]}")
     return model, (load_tokenizer(tokenizer_file) if os.path.exists(tokenizer_file)
-                   else ByteTokenizer(vocab_size=model.config.vocab_size))
+                   else ByteTokenizer(vocab_size=model.config.vocab_size)), identity
   raise FileNotFoundError(f"{path}: neither a training run (config.yaml) nor a Hugging Face "
                           f"model directory ({hf_io.CONFIG_FILE})")
+
+
+def _digest(path: str) -> str:
+  with open(path, "rb") as f:
+    return hashlib.sha256(f.read()).hexdigest()[:12]
 
 
 def _fit(tokens: list[int], keep_head: int, budget: int) -> tuple[list[int], bool]:
@@ -47,9 +79,14 @@ def _fit(tokens: list[int], keep_head: int, budget: int) -> tuple[list[int], boo
 
 def evaluate(model, tokenizer, benchmark: Benchmark, items: list[Item], *,
              batch_size: int = 16, max_new_tokens: int | None = None,
-             cache_path: str | None = None, progress: bool = True) -> dict:
+             cache_path: str | None = None, cache_key: str | None = None,
+             progress: bool = True) -> dict:
   """Scores every item (greedy, stop at EOA) → {benchmark, items, truncated, summary,
-  per_item}. Items already in `cache_path` (JSONL of id, output, scores) are not rerun."""
+  per_item}. Items already in `cache_path` (JSONL of id, output, scores, model,
+  max_new_tokens) are not rerun; a cache of another `cache_key` (the model's identity) or
+  max_new_tokens raises StaleCacheError."""
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be positive, got {batch_size}")
   max_new = max_new_tokens or benchmark.max_new_tokens
   budget = model.config.max_position_embeddings - max_new
   if budget < 8:
@@ -58,7 +95,7 @@ def evaluate(model, tokenizer, benchmark: Benchmark, items: list[Item], *,
   ids = [item.id for item in items]
   if len(set(ids)) != len(ids):
     raise ValueError(f"{benchmark.name}: item ids repeat")
-  done = _read_cache(cache_path)
+  done = _read_cache(cache_path, cache_key, max_new)
   todo = [item for item in items if item.id not in done]
   # Similar lengths batch together: less padding, fewer compiled shapes.
   prompts = {item.id: prompt_tokens(tokenizer, item.prompt, item.tags) for item in todo}
@@ -76,7 +113,8 @@ def evaluate(model, tokenizer, benchmark: Benchmark, items: list[Item], *,
         outputs = generate(model, [tokens for tokens, _ in fitted], max_new_tokens=max_new)
         for item, output in zip(batch, outputs):
           text = tokenizer.decode(output)
-          record = {"id": item.id, "output": text, "scores": benchmark.score(item, text)}
+          record = {"id": item.id, "output": text, "scores": benchmark.score(item, text),
+                    "model": cache_key, "max_new_tokens": max_new}
           done[item.id] = record
           if cache is not None:
             cache.write(json.dumps(record) + "\n")
@@ -91,7 +129,12 @@ def evaluate(model, tokenizer, benchmark: Benchmark, items: list[Item], *,
           "per_item": [dict(done[item.id], gold=item.gold) for item in items]}
 
 
-def _read_cache(path: str | None) -> dict[str, dict]:
+def check_cache(path: str | None, cache_key: str | None, max_new_tokens: int) -> None:
+  """Raises StaleCacheError if `path` holds predictions of another model or length."""
+  _read_cache(path, cache_key, max_new_tokens)
+
+
+def _read_cache(path: str | None, cache_key: str | None, max_new: int) -> dict[str, dict]:
   if not path or not os.path.exists(path):
     return {}
   done = {}
@@ -102,6 +145,12 @@ def _read_cache(path: str | None) -> dict[str, dict]:
           record = json.loads(line)
         except json.JSONDecodeError:
           continue  # a line cut by a crash mid-write: that item is simply redone
+        got = (record.get("model"), record.get("max_new_tokens"))
+        if got != (cache_key, max_new):
+          raise StaleCacheError(
+              f"{path} holds predictions of {got[0] or 'an unnamed model'} with max_new_tokens "
+              f"{got[1]}, not of {cache_key or 'an unnamed model'} with max_new_tokens "
+              f"{max_new}: use another output directory, or delete the file to evaluate anew")
         done[record["id"]] = record
   return done
 

@@ -1,6 +1,9 @@
 """`python -m hrm_jax.train [--config FILE ...] [key=value ...]`: train HRM-Text.
 
-Running the same command again continues from the last checkpoint in `log.dir`. Multi-host:
+Running the same command again continues from the last checkpoint in `log.dir`. A changed
+config is refused (the differing keys are listed), except log.* (but log.checkpoint_dir),
+schedule.steps and mesh.*; --allow-config-change continues with other changes (learning
+rate, data, ...), never with another model shape. Multi-host:
 `python -m tpu_gpu_launch.distributed hrm_jax.train ...` on every host.
 """
 
@@ -24,6 +27,9 @@ def main(argv=None) -> int:
                       help="YAML config (e.g. experiments/hrm/tiny.yaml); later files win")
   parser.add_argument("--print-config", action="store_true",
                       help="print the merged config and exit")
+  parser.add_argument("--allow-config-change", action="store_true",
+                      help="resume a run in log.dir although its config.yaml differs from this "
+                           "config (not for model shape changes)")
   parser.add_argument("overrides", nargs="*", metavar="key=value")
   args = parser.parse_intermixed_args(argv)
   try:
@@ -36,8 +42,14 @@ def main(argv=None) -> int:
   logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s",
                       force=True)  # absl has already installed a root handler
   logging.getLogger("hrm_jax").setLevel(logging.INFO)
+  from hrm_jax.train.checkpoint import CheckpointError
   from hrm_jax.train.loop import train
-  result = train(config)
+  try:
+    result = train(config, allow_config_change=args.allow_config_change)
+  except ConfigError as error:  # found before the first step: nothing was written
+    parser.exit(2, f"config error: {error}\n")
+  except CheckpointError as error:
+    parser.exit(2, f"checkpoint error: {error}\n")
   last = result.history[-1] if result.history else {}
   print(f"finished at step {int(result.state.step)}; last metrics: {last}")
   return 0

@@ -7,6 +7,7 @@ once with the valid choice named ("Key 'seqlen' not in 'DataConfig'. Did you mea
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -92,7 +93,64 @@ def load_config(files=(), overrides=()) -> TrainConfig:
     raise ConfigError(str(error).split("\n")[0] + _where(error)) from None
   config = OmegaConf.to_object(merged)
   model_config(config)  # fail fast on a bad model size or field
+  validate(config)
   return config
+
+
+def validate(config: TrainConfig) -> None:
+  """Rejects numbers that cannot make a run (a zero batch would hang the pipeline, a zero
+  log.every divide by zero, a negative step count train nothing and exit 0)."""
+  d, s, o, g = config.data, config.schedule, config.optimizer, config.log
+  # (key, value, ok, requirement) in the order the keys appear in the config.
+  checks = [
+      ("data.seq_len", d.seq_len, d.seq_len >= 3, "at least 3 (BOQ, EOQ and one response "
+       "token)"),
+      ("data.batch_size", d.batch_size, d.batch_size >= 1, "positive"),
+      ("data.packing_bins", d.packing_bins, d.packing_bins >= 1, "positive"),
+      ("data.num_epochs", d.num_epochs, d.num_epochs is None or d.num_epochs >= 1,
+       "positive or null (repeat forever)"),
+      ("data.worker_count", d.worker_count, d.worker_count >= 0, "0 or more"),
+      ("data.prefetch_buffer_size", d.prefetch_buffer_size, d.prefetch_buffer_size >= 1,
+       "positive"),
+      ("data.on_error", d.on_error, d.on_error in ("report", "fail"), "'report' or 'fail'"),
+      ("optimizer.learning_rate", o.learning_rate,
+       math.isfinite(o.learning_rate) and o.learning_rate > 0, "positive"),
+      ("optimizer.schedule", o.schedule, o.schedule in ("constant", "cosine"),
+       "'constant' or 'cosine'"),
+      ("optimizer.warmup_steps", o.warmup_steps, o.warmup_steps >= 0, "0 or more"),
+      ("optimizer.b1", o.b1, 0 <= o.b1 < 1, "in [0, 1)"),
+      ("optimizer.b2", o.b2, 0 <= o.b2 < 1, "in [0, 1)"),
+      ("optimizer.weight_decay", o.weight_decay, o.weight_decay >= 0, "0 or more"),
+      ("optimizer.ema_decay", o.ema_decay, 0 <= o.ema_decay <= 1, "in [0, 1]"),
+      ("schedule.steps", s.steps, s.steps >= 1, "positive"),
+      ("schedule.accumulation", s.accumulation, s.accumulation >= 1, "positive"),
+      ("schedule.bp_schedule", s.bp_schedule, s.bp_schedule in ("staircase", "jump", "fixed"),
+       "staircase, jump or fixed"),
+      ("schedule.bp_start", s.bp_start, s.bp_start >= 1, "positive"),
+      ("schedule.bp_end", s.bp_end, s.bp_end >= s.bp_start,
+       f"at least schedule.bp_start ({s.bp_start})"),
+      ("schedule.bp_warmup_fraction", s.bp_warmup_fraction, 0 <= s.bp_warmup_fraction <= 1,
+       "in [0, 1]"),
+      ("log.every", g.every, g.every >= 1, "positive"),
+      ("log.eval_every", g.eval_every, g.eval_every >= 0, "0 (no evaluation) or more"),
+      ("log.eval_batches", g.eval_batches, g.eval_batches >= 1 or not g.eval_every,
+       "positive while log.eval_every > 0"),
+      ("log.checkpoint_every", g.checkpoint_every, g.checkpoint_every >= 1, "positive"),
+      ("log.keep", g.keep, g.keep >= 1, "positive"),
+      ("log.peak_flops", g.peak_flops, g.peak_flops is None or g.peak_flops > 0,
+       "positive or null"),
+  ]
+  for key, value, ok, requirement in checks:
+    if not ok:
+      raise ConfigError(f"{key}={value!r} is invalid: it must be {requirement}")
+  if d.batch_size % s.accumulation:
+    raise ConfigError(f"data.batch_size={d.batch_size} does not split into "
+                      f"schedule.accumulation={s.accumulation} microbatches; use a multiple")
+  sizes = {"mesh.data": config.mesh.data, "mesh.fsdp": config.mesh.fsdp,
+           "mesh.tensor": config.mesh.tensor}
+  if any(v == 0 or v < -1 for v in sizes.values()) or list(sizes.values()).count(-1) > 1:
+    raise ConfigError(f"mesh sizes {sizes} are invalid: each must be positive, and at most "
+                      "one may be -1 (every device left over)")
 
 
 def _where(error) -> str:
@@ -115,3 +173,33 @@ def model_config(config: TrainConfig) -> ModelConfig:
 
 def to_yaml(config: TrainConfig) -> str:
   return OmegaConf.to_yaml(OmegaConf.structured(config))
+
+
+# Keys a resumed run may change freely: how often and where it logs, evaluates and
+# checkpoints, how long it trains (a longer schedule.steps also stretches the bp_steps
+# warm-up and a cosine decay over the new length), and how it is laid out on the devices.
+# log.checkpoint_dir is excepted: it is where the run's state lives.
+FREE_ON_RESUME = ("log.", "schedule.steps", "mesh.")
+NOT_FREE_ON_RESUME = ("log.checkpoint_dir",)
+
+
+def _flat(tree, prefix: str = "") -> dict[str, Any]:
+  if isinstance(tree, dict) and tree:
+    return {k: v for key, value in tree.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
+  return {prefix[:-1]: tree}
+
+
+def config_changes(old: TrainConfig, new: TrainConfig) -> dict[str, tuple[Any, Any]]:
+  """{dotted key: (old value, new value)} for every key that differs; a key present in one
+  config only (a model override) pairs with None."""
+  a, b = (_flat(OmegaConf.to_container(OmegaConf.structured(c))) for c in (old, new))
+  return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+
+
+def free_on_resume(key: str) -> bool:
+  return key not in NOT_FREE_ON_RESUME and any(
+      key == free or (free.endswith(".") and key.startswith(free)) for free in FREE_ON_RESUME)
+
+
+def describe_changes(changes: dict[str, tuple[Any, Any]]) -> str:
+  return "; ".join(f"{k}: {old!r} → {new!r}" for k, (old, new) in changes.items())

@@ -27,8 +27,11 @@ from hrm_jax.model.baselines import build
 from hrm_jax.model.flops import train_flops
 from hrm_jax.model.hrm import Buffer
 from hrm_jax.train import sharding
-from hrm_jax.train.checkpoint import Checkpoints, checkpoint_directory
-from hrm_jax.train.config import TrainConfig, load_config, model_config, to_yaml
+from hrm_jax.data.tokenizer import load_tokenizer
+from hrm_jax.train.checkpoint import Checkpoints, checkpoint_directory, has_checkpoints
+from hrm_jax.train.config import (FREE_ON_RESUME, NOT_FREE_ON_RESUME, ConfigError, TrainConfig,
+                                  config_changes, describe_changes, free_on_resume, load_config,
+                                  model_config, to_yaml)
 from hrm_jax.train.metrics import MetricWriter, device_peak_flops
 from hrm_jax.train.optimizer import adam_atan2, bp_steps_at, learning_rate_schedule
 from hrm_jax.train.step import TrainState, eval_step, train_step
@@ -71,7 +74,13 @@ def initial_state(config: TrainConfig):
 
 def load_trained(run_dir: str, *, ema: bool = True, step: int | None = None):
   """(model, TrainConfig) from a training run directory (config.yaml + checkpoints/): the EMA
-  weights by default, as the paper evaluates; the latest checkpoint unless `step`."""
+  weights by default, as the paper evaluates; the latest readable checkpoint unless `step`."""
+  model, config, _ = load_trained_step(run_dir, ema=ema, step=step)
+  return model, config
+
+
+def load_trained_step(run_dir: str, *, ema: bool = True, step: int | None = None):
+  """`load_trained` plus the step it loaded: (model, TrainConfig, step)."""
   config_path = os.path.join(run_dir, "config.yaml")
   if not os.path.exists(config_path):
     raise FileNotFoundError(f"{run_dir} is not a training run (no config.yaml)")
@@ -86,9 +95,14 @@ def load_trained(run_dir: str, *, ema: bool = True, step: int | None = None):
   here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=here),
                         jax.eval_shape(init, params))
-  state, _ = checkpoints.restore(target, step)
-  checkpoints.close()
-  return nnx.merge(graphdef, state.ema if ema else state.params, buffers), config
+  try:
+    if step is None:
+      step, state, _ = checkpoints.restore_latest(target)
+    else:
+      state, _ = checkpoints.restore(target, step)
+  finally:
+    checkpoints.close()
+  return nnx.merge(graphdef, state.ema if ema else state.params, buffers), config, step
 
 
 @dataclasses.dataclass
@@ -107,7 +121,16 @@ class Program:
 
   @classmethod
   def build(cls, config: TrainConfig, devices=None) -> "Program":
-    mesh = sharding.make_mesh(config.mesh, devices)
+    try:
+      mesh = sharding.make_mesh(config.mesh, devices)
+    except ValueError as error:
+      raise ConfigError(f"mesh: {error}") from None
+    rows_devices = mesh.shape["data"] * mesh.shape["fsdp"]
+    if config.data.batch_size % rows_devices:
+      raise ConfigError(
+          f"data.batch_size={config.data.batch_size} does not divide over the {rows_devices} "
+          f"devices that split the batch (mesh data={mesh.shape['data']} × fsdp="
+          f"{mesh.shape['fsdp']}); use a multiple of {rows_devices}")
     graphdef, params, buffers, optimizer, init = initial_state(config)
     state_shardings = sharding.parameter_shardings(jax.eval_shape(init, params), mesh)
     return cls(config, mesh, graphdef, params, jax.device_put(buffers, sharding.replicated(mesh)),
@@ -134,31 +157,55 @@ class Program:
 
 
 def train(config: TrainConfig, *, devices=None, max_steps: int | None = None,
-          extra_eval: Callable[[nnx.Module], dict] | None = None) -> TrainResult:
+          extra_eval: Callable[[nnx.Module], dict] | None = None,
+          allow_config_change: bool = False) -> TrainResult:
   """Trains (or resumes) the run in `config.log.dir`. `max_steps` stops early (tests);
   `extra_eval(model)` runs at each evaluation on the EMA model and its metrics are logged
-  (e.g. exact-match accuracy from generated answers)."""
+  (e.g. exact-match accuracy from generated answers).
+
+  Resuming a run whose config.yaml differs from `config` is refused (ConfigError listing
+  each key, old → new) before anything is written, except for the keys in
+  config.FREE_ON_RESUME: log.* (but log.checkpoint_dir), schedule.steps and mesh.*.
+  `allow_config_change` continues with the other changes (learning rate, data, ...); a
+  change in the model's parameter shapes is refused always: its checkpoints cannot load.
+  A changed data stream (data.* but the SAME_DATA_STREAM keys) starts from its beginning.
+  Every check (config, tokenizer, devices, data sources, log.dir) runs before config.yaml
+  is written."""
   model_cfg = model_config(config)
+  changed = _check_resume(config, model_cfg, allow_config_change)
+  _check_vocabulary(config, model_cfg)
   program = Program.build(config, devices)
   mesh, graphdef, buffers = program.mesh, program.graphdef, program.buffers
+  iterator = iter(_open_data(config.data, "data"))
+  try:
+    evaluate = _evaluator(config, graphdef, buffers, mesh)
+    _write_config(config)
+  except BaseException:
+    iterator.close()
+    raise
 
-  os.makedirs(config.log.dir, exist_ok=True)
-  with open(os.path.join(config.log.dir, "config.yaml"), "w", encoding="utf-8") as f:
-    f.write(to_yaml(config))
   checkpoints = Checkpoints(checkpoint_directory(config.log.dir, config.log.checkpoint_dir),
                             keep=config.log.keep, async_save=config.log.async_checkpoints)
-  iterator = iter(make_dataset(config.data))
-  resume_step = checkpoints.latest_step()
-  if resume_step is None:
+  resume_step = None
+  if checkpoints.latest_step() is None:
     state = program.initial()
   else:
-    state, data_state = checkpoints.restore(program.abstract_state())
-    iterator.set_state(data_state)
+    try:
+      resume_step, state, data_state = checkpoints.restore_latest(program.abstract_state(),
+                                                                  set_aside=True)
+    except BaseException:
+      iterator.close()
+      checkpoints.close()
+      raise
+    new_stream = sorted(k for k in changed if k.startswith("data.") and k not in SAME_DATA_STREAM)
+    if new_stream:  # a position in the old stream means nothing in another one
+      log.warning("%s changed: the new data stream starts from its beginning", new_stream)
+    else:
+      iterator.set_state(data_state)
     log.info("resumed from step %d in %s", resume_step, checkpoints.directory)
   writer = MetricWriter(config.log.dir, tensorboard=config.log.tensorboard,
                         enabled=jax.process_index() == 0, resume_step=resume_step)
 
-  evaluate = _evaluator(config, graphdef, buffers, mesh)
   seq_len, rows = config.data.seq_len, config.data.batch_size
   peak = config.log.peak_flops or device_peak_flops(model_cfg.compute_dtype)
   total = config.schedule.steps if max_steps is None else min(max_steps, config.schedule.steps)
@@ -196,6 +243,85 @@ def train(config: TrainConfig, *, devices=None, max_steps: int | None = None,
     writer.close()
     progress.close()
   return TrainResult(state, graphdef, buffers, history)
+
+
+# data keys that leave the stream of batches as it was: its saved position stays valid.
+# (Not data.worker_count: Grain's iterator state differs with and without worker processes.)
+SAME_DATA_STREAM = ("data.on_error",)
+
+
+def _check_resume(config: TrainConfig, model_cfg, allow_change: bool) -> dict:
+  """Refuses to continue a run with checkpoints under another config (see `train`); the
+  changes allowed by `allow_change` ({key: (old, new)}) when it continues."""
+  path = os.path.join(config.log.dir, "config.yaml")
+  if not os.path.exists(path):
+    return {}
+  try:
+    old = load_config([path])
+  except ConfigError as error:
+    raise ConfigError(f"{path} (the run being resumed) does not load: {error}") from None
+  if not has_checkpoints(checkpoint_directory(config.log.dir, old.log.checkpoint_dir)):
+    return {}  # nothing to continue: a fresh start under the new config
+  changes = config_changes(old, config)
+  restricted = {k: v for k, v in changes.items() if not free_on_resume(k)}
+  if not restricted:
+    if changes:
+      log.info("resuming with changed %s", describe_changes(changes))
+    return {}
+  model_keys = {k: v for k, v in restricted.items() if k.startswith("model.")}
+  if model_keys and _parameter_shapes(model_config(old)) != _parameter_shapes(model_cfg):
+    raise ConfigError(
+        f"{config.log.dir} holds checkpoints of another model shape "
+        f"({describe_changes(model_keys)}): they cannot be loaded into this one. Use a new "
+        "log.dir for the new model (or restore the old model keys to continue the run)")
+  if not allow_change:
+    free = ", ".join(k + "*" if k.endswith(".") else k for k in FREE_ON_RESUME)
+    raise ConfigError(
+        f"the config differs from the run's {path}: {describe_changes(restricted)}. Pass "
+        "--allow-config-change to continue the run with the new values, or use a new log.dir; "
+        f"keys that may always change: {free} (not {', '.join(NOT_FREE_ON_RESUME)})")
+  log.warning("continuing %s with a changed config: %s", config.log.dir,
+              describe_changes(restricted))
+  return restricted
+
+
+def _parameter_shapes(model_cfg) -> dict:
+  abstract = nnx.eval_shape(lambda: build(model_cfg, rngs=nnx.Rngs(0)))
+  params = nnx.state(abstract, nnx.Param)
+  return {jax.tree_util.keystr(k): (v.shape, str(v.dtype))
+          for k, v in jax.tree_util.tree_leaves_with_path(params)}
+
+
+def _check_vocabulary(config: TrainConfig, model_cfg) -> None:
+  """A token id past the embedding table reads garbage (NaN), which would look like a
+  learning-rate problem many steps later."""
+  try:
+    tokenizer = load_tokenizer(config.data.tokenizer)
+  except (OSError, ValueError) as error:
+    raise ConfigError(f"data.tokenizer: {error}") from None
+  if tokenizer.num_tokens > model_cfg.vocab_size:
+    raise ConfigError(
+        f"data.tokenizer {config.data.tokenizer!r} has {tokenizer.num_tokens:,} tokens but the "
+        f"model's vocab_size is {model_cfg.vocab_size:,}: set model.overrides.vocab_size="
+        f"{tokenizer.vocab_size} (or more), or use a smaller tokenizer")
+
+
+def _open_data(data_config, key: str):
+  """make_dataset with a bad source or tokenizer reported as a ConfigError naming `key`."""
+  try:
+    return make_dataset(data_config)
+  except (OSError, ValueError) as error:
+    raise ConfigError(f"{key}: {error}") from None
+
+
+def _write_config(config: TrainConfig) -> None:
+  try:
+    os.makedirs(config.log.dir, exist_ok=True)
+    with open(os.path.join(config.log.dir, "config.yaml"), "w", encoding="utf-8") as f:
+      f.write(to_yaml(config))
+  except OSError as error:
+    raise ConfigError(f"log.dir {config.log.dir!r} is not writable: "
+                      f"{error.strerror or error}") from None
 
 
 def optimizer_lr(config: TrainConfig, step: int) -> float:
@@ -243,7 +369,7 @@ def _evaluator(config: TrainConfig, graphdef, buffers, mesh):
   if not config.log.eval_every:
     return lambda state: {}
   eval_data = dataclasses.replace(config.data, sources=config.eval_sources, worker_count=0)
-  it = iter(make_dataset(eval_data))
+  it = iter(_open_data(eval_data, "eval_sources"))
   batches = [sharding.put_batch(next(it), mesh) for _ in range(config.log.eval_batches)]
   sums = jax.jit(functools.partial(eval_step, graphdef))
 

@@ -71,5 +71,16 @@ class MetricWriter:
 
 
 def read_metrics(path: str) -> list[dict]:
-  with open(path, encoding="utf-8") as f:
-    return [json.loads(line) for line in f if line.strip()]
+  """The metric lines; a torn last line (the run was killed mid-write) is dropped, a bad line
+  before it raises ValueError naming the file and line."""
+  with open(path, encoding="utf-8", errors="replace") as f:  # a cut may split a character
+    lines = [(n, line) for n, line in enumerate(f, start=1) if line.strip()]
+  out = []
+  for i, (number, line) in enumerate(lines):
+    try:
+      out.append(json.loads(line))
+    except json.JSONDecodeError as error:
+      if i == len(lines) - 1:
+        break  # cut mid-write by a kill: the resumed run writes that step again
+      raise ValueError(f"{path}:{number}: not a JSON metric line ({error.msg})") from None
+  return out

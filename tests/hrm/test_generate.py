@@ -37,6 +37,19 @@ def test_prompt_too_long_for_the_buffer_is_named():
                    length=12)
 
 
+def test_generate_refuses_prompt_plus_new_tokens_past_the_context():
+  model = make_model()  # max_position_embeddings 64
+  assert model.config.max_position_embeddings == 64
+  # 56 + 8 fills the context exactly: the prompt's padding bucket (64) must not count.
+  out = generate(model, [[5] * 56], max_new_tokens=8, stop_token=None)
+  assert len(out[0]) == 8
+  with pytest.raises(ValueError, match=r"prompt of 57 positions \(padded\) \+ 8 new tokens "
+                                       r"exceeds max_position_embeddings 64"):
+    generate(model, [[5] * 57], max_new_tokens=8)
+  with pytest.raises(ValueError, match=r"\+ 9 new tokens exceeds"):  # the longest limit counts
+    generate(model, [[5] * 4, [5] * 56], max_new_tokens=[2, 9])
+
+
 def test_boxed_takes_the_last_answer():
   assert last_boxed("a \\boxed{1} then \\boxed{ 42 }") == "42"
   assert last_boxed("no answer") is None

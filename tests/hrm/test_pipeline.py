@@ -2,6 +2,8 @@
 
 import collections
 import dataclasses
+import json
+import re
 
 import grain
 import numpy as np
@@ -11,6 +13,7 @@ from hypothesis import given, settings, strategies as st
 from hrm_jax.data.layout import IGNORE
 from hrm_jax.data.pipeline import DataConfig, EpochMixture, make_dataset, pack_rows
 from hrm_jax.data.synthetic import Record
+from hrm_jax.data.tokenizer import ByteTokenizer
 
 
 def _samples(lengths_and_prefixes):
@@ -109,11 +112,32 @@ def test_restored_iterator_continues_exactly():
       np.testing.assert_array_equal(got[key], want[key])
 
 
-def test_hosts_read_disjoint_examples():
-  rows = [next(iter(make_dataset(_config(batch_size=4), process_index=i, process_count=2)))
-          for i in range(2)]
-  assert rows[0]["tokens"].shape == (2, 64)
-  assert not np.array_equal(rows[0]["tokens"], rows[1]["tokens"])
+def _instructions_read(config, process_index, process_count) -> list[int]:
+  """The example numbers of every sample in the host's batches over its whole epoch."""
+  tokenizer = ByteTokenizer()
+  seen = []
+  for batch in make_dataset(config, process_index=process_index, process_count=process_count):
+    for tokens, segments in zip(batch["tokens"], batch["segment_ids"]):
+      for segment in np.unique(segments[segments > 0]):
+        text = tokenizer.decode(tokens[segments == segment])
+        seen.append(int(re.search(r"example (\d+)\?", text).group(1)))
+  return seen
+
+
+def test_hosts_read_disjoint_examples(tmp_path):
+  count = 60
+  path = tmp_path / "numbered.jsonl"
+  path.write_text("".join(json.dumps({"instruction": f"example {i}?", "response": f"answer {i}"})
+                          + "\n" for i in range(count)))
+  config = _config(sources=[{"kind": "jsonl", "path": str(path)}], num_epochs=1, batch_size=4)
+  first = next(iter(make_dataset(config, process_index=0, process_count=2)))
+  assert first["tokens"].shape == (2, 64)
+  hosts = [_instructions_read(config, i, 2) for i in range(2)]
+  for seen in hosts:
+    assert len(seen) == len(set(seen)), "a host reads each example once per epoch"
+  assert not set(hosts[0]) & set(hosts[1]), "no example is read by both hosts"
+  # Only what the last partial batch of each host drops is missing.
+  assert len(set(hosts[0]) | set(hosts[1])) >= count - 2 * 2 * 64 // 20
   with pytest.raises(ValueError, match="divide evenly"):
     make_dataset(_config(batch_size=3), process_index=0, process_count=2)
 

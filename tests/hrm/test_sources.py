@@ -4,6 +4,7 @@ import collections
 import json
 import logging
 import pickle
+import re
 import sys
 
 import grain
@@ -211,3 +212,10 @@ def test_open_source_builds_each_kind_and_names_bad_keys(tmp_path):
     open_source({"kind": "tfds", "data_source": None})
   with pytest.raises(FileNotFoundError, match="missing.parquet does not exist"):
     open_source({"kind": "parquet", "path": str(tmp_path / "missing.parquet")})
+
+
+def test_a_file_that_is_not_parquet_is_named(tmp_path):
+  path = tmp_path / "notes.parquet"
+  path.write_text("instruction,response\nhi,there\n")
+  with pytest.raises(ValueError, match=rf"{re.escape(str(path))} is not a readable Parquet file"):
+    open_source({"kind": "parquet", "path": str(path)})

@@ -2,6 +2,7 @@
 
 import functools
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -237,3 +238,163 @@ def test_tiny_model_learns_string_reversal_to_high_exact_match(tmp_path):
   scores = exact_match(result.model(ema=True), ByteTokenizer(),
                        held_out(64, ("reversal",), seed=999))
   assert scores["eval/exact_match"] >= 0.9, scores
+
+
+# --- refusing what cannot train, resuming what can --------------------------------------------
+
+# A model small enough that a step compiles in seconds; one bp_steps value: one program.
+_SMALL = ["model.overrides={hidden_size: 32, num_attention_heads: 2, head_dim: 16, "
+          "intermediate_size: 64, num_layers_per_stack: 1, H_cycles: 1, L_cycles: 1}",
+          "data.sources=[{kind: synthetic, size: 200, tasks: [addition]}]", "data.seq_len=32",
+          "data.batch_size=2", "data.packing_bins=2", "schedule.bp_schedule=fixed",
+          "schedule.bp_start=1", "schedule.bp_end=2", "optimizer.warmup_steps=1",
+          "log.every=1", "log.eval_every=0", "log.checkpoint_every=1", "log.progress=false",
+          "log.tensorboard=false", "log.async_checkpoints=false"]
+
+
+def _small(run_dir, *overrides):
+  return load_config(overrides=[*_SMALL, f"log.dir={run_dir}", *overrides])
+
+
+def _train_small(run_dir, *overrides, **kwargs):
+  from hrm_jax.train.loop import train
+  return train(_small(run_dir, *overrides), devices=jax.devices()[:1], **kwargs)
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+  """A finished 2-step run with checkpoints at steps 1 and 2; tests work on copies."""
+  run_dir = tmp_path_factory.mktemp("small") / "run"
+  _train_small(run_dir, "schedule.steps=2")
+  return run_dir
+
+
+def _copy(run_dir, tmp_path):
+  import shutil
+  shutil.copytree(run_dir, tmp_path / "run")
+  return tmp_path / "run"
+
+
+@pytest.mark.parametrize("override, key", [
+    ("schedule.steps=-5", "schedule.steps=-5"), ("data.batch_size=0", "data.batch_size=0"),
+    ("data.seq_len=0", "data.seq_len=0"), ("schedule.accumulation=0", "schedule.accumulation=0"),
+    ("log.every=0", "log.every=0"), ("optimizer.learning_rate=0", "optimizer.learning_rate=0"),
+    ("optimizer.learning_rate=-1e-3", "optimizer.learning_rate=-0.001"),
+    ("log.checkpoint_every=0", "log.checkpoint_every=0"), ("log.keep=0", "log.keep=0"),
+    ("optimizer.b2=1.0", "optimizer.b2=1.0"), ("schedule.bp_end=1", "schedule.bp_end=1"),
+    ("mesh.fsdp=0", "mesh sizes"), ("schedule.accumulation=3", "does not split into")])
+def test_config_rejects_numbers_that_cannot_make_a_run(override, key):
+  with pytest.raises(ConfigError, match=re.escape(key)):
+    load_config([os.path.join(ROOT, "experiments", "hrm", "tiny.yaml")], [override])
+
+
+def test_cli_rejects_a_negative_step_count_with_one_line(capsys):
+  from hrm_jax.train.__main__ import main
+  with pytest.raises(SystemExit) as exit_:
+    main(["--config", os.path.join(ROOT, "experiments", "hrm", "tiny.yaml"), "schedule.steps=-5"])
+  assert exit_.value.code == 2
+  assert capsys.readouterr().err.strip() == \
+      "config error: schedule.steps=-5 is invalid: it must be positive"
+
+
+def test_setup_errors_are_named_before_anything_is_written(tmp_path):
+  from hrm_jax.data.tokenizer import train_bpe
+  run_dir = tmp_path / "run"
+  from hrm_jax.train.loop import train
+  with pytest.raises(ConfigError, match=r"batch_size=3 does not divide over the 2 devices"):
+    train(_small(run_dir, "data.batch_size=3", "schedule.steps=1"), devices=jax.devices()[:2])
+  # A tokenizer larger than the embedding table would train into NaN.
+  rng = np.random.default_rng(0)
+  words = ["".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), rng.integers(2, 9)))
+           for _ in range(20_000)]
+  tokenizer = train_bpe([" ".join(words[i:i + 50]) for i in range(0, len(words), 50)], 1500,
+                        tmp_path / "tokenizer.json")
+  assert tokenizer.num_tokens > 512
+  with pytest.raises(ConfigError, match=rf"{tokenizer.num_tokens:,} tokens but the model's "
+                                        r"vocab_size is 512"):
+    _train_small(run_dir, f"data.tokenizer={tmp_path / 'tokenizer.json'}", "schedule.steps=1")
+  not_parquet = tmp_path / "notes.parquet"
+  not_parquet.write_text("instruction,response\nhi,there\n")
+  with pytest.raises(ConfigError, match=rf"data: {re.escape(str(not_parquet))} is not a readable "
+                                        "Parquet file"):
+    _train_small(run_dir, "schedule.steps=1",
+                 f"data.sources=[{{kind: parquet, path: '{not_parquet}'}}]")
+  blocker = tmp_path / "a_file"
+  blocker.write_text("")
+  with pytest.raises(ConfigError, match=r"log.dir '.*a_file/run' is not writable"):
+    _train_small(blocker / "run", "schedule.steps=1")
+  assert not run_dir.exists()
+
+
+def test_resume_refuses_a_changed_config_before_writing_anything(small_run, tmp_path):
+  run_dir = _copy(small_run, tmp_path)
+  written = (run_dir / "config.yaml").read_text()
+  with pytest.raises(ConfigError, match=r"optimizer.learning_rate: 0.00022 → 0.001.*"
+                                        r"--allow-config-change"):
+    _train_small(run_dir, "schedule.steps=3", "optimizer.learning_rate=1e-3")
+  # Another model shape never reaches Orbax, even when config changes are allowed.
+  with pytest.raises(ConfigError, match=r"another model shape \(model.overrides.hidden_size: "
+                                        r"32 → 64\)"):
+    _train_small(run_dir, "schedule.steps=3", "model.overrides.hidden_size=64",
+                 allow_config_change=True)
+  assert (run_dir / "config.yaml").read_text() == written
+  assert [m["step"] for m in read_metrics(str(run_dir / "metrics.jsonl"))] == [1, 2]
+  # A longer schedule and other log settings continue without the flag; the learning rate
+  # with it.
+  assert int(_train_small(run_dir, "schedule.steps=3", "log.every=3").state.step) == 3
+  result = _train_small(run_dir, "schedule.steps=4", "optimizer.learning_rate=1e-3",
+                        "data.seq_len=48", allow_config_change=True)
+  assert int(result.state.step) == 4
+  assert load_config([str(run_dir / "config.yaml")]).optimizer.learning_rate == 1e-3
+
+
+def test_cli_refuses_a_changed_config_with_one_line(small_run, tmp_path, capsys):
+  from hrm_jax.train.__main__ import main
+  run_dir = _copy(small_run, tmp_path)
+  with pytest.raises(SystemExit) as exit_:
+    main([*_SMALL, f"log.dir={run_dir}", "schedule.steps=2", "data.seq_len=48"])
+  err = capsys.readouterr().err.strip()
+  assert exit_.value.code == 2 and len(err.splitlines()) == 1
+  assert err.startswith("config error: ") and "data.seq_len: 32 → 48" in err
+
+
+def test_resume_skips_an_unreadable_checkpoint_and_a_torn_metric_line(small_run, tmp_path,
+                                                                      caplog):
+  run_dir = _copy(small_run, tmp_path)
+  for path in (run_dir / "checkpoints" / "2" / "state").rglob("*"):
+    if path.is_file() and path.parent.name == "d":  # the arrays: TensorStore DATA_LOSS
+      data = bytearray(path.read_bytes())
+      data[len(data) // 2:] = bytes(255 - b for b in data[len(data) // 2:])
+      path.write_bytes(bytes(data))
+  with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+    f.write('{"step": 3, "loss": 2.')  # killed mid-write
+  assert [m["step"] for m in read_metrics(str(run_dir / "metrics.jsonl"))] == [1, 2]
+  caplog.set_level("WARNING", logger="hrm_jax")
+  result = _train_small(run_dir, "schedule.steps=3")
+  assert "checkpoint step 2" in caplog.text and "restored step 1" in caplog.text
+  assert int(result.state.step) == 3
+  assert [m["step"] for m in read_metrics(str(run_dir / "metrics.jsonl"))] == [1, 2, 3]
+  assert (run_dir / "checkpoints" / "unreadable.2").is_dir()  # set aside, not deleted
+  assert sorted(p.name for p in (run_dir / "checkpoints").iterdir() if p.name.isdigit()) == \
+      ["1", "2", "3"]
+
+
+def test_a_missing_state_item_falls_back_and_no_readable_checkpoint_is_named(small_run,
+                                                                              tmp_path):
+  import shutil
+  from hrm_jax.train.checkpoint import CheckpointError
+  from hrm_jax.train.loop import load_trained_step
+  run_dir = _copy(small_run, tmp_path)
+  shutil.rmtree(run_dir / "checkpoints" / "2" / "state")
+  assert load_trained_step(str(run_dir))[2] == 1
+  shutil.rmtree(run_dir / "checkpoints" / "1" / "state")
+  with pytest.raises(CheckpointError, match=r"no readable checkpoint in .*checkpoints: steps "
+                                            r"\[2, 1\].*state"):
+    load_trained_step(str(run_dir))
+
+
+def test_a_bad_metric_line_before_the_last_is_named(tmp_path):
+  path = tmp_path / "metrics.jsonl"
+  path.write_text('{"step": 1}\n{"step": 2, "lo\n{"step": 3}\n')
+  with pytest.raises(ValueError, match=r"metrics.jsonl:2: not a JSON metric line"):
+    read_metrics(str(path))

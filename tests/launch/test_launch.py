@@ -4,9 +4,12 @@ gcloud, srun and ssh that record what they were asked to do."""
 
 import json
 import os
+import shlex
+import shutil
 import stat
 import subprocess
 import sys
+import textwrap
 
 import jax
 import numpy as np
@@ -252,6 +255,272 @@ def test_ssh_launcher_trains_hrm_as_two_processes_of_one_job(tmp_path):
   assert embedding.shape == (512, 128) and np.isfinite(embedding).all()
 
 
+# The README forms exactly as written: no extra arguments, XLA_FLAGS unset (the test suite's
+# conftest sets it for everything else), and values with spaces and a `;` that must stay data.
+# PYTHON is a stand-in: the plan runs for real, the job itself is recorded, not started.
+
+HRM_GPU_FLAGS = ("--xla_gpu_enable_latency_hiding_scheduler=true "
+                 "--xla_gpu_enable_while_loop_double_buffering=true")
+H100 = "NVIDIA H100 80GB HBM3"  # what nvidia-smi calls it
+LAUNCHER_SETTINGS = ("XLA_FLAGS", "PLATFORM", "DEVICE", "NUM_DEVICES", "NUM_HOSTS", "DISTRIBUTED",
+                     "SIZE", "GLOBAL_TOKENS", "RUN_DIR", "CHECKPOINT_DIR", "GRID", "SHARD",
+                     "PORT", "HOSTS", "GPUS_PER_HOST", "REMOTE_DIR", "TPU_TYPE", "TPU_RUNTIME")
+
+
+def _fake_python(directory, log):
+  """A PYTHON for the launchers that runs the plan (`-m tpu_gpu_launch.plan`, `-c`) for real and
+  records any job in `log` (one JSON line: its arguments and settings) instead of starting it.
+  With FAKE_PY_START_XLA=1 it also starts XLA with the XLA_FLAGS it was given."""
+  path = directory / "python"
+  path.write_text(f"#!{sys.executable}\n" + textwrap.dedent(f"""\
+      import json, os, sys
+      args = sys.argv[1:]
+      if args[:2] == ["-m", "tpu_gpu_launch.plan"] or args[:1] == ["-c"]:
+        os.execv(sys.executable, [sys.executable, *args])
+      keys = {LAUNCHER_SETTINGS!r} + ("JAX_COORDINATOR_ADDRESS", "JAX_PROCESS_ID")
+      with open({str(log)!r}, "a") as f:
+        f.write(json.dumps({{"argv": args, **{{k: os.environ.get(k) for k in keys}}}}) + "\\n")
+      if os.environ.get("FAKE_PY_START_XLA"):
+        import jax
+        jax.numpy.zeros(1).block_until_ready()
+      """))
+  path.chmod(path.stat().st_mode | stat.S_IEXEC)
+  return str(path)
+
+
+def _readme_env(tmp_path, **settings):
+  """The environment of a user who typed a README line: none of the launchers' settings (nor
+  the suite's XLA_FLAGS) unless given, stand-ins from tmp_path first on PATH."""
+  env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_SETTINGS}
+  env.update(PATH=f"{tmp_path}:{os.environ['PATH']}", JAX_PLATFORMS="cpu",
+             PYTHON=_fake_python(tmp_path, tmp_path / "jobs.log"), **settings)
+  return env
+
+
+def _launch(command, env, cwd=ROOT):
+  """Runs a README line (split as the shell would) with exactly `env`."""
+  return subprocess.run(shlex.split(command), env=env, cwd=cwd, capture_output=True, text=True,
+                        timeout=300, check=False)
+
+
+def _jobs(tmp_path):
+  log = tmp_path / "jobs.log"
+  jobs = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+  log.unlink(missing_ok=True)
+  return jobs
+
+
+def _executable(path, text):
+  path.write_text(text)
+  path.chmod(path.stat().st_mode | stat.S_IEXEC)
+
+
+def test_run_job_sets_xla_flags_only_with_something_in_them(tmp_path):
+  # A blank XLA_FLAGS makes XLA abort at start-up, so on CPU and TPU it stays unset.
+  for platform in ("cpu", "tpu"):
+    env = _readme_env(tmp_path, PLATFORM=platform, FAKE_PY_START_XLA="1")
+    done = _launch("tpu_gpu_launch/run_job.sh reflex", env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    [job] = _jobs(tmp_path)
+    assert job["argv"] == ["-m", "reflex_jax.run.grid", "--config",
+                           "experiments/reflex/grid_gpu.yaml", "--shard", "0/1"]
+    assert job["XLA_FLAGS"] is None
+  # The job's flags first, then the user's (later flags win); nothing blank around them.
+  reflex_flags = "--xla_gpu_triton_gemm_any=true"
+  for preset, expected in ((None, reflex_flags),
+                           ("--xla_dump_to=/tmp/x", f"{reflex_flags} --xla_dump_to=/tmp/x")):
+    env = _readme_env(tmp_path, PLATFORM="gpu", **({"XLA_FLAGS": preset} if preset else {}))
+    assert _launch("tpu_gpu_launch/run_job.sh reflex", env).returncode == 0
+    assert _jobs(tmp_path)[0]["XLA_FLAGS"] == expected
+  env = _readme_env(tmp_path, PLATFORM="cpu", XLA_FLAGS="--xla_dump_to=/tmp/x")
+  assert _launch("tpu_gpu_launch/run_job.sh reflex", env).returncode == 0
+  assert _jobs(tmp_path)[0]["XLA_FLAGS"] == "--xla_dump_to=/tmp/x"
+
+
+def test_run_job_takes_the_device_as_data_and_names_a_bad_size(tmp_path):
+  marker = tmp_path / "ran"
+  # Pasted into Python source, this DEVICE would have created the marker.
+  env = _readme_env(tmp_path, PLATFORM="tpu",
+                    DEVICE=f"v4-8')[1]); open({str(marker)!r}, 'w'); print(tpu_topology('v4-8")
+  done = _launch("tpu_gpu_launch/run_job.sh preflight", env)
+  assert done.returncode != 0 and "unknown TPU type" in done.stderr
+  env = _readme_env(tmp_path, PLATFORM="cpu", SIZE=f"B; touch {marker}")
+  done = _launch("tpu_gpu_launch/run_job.sh hrm", env)
+  assert done.returncode == 2 and "no HRM-Text config experiments/hrm/B; touch" in done.stderr
+  assert not marker.exists() and _jobs(tmp_path) == []
+
+
+def test_gpu_single_readme_forms(tmp_path):
+  _executable(tmp_path / "nvidia-smi",
+              "#!/usr/bin/env bash\n"
+              f"for i in 0 1 2 3 4 5 6 7; do [[ $1 == -L ]] && echo \"GPU $i: {H100}\" "
+              f"|| echo '{H100}'; done\n")
+  env = _readme_env(tmp_path)
+  for line in ("tpu_gpu_launch/gpu_single.sh preflight", "tpu_gpu_launch/gpu_single.sh reflex"):
+    done = _launch(line, env)
+    assert done.returncode == 0, done.stderr[-2000:]
+  done = _launch("tpu_gpu_launch/gpu_single.sh hrm", {**env, "SIZE": "B"})
+  assert done.returncode == 0, done.stderr[-2000:]
+  preflight_job, reflex_job, hrm_job = _jobs(tmp_path)
+  assert preflight_job["argv"][:4] == ["-m", "tpu_gpu_launch.preflight", "--hrm-config",
+                                       "experiments/hrm/B.yaml"]
+  assert "mesh.fsdp=8" in preflight_job["argv"] and "" not in preflight_job["argv"]
+  assert preflight_job["DEVICE"] == H100 and preflight_job["NUM_DEVICES"] == "8"
+  assert preflight_job["XLA_FLAGS"] == HRM_GPU_FLAGS
+  assert reflex_job["argv"][-2:] == ["--shard", "0/1"]
+  assert reflex_job["XLA_FLAGS"] == "--xla_gpu_triton_gemm_any=true"
+  assert hrm_job["argv"][:4] == ["-m", "hrm_jax.train", "--config", "experiments/hrm/B.yaml"]
+  assert hrm_job["argv"][-1] == "log.dir=runs/hrm-B" and "" not in hrm_job["argv"]
+
+
+def test_gpu_ssh_readme_forms_keep_values_with_spaces_and_semicolons_as_data(tmp_path):
+  marker = tmp_path / "ran"
+  payload = f"; touch {marker}"
+  env = _readme_env(tmp_path, SSH=os.path.join(ROOT, "tests", "launch", "fake_ssh.sh"),
+                    HOSTS="localhost localhost", DEVICE=H100)
+  done = _launch("tpu_gpu_launch/gpu_ssh.sh preflight", env)
+  assert done.returncode == 0, done.stdout[-2000:]
+  jobs = sorted(_jobs(tmp_path), key=lambda job: job["JAX_PROCESS_ID"])
+  assert [job["JAX_PROCESS_ID"] for job in jobs] == ["0", "1"]
+  for job in jobs:
+    assert job["argv"][:5] == ["-m", "tpu_gpu_launch.distributed", "tpu_gpu_launch.preflight",
+                               "--hrm-config", "experiments/hrm/B.yaml"]
+    assert "mesh.data=2" in job["argv"] and "" not in job["argv"]
+    assert job["DEVICE"] == H100 and job["NUM_DEVICES"] == "16"
+    assert job["JAX_COORDINATOR_ADDRESS"] == "localhost:12355"
+    assert job["XLA_FLAGS"] == HRM_GPU_FLAGS
+  # SIZE=XL CHECKPOINT_DIR=... gpu_ssh.sh hrm, with spaces and a `;` in the directories and
+  # the device (the plan matches the name inside it).
+  run_dir, checkpoints = f"{tmp_path}/my runs{payload}", f"/shared/ckpt/hrm XL{payload}"
+  done = _launch("tpu_gpu_launch/gpu_ssh.sh hrm", {**env, "SIZE": "XL", "RUN_DIR": run_dir,
+                                                   "CHECKPOINT_DIR": checkpoints,
+                                                   "DEVICE": f"{H100}{payload}"})
+  assert done.returncode == 0, done.stdout[-2000:]
+  jobs = _jobs(tmp_path)
+  assert len(jobs) == 2
+  for job in jobs:
+    assert job["argv"][-2:] == [f"log.dir={run_dir}", f"log.checkpoint_dir={checkpoints}"]
+    assert "experiments/hrm/XL.yaml" in job["argv"] and job["DEVICE"] == f"{H100}{payload}"
+  done = _launch("tpu_gpu_launch/gpu_ssh.sh reflex", env)
+  assert done.returncode == 0, done.stdout[-2000:]
+  shards = sorted(job["argv"][-1] for job in _jobs(tmp_path))
+  assert shards == ["0/2", "1/2"]
+  # Values that must be simple are checked before any host starts, with the reason.
+  for setting, message in (({"PORT": f"12355{payload}"}, "PORT must be a port number"),
+                           ({"HOSTS": f"localhost{payload}"}, "is not a host name"),
+                           ({"HOSTS": "-oProxyCommand=sh"}, "is not a host name"),
+                           ({"GPUS_PER_HOST": f"a[$(touch {marker})]"}, "GPUS_PER_HOST must be")):
+    done = _launch("tpu_gpu_launch/gpu_ssh.sh hrm", {**env, **setting})
+    assert done.returncode == 2 and message in done.stderr, (setting, done.stderr)
+  done = subprocess.run(["tpu_gpu_launch/gpu_ssh.sh", f"hrm{payload}"], env=env, cwd=ROOT,
+                        capture_output=True, text=True, timeout=60, check=False)
+  assert done.returncode == 2 and "unknown job" in done.stderr
+  # Others reach the host as data, where run_job.sh turns them down.
+  done = _launch("tpu_gpu_launch/gpu_ssh.sh hrm", {**env, "SIZE": f"B{payload}"})
+  assert done.returncode == 2 and "no HRM-Text config" in done.stdout
+  assert not marker.exists() and _jobs(tmp_path) == []
+
+
+def test_slurm_readme_forms_run_the_job_on_each_node(tmp_path):
+  # srun starts the task here, as node 0 of 2.
+  _executable(tmp_path / "srun", "#!/usr/bin/env bash\n"
+                                 "SLURM_PROCID=0 SLURM_NTASKS=2 exec \"$@\"\n")
+  env = _readme_env(tmp_path, SLURM_NNODES="2", SLURM_GPUS_ON_NODE="8", SLURM_SUBMIT_DIR=ROOT)
+  for line in ("bash tpu_gpu_launch/gpu_slurm.sbatch preflight",
+               "bash tpu_gpu_launch/gpu_slurm.sbatch reflex"):
+    done = _launch(line, env)
+    assert done.returncode == 0, done.stderr[-2000:]
+  done = _launch("bash tpu_gpu_launch/gpu_slurm.sbatch hrm", {**env, "DEVICE": H100})
+  assert done.returncode == 0, done.stderr[-2000:]
+  preflight_job, reflex_job, hrm_job = _jobs(tmp_path)
+  assert preflight_job["argv"][:3] == ["-m", "tpu_gpu_launch.distributed",
+                                       "tpu_gpu_launch.preflight"]
+  assert "mesh.data=2" in preflight_job["argv"] and "" not in preflight_job["argv"]
+  assert preflight_job["XLA_FLAGS"] == HRM_GPU_FLAGS and preflight_job["NUM_DEVICES"] == "16"
+  assert reflex_job["argv"][-2:] == ["--shard", "0/2"] and reflex_job["DISTRIBUTED"] == "0"
+  assert hrm_job["DEVICE"] == H100 and hrm_job["argv"][-1] == "log.dir=runs/hrm-B"
+  bad = _launch("bash tpu_gpu_launch/gpu_slurm.sbatch train", env)
+  assert bad.returncode == 2 and "unknown job 'train'" in bad.stderr
+
+
+def test_tpu_vm_readme_forms_keep_values_with_spaces_and_semicolons_as_data(tmp_path):
+  """gcloud's stand-in records its arguments and runs `--command` here, as each worker's shell
+  would (tmp_path is the worker's home; `my runs` in it is this checkout)."""
+  marker = tmp_path / "ran"
+  payload = f"; touch {marker}"
+  calls = tmp_path / "gcloud.log"
+  _executable(tmp_path / "gcloud", textwrap.dedent(f"""\
+      #!/usr/bin/env bash
+      printf '%s\\n' "$*" >> {shlex.quote(str(calls))}
+      args=("$@")
+      for i in "${{!args[@]}}"; do
+        if [[ ${{args[$i]}} == --command && $FAKE_GCLOUD_RUN == 1 ]]; then
+          cd {shlex.quote(str(tmp_path))} && exec bash -c "${{args[$((i + 1))]}}"
+        fi
+      done
+      """))
+  _executable(tmp_path / "git", "#!/usr/bin/env bash\n: > \"${@: -2:1}\"\n")  # archive -o FILE HEAD
+  (tmp_path / "my runs").symlink_to(ROOT)
+  env = _readme_env(tmp_path, TPU_NAME="hrm-1", TPU_ZONE="us-central2-b", TPU_TYPE="v4-32",
+                    REMOTE_DIR="my runs")
+  for line in ("create", "install", "ssh", "delete"):
+    done = _launch(f"tpu_gpu_launch/tpu_vm.sh {line}", env)
+    assert done.returncode == 0, done.stderr
+  create, scp, install, ssh, delete = calls.read_text().splitlines()
+  assert create.endswith("--accelerator-type v4-32 --version tpu-ubuntu2204-base")
+  assert "tpu-vm scp" in scp and ssh.endswith("tpu-vm ssh hrm-1 --zone us-central2-b --worker=0")
+  assert shlex.split(install.split("--command ", 1)[1])[:9] == [
+      "mkdir", "-p", "my runs", "&&", "tar", "-xzf", "repo.tar.gz", "-C", "my runs"]
+  assert "tpu-vm delete hrm-1" in delete
+  env["FAKE_GCLOUD_RUN"] = "1"
+  done = _launch("tpu_gpu_launch/tpu_vm.sh run preflight", env)
+  assert done.returncode == 0, done.stderr[-2000:]
+  [job] = _jobs(tmp_path)
+  assert job["argv"][:5] == ["-m", "tpu_gpu_launch.distributed", "tpu_gpu_launch.preflight",
+                             "--hrm-config", "experiments/hrm/B.yaml"]
+  assert "mesh.fsdp=16" in job["argv"] and "" not in job["argv"]
+  assert job["DEVICE"] == "v4-32" and job["XLA_FLAGS"] is None
+  done = _launch("tpu_gpu_launch/tpu_vm.sh run hrm", {
+      **env, "SIZE": "XL", "CHECKPOINT_DIR": "gs://my-bucket/hrm-XL", "RUN_DIR": "runs/hrm-XL"})
+  assert done.returncode == 0, done.stderr[-2000:]
+  [job] = _jobs(tmp_path)
+  assert job["argv"][-2:] == ["log.dir=runs/hrm-XL", "log.checkpoint_dir=gs://my-bucket/hrm-XL"]
+  assert "experiments/hrm/XL.yaml" in job["argv"]
+  # The grid on a single-host type, with a space and a `;` in GRID and SHARD.
+  grid_file, shard = f"my grid{payload}.yaml", f"1/2{payload}"
+  done = _launch("tpu_gpu_launch/tpu_vm.sh run reflex",
+                 {**env, "TPU_TYPE": "v4-8", "GRID": grid_file, "SHARD": shard})
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert _jobs(tmp_path)[0]["argv"][-4:] == ["--config", grid_file, "--shard", shard]
+  # Checked here before gcloud runs, with the reason...
+  for setting, message in (({"TPU_TYPE": f"v4-32{payload}"}, "is not a TPU type"),
+                           ({"TPU_NAME": "--project=other"}, "is not a TPU name"),
+                           ({"TPU_ZONE": f"us-central2-b{payload}"}, "is not a zone")):
+    done = _launch("tpu_gpu_launch/tpu_vm.sh run hrm", {**env, **setting})
+    assert done.returncode == 2 and message in done.stderr, (setting, done.stderr)
+  done = subprocess.run(["tpu_gpu_launch/tpu_vm.sh", "run", f"hrm{payload}"], env=env, cwd=ROOT,
+                        capture_output=True, text=True, timeout=60, check=False)
+  assert done.returncode == 2 and "unknown job" in done.stderr
+  # ... or on the worker, as data.
+  done = _launch("tpu_gpu_launch/tpu_vm.sh run hrm", {**env, "SIZE": f"XL{payload}"})
+  assert done.returncode == 2 and "no HRM-Text config" in done.stderr
+  done = _launch("tpu_gpu_launch/tpu_vm.sh run hrm", {**env, "REMOTE_DIR": f"my runs{payload}"})
+  assert done.returncode != 0
+  assert not marker.exists() and _jobs(tmp_path) == []
+
+
+def test_launch_scripts_pass_shellcheck():
+  if shutil.which("shellcheck") is None:
+    pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
+  launch = os.path.join(ROOT, "tpu_gpu_launch")
+  scripts = sorted(os.path.join(launch, name) for name in os.listdir(launch)
+                   if name.endswith((".sh", ".sbatch")))
+  scripts.append(os.path.join(ROOT, "tests", "launch", "fake_ssh.sh"))
+  done = subprocess.run(["shellcheck", "--external-sources", *scripts], capture_output=True,
+                        text=True, timeout=120, check=False)
+  assert done.returncode == 0, done.stdout[-4000:]
+
+
 def test_distributed_wrapper_names_missing_settings(monkeypatch):
   monkeypatch.setenv("JAX_NUM_PROCESSES", "2")
   monkeypatch.delenv("JAX_PROCESS_ID", raising=False)
@@ -285,3 +554,34 @@ def test_checkpoints_go_to_a_bucket_uri_unchanged_or_an_absolute_local_path(tmp_
   assert checkpoint_directory("runs/x", "gs://bucket/hrm-XL") == "gs://bucket/hrm-XL"
   assert checkpoint_directory("runs/x") == os.path.abspath("runs/x/checkpoints")
   assert checkpoint_directory(str(tmp_path), "elsewhere") == os.path.abspath("elsewhere")
+
+
+# --- plan and estimate: invalid numbers are named, not tracebacks -----------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (["--devices", "8", "--device", "H100", "--global-tokens", "-4096"],
+     "plan error: --global-tokens -4096: must be positive"),
+    (["--devices", "8", "--device", "H100", "--global-tokens", "0"],
+     "plan error: --global-tokens 0: must be positive"),
+    (["--devices", "0", "--device", "H100"], "plan error: --devices 0: must be positive"),
+    (["--devices", "8", "--device", "H100", "--max-rows-per-device", "0"],
+     "plan error: --max-rows-per-device 0: must be positive"),
+    (["--devices", "8", "--device", "H100", "data.batch_size=0"],
+     "plan error: data.batch_size=0 is invalid: it must be positive")])
+def test_plan_cli_names_invalid_numbers(args, message, capsys):
+  with pytest.raises(SystemExit) as done:
+    plan.main(["--config", os.path.join(HRM, "B.yaml"), *args])
+  assert done.value.code == 2 and capsys.readouterr().err.strip() == message
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--devices", "0", "--mfu", "0.4"], "estimate error: --devices 0: must be positive"),
+    (["--devices", "0", "--target-hours", "46"], "estimate error: --devices 0: must be positive"),
+    (["--devices", "8", "--target-hours", "0"], "estimate error: --target-hours 0.0: must be "
+                                                "positive"),
+    (["--devices", "8", "--mfu", "0.4", "--price", "-1"],
+     "estimate error: --price -1.0: must not be negative")])
+def test_estimate_cli_names_invalid_numbers(args, message, capsys):
+  with pytest.raises(SystemExit) as done:
+    estimate.main(["--config", os.path.join(HRM, "B.yaml"), "--device", "H100", *args])
+  assert done.value.code == 2 and capsys.readouterr().err.strip() == message
