@@ -21,6 +21,7 @@ import os
 import sys
 
 from reflex_jax.run import config as run_config
+from reflex_jax.run.cli import report_errors
 from reflex_jax.run.experiment import run_experiment
 from reflex_jax.run.report import format_experiment, write_report
 from reflex_jax.symmetry import registry
@@ -46,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--logs", type=int, default=None,
                       help="logging intervals (default: 20 for PPO, 10 for SAC)")
   parser.add_argument("--out", default="runs/compare", help="where runs and reports go")
+  parser.add_argument("--force-new-config", action="store_true",
+                      help="when the run directory holds a run with other settings, delete it "
+                      "and start this one (default: refuse)")
   args = parser.parse_args(argv)
   try:
     registry.get(args.env).require()
@@ -67,8 +71,15 @@ def main(argv: list[str] | None = None) -> int:
   except run_config.ConfigError as error:
     parser.error(str(error))
   run_dir = run_config.out_dir(config)
-  results = run_experiment(config, run_dir)
-  write_report([run_dir], run_dir)
+  results = {}
+
+  def run():
+    results.update(run_experiment(config, run_dir, force_new_config=args.force_new_config))
+    write_report([run_dir], run_dir)
+
+  status = report_errors(run)
+  if status:
+    return status
   print()
   print(format_experiment(results, args.threshold))
   timing = " ".join(f"compile {t['compile_seconds']:.0f}s, train {t['train_seconds']:.0f}s, "

@@ -18,6 +18,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
+from reflex_jax import checks
 from reflex_jax.symmetry import Reflection
 
 
@@ -47,6 +48,7 @@ class ReflexConfig:
       raise ValueError(f"reflex schedule must be 'linear' or 'constant', got {self.schedule!r}")
     if self.actor_loss not in ("mse", "kl"):
       raise ValueError(f"reflex actor_loss must be 'mse' or 'kl', got {self.actor_loss!r}")
+    checks.non_negative(self, "value_coef")
 
 
 def weight(w0: jax.Array, step: jax.Array, total_steps: int, schedule: str) -> jax.Array:

@@ -152,6 +152,49 @@ class RunGrid:
     return jax.tree.map(lambda x: np.reshape(x, self.shape + np.shape(x)[1:]), tree)
 
 
+BUDGET_TOLERANCE = 0.1  # a run may take up to 10 % more env steps than asked for (with a note)
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+  """The env steps a run takes when asked for `requested`: `first` (SAC's prefill), then the
+  least whole multiple (at least one) of `step` that reaches the request. The trainers round
+  this way so that every logging interval runs the same compiled chunk."""
+  requested: int
+  first: int                # env steps before the first logging interval (SAC's prefill)
+  step: int                 # the granularity: one iteration in every logging interval
+  unit: str                 # how `step` is made, e.g. "8 envs × unroll 32 × 3 logs"
+  knobs: tuple[str, ...]    # the config keys that make `step` smaller
+
+  @property
+  def rounded(self) -> int:
+    return self.first + max(1, -(-(self.requested - self.first) // self.step)) * self.step
+
+  def check(self, name: str, prefix: str = "", *, notify: bool = False) -> int:
+    """`rounded`; ValueError naming `name` (the key the user set) when that is more than
+    BUDGET_TOLERANCE above the request. `notify`: print a one-line note to stderr when the
+    budget is rounded at all. `prefix` goes before the knobs' names (e.g. "ppo.")."""
+    rounded, requested = self.rounded, self.requested
+    if rounded == requested:
+      return rounded
+    over = rounded / requested - 1
+    prefill = f"the {self.first:,}-step prefill + " if self.first else ""
+    fewer = " / ".join(prefix + k for k in self.knobs)
+    if over > BUDGET_TOLERANCE:
+      smallest = self.first + self.step
+      if requested < smallest:
+        raise ValueError(f"{name}={requested} is less than {prefill}one iteration of {self.unit} "
+                         f"= {smallest:,}; ask for ≥ {smallest} or fewer {fewer}")
+      raise ValueError(f"{name}={requested} would train {rounded:,} env steps (+{over:.0%}): a run "
+                       f"takes {prefill}whole iterations of {self.unit} = {self.step:,}; ask for "
+                       f"{rounded - self.step} or {rounded}, or fewer {fewer}")
+    if notify:
+      print(f"note: training {rounded:,} env steps, {over:.1%} more than the {requested:,} "
+            f"asked for: {prefill}whole iterations of {self.unit} = {self.step:,}",
+            file=sys.stderr, flush=True)
+    return rounded
+
+
 class NonFiniteError(FloatingPointError):
   """A loss, parameter or simulator state became NaN/inf; the message names the step."""
 

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from reflex_jax import regularizer, runs
+from reflex_jax import checks, regularizer, runs
 from reflex_jax.envs import Env, EnvState
 from reflex_jax.networks import ActorCritic, PolicyConfig, gaussian_log_prob
 from reflex_jax.ppo.losses import Batch, gae, mirrored_batch, ppo_loss
@@ -69,10 +69,21 @@ class PPOConfig:
                        f"divisible by num_minibatches = {self.num_minibatches}")
     if self.lr_schedule not in ("constant", "linear"):
       raise ValueError(f"lr_schedule must be 'constant' or 'linear', got {self.lr_schedule!r}")
+    checks.in_unit_interval(self, "gamma", "gae_lambda")
+    checks.positive(self, "learning_rate", "clip_epsilon", "value_clip", "reward_scaling",
+                    "max_grad_norm", "episode_length", "action_repeat", "num_devices")
+    checks.non_negative(self, "value_coef", "entropy_coef", "reflex_weight")
 
   @property
   def steps_per_update(self) -> int:
     return self.num_envs * self.unroll_length * (self.action_repeat or 1)
+
+  def budget(self) -> runs.Budget:
+    """The env steps a run takes: whole updates, the same number in every logging interval."""
+    repeat = f" × action repeat {self.action_repeat}" if (self.action_repeat or 1) > 1 else ""
+    return runs.Budget(self.num_timesteps, 0, self.steps_per_update * self.num_logs,
+                       f"{self.num_envs} envs × unroll {self.unroll_length}{repeat} × "
+                       f"{self.num_logs} logs", ("num_envs", "unroll_length", "num_logs"))
 
 
 @struct.dataclass
@@ -253,10 +264,13 @@ def train(env: str | Env, config: PPOConfig = PPOConfig(), seed: int | Sequence[
   progress_bar: a tqdm bar with the live return, steps/s and ETA.
   metrics: per-interval arrays under their names, the final evaluation under eval/...,
   and timing (compile_seconds, train_seconds, env_steps_per_second).
-  Raises runs.NonFiniteError when a loss, parameter or simulator state becomes NaN/inf.
+  Raises runs.NonFiniteError when a loss, parameter or simulator state becomes NaN/inf, and
+  ValueError when `num_timesteps` rounds up to whole updates by more than
+  runs.BUDGET_TOLERANCE (a smaller rounding prints a one-line note).
   """
   grid = runs.RunGrid.create(seed, reflex_weight, config.reflex_weight,
                              config.reflex is not None, "PPO")
+  config.budget().check("num_timesteps", notify=True)
   sim, trainer = make_trainer(env, config, reflection)
   steps_per_log = trainer.updates_per_log * config.steps_per_update
   state, metrics, compile_seconds, train_seconds = runs.drive(

@@ -8,7 +8,12 @@
 Variants (`variants=[baseline,reflex,augment]`): baseline, reflex, reflex_kl,
 reflex_actor_only, augment, reflex_augment, symmetrize. Algorithm settings live under
 `ppo.*` / `sac.*` (e.g. ppo.num_envs=256 sac.grad_updates_per_step=16).
-Killing a run and starting the same command again resumes from the last checkpoint.
+Killing a run and starting the same command again resumes from the last checkpoint (or,
+when it finished, prints its results). A run directory that holds another configuration is
+refused, naming the keys that differ; `--force-new-config` deletes that run and starts anew.
+Step budgets are rounded up to whole iterations in every logging interval: by at most 10 %
+with a note, more is refused. Exit status: 0 done, 1 training stopped (NaN/inf), 2 a bad
+command, config or run directory.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--print-config", action="store_true",
                       help="print the resolved configuration and exit")
   parser.add_argument("--out-dir", default=None, help="run directory (default: out_dir key)")
+  parser.add_argument("--force-new-config", action="store_true",
+                      help="when the run directory holds a run with another configuration, "
+                      "delete it and start this one (default: refuse)")
   parser.add_argument("overrides", nargs="*", metavar="key=value")
   args = parser.parse_args(argv)
   try:
@@ -39,10 +47,19 @@ def main(argv: list[str] | None = None) -> int:
   if args.print_config:
     print(run_config.to_yaml(config))
     return 0
+  return report_errors(lambda: print(format_experiment(
+      run_experiment(config, args.out_dir, force_new_config=args.force_new_config))))
+
+
+def report_errors(fn) -> int:
+  """Runs fn(); a failure the user can act on is one `error: ...` line and an exit status
+  (1: training stopped at a NaN/inf; 2: a refused config or an unwritable run directory)."""
   try:
-    results = run_experiment(config, args.out_dir)
-  except (runs.NonFiniteError, run_config.ConfigError) as error:
+    fn()
+  except runs.NonFiniteError as error:
     print(f"error: {error}", file=sys.stderr)
     return 1
-  print(format_experiment(results))
+  except (run_config.ConfigError, OSError) as error:
+    print(f"error: {error}", file=sys.stderr)
+    return 2
   return 0

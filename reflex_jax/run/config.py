@@ -14,7 +14,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from reflex_jax import envs, ppo, sac
+from reflex_jax import checks, envs, ppo, sac
 from reflex_jax.regularizer import ReflexConfig
 from reflex_jax.symmetry import registry
 
@@ -41,6 +41,9 @@ class ReflexSettings:
   detach_target: bool = False
   value_coef: float = 1.0
 
+  def __post_init__(self):
+    checks.non_negative(self, "weight", "value_coef")
+
 
 @dataclasses.dataclass
 class ExperimentConfig:
@@ -66,13 +69,19 @@ class ExperimentConfig:
     return list(range(self.first_seed, self.first_seed + self.seeds))
 
 
+# Dataclasses whose __post_init__ checks name fields "Owner.field", → the key's section.
+CHECKED_SECTIONS = {"PPOConfig.": "ppo.", "SACConfig.": "sac.", "ReflexSettings.": "reflex."}
+
+
 class ConfigError(ValueError):
   """A bad config file, key or value; the message names it."""
 
 
-def load_config(files=(), overrides=(), layers=()) -> ExperimentConfig:
+def load_config(files=(), overrides=(), layers=(), *, check_budget: bool = True
+                ) -> ExperimentConfig:
   """Defaults ← each YAML file in order ← each dict of `layers` ← `key=value` overrides,
-  validated."""
+  validated. `check_budget=False` accepts a step budget that rounds up by a lot (reading
+  back a run that was started before such budgets were refused)."""
   merged = OmegaConf.structured(ExperimentConfig)
   try:
     for layer in [OmegaConf.load(path) for path in files] + list(layers):
@@ -86,12 +95,15 @@ def load_config(files=(), overrides=(), layers=()) -> ExperimentConfig:
     key = getattr(error, "full_key", None)
     raise ConfigError(str(error).split("\n")[0] + (f" (key: {key})" if key else "")) from None
   except ValueError as error:  # a dataclass's own check (PPOConfig.__post_init__, ...)
-    raise ConfigError(str(error)) from None
-  validate(config)
+    message = str(error)
+    for owner, prefix in CHECKED_SECTIONS.items():  # name the key as the user writes it
+      message = message.replace(owner, prefix)
+    raise ConfigError(message) from None
+  validate(config, check_budget=check_budget)
   return config
 
 
-def validate(config: ExperimentConfig) -> None:
+def validate(config: ExperimentConfig, *, check_budget: bool = True) -> None:
   if config.algo not in ALGORITHMS:
     raise ConfigError(f"unknown algo {config.algo!r}; choose one of {list(ALGORITHMS)}")
   if config.env not in envs.known_env_ids():
@@ -119,6 +131,15 @@ def validate(config: ExperimentConfig) -> None:
     reflex_config(config, {})
   except ValueError as error:
     raise ConfigError(f"reflex: {error}") from None
+  if check_budget:
+    algorithm_config = getattr(config, config.algo)
+    if config.steps is not None:
+      algorithm_config = dataclasses.replace(algorithm_config, num_timesteps=config.steps)
+    name = "steps" if config.steps is not None else f"{config.algo}.num_timesteps"
+    try:
+      algorithm_config.budget().check(name, f"{config.algo}.")
+    except ValueError as error:
+      raise ConfigError(str(error)) from None
 
 
 def reflex_config(config: ExperimentConfig, flags: dict[str, Any]) -> ReflexConfig:
@@ -169,4 +190,4 @@ def to_yaml(config: ExperimentConfig) -> str:
 
 
 def from_yaml(path: str) -> ExperimentConfig:
-  return load_config([path])
+  return load_config([path], check_budget=False)

@@ -8,17 +8,22 @@
       results.json           curves and final evaluation; written last (marks the run done)
 
 Running the same experiment again resumes each variant group from its latest checkpoint;
-a finished experiment (results.json present) is not rerun.
+a finished experiment (results.json present) is not rerun. Another configuration in the same
+directory is refused, naming the keys that differ, unless `force_new_config` (the CLIs'
+`--force-new-config`) deletes the old run first.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 
 import jax
 import numpy as np
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from reflex_jax import ppo, runs, sac
 from reflex_jax.run import config as run_config
@@ -30,16 +35,29 @@ TRAINERS = {"ppo": ppo, "sac": sac}
 CURVES = ("episode_return", "policy_symmetry_error", "value_symmetry_error")
 
 
-def run_experiment(config: run_config.ExperimentConfig, run_dir: str | None = None) -> dict:
+class RunDirectoryError(OSError):
+  """The run directory cannot be created or written; the message names it."""
+
+
+def run_experiment(config: run_config.ExperimentConfig, run_dir: str | None = None, *,
+                   force_new_config: bool = False) -> dict:
   """Trains every variant group (resuming from checkpoints) and returns the results dict
-  (also written to run_dir/results.json)."""
+  (also written to run_dir/results.json).
+
+  Raises run_config.ConfigError, before anything is written, when run_dir holds a run with
+  other settings; `force_new_config=True` deletes that run and starts this one instead.
+  Raises RunDirectoryError when run_dir cannot be created or written."""
   run_dir = run_dir or run_config.out_dir(config)
   results_path = os.path.join(run_dir, "results.json")
-  if os.path.exists(results_path):
+  changed = check_run_dir(config, run_dir, force_new_config=force_new_config)
+  if changed:
+    print(f"{run_dir}: deleting the run with another configuration ({', '.join(changed)})",
+          file=sys.stderr, flush=True)
+    _guard_writes(run_dir, _delete_run, run_dir)
+  elif os.path.exists(results_path):
     print(f"{run_dir}: finished earlier; results.json kept", file=sys.stderr)
     return load_results(run_dir)
-  os.makedirs(run_dir, exist_ok=True)
-  _check_same_config(run_dir, config)
+  _guard_writes(run_dir, _write_config, run_dir, config)
   seeds = config.seed_list
   log = MetricLog(run_dir, tensorboard=config.tensorboard)
   results = {"env": config.env, "algo": config.algo, "kind": _kind(config.env),
@@ -106,25 +124,79 @@ def _kind(env_id: str) -> str | None:
     return None
 
 
-def _check_same_config(run_dir: str, config: run_config.ExperimentConfig) -> None:
-  """A run directory holds one experiment: resuming with other settings would mix runs."""
+# What an experiment writes into its run directory (and --force-new-config deletes).
+RUN_FILES = ("results.json", "results.json.tmp", "config.yaml", "metrics.jsonl", "metrics.csv",
+             "tensorboard", "checkpoints")
+# Settings that do not change the results may differ between a run and its resume.
+DISPLAY_KEYS = ("progress", "tensorboard")
+
+
+def check_run_dir(config: run_config.ExperimentConfig, run_dir: str | None = None, *,
+                  force_new_config: bool = False) -> list[str]:
+  """The settings (`key: old → new`) in which config differs from the run already in run_dir;
+  run_config.ConfigError naming them, unless `force_new_config`. Reads only."""
+  run_dir = run_dir or run_config.out_dir(config)
+  changed = _changed_settings(run_dir, config)
+  if changed and not force_new_config:
+    raise run_config.ConfigError(
+        f"{run_dir} holds a run with another configuration ({', '.join(changed)}); rerun with "
+        "the same settings to resume it, use another out_dir / --out-dir, or pass "
+        "--force-new-config to delete that run and start this one")
+  return changed
+
+
+def _changed_settings(run_dir: str, config: run_config.ExperimentConfig) -> list[str]:
+  """`key: old → new` for each setting of config that differs from the run already in
+  run_dir (none when there is none). A run directory holds one experiment: resuming or
+  reporting with other settings would mix runs or show results of settings not asked for."""
   path = os.path.join(run_dir, "config.yaml")
-  text = run_config.to_yaml(config)
-  if os.path.exists(path):
-    with open(path, encoding="utf-8") as f:
-      saved = f.read()
-    if _without_display(saved) != _without_display(text):
-      raise run_config.ConfigError(
-          f"{run_dir} holds a run with another configuration ({path}); use another out_dir "
-          "or delete that directory")
-  with open(path, "w", encoding="utf-8") as f:
-    f.write(text)
+  if not os.path.exists(path):
+    return []
+  try:
+    saved = _flat(OmegaConf.to_container(OmegaConf.load(path)))
+  except (OmegaConfBaseException, OSError, ValueError) as error:
+    raise run_config.ConfigError(f"{path} cannot be read ({error}); use another out_dir or "
+                                 "delete that directory") from None
+  # Through the same YAML as the saved file, so that e.g. tuples and lists compare equal.
+  wanted = _flat(OmegaConf.to_container(OmegaConf.create(run_config.to_yaml(config))))
+  missing = "(absent)"
+  return [f"{key}: {saved.get(key, missing)} → {wanted.get(key, missing)}"
+          for key in sorted(set(saved) | set(wanted))
+          if key not in DISPLAY_KEYS and saved.get(key, missing) != wanted.get(key, missing)]
 
 
-def _without_display(yaml_text: str) -> list[str]:
-  """Settings that do not change the results may differ between a run and its resume."""
-  return [line for line in yaml_text.splitlines()
-          if not line.startswith(("progress:", "tensorboard:"))]
+def _flat(tree, prefix: str = "") -> dict:
+  if not isinstance(tree, dict):
+    return {prefix.rstrip("."): tree}
+  out = {}
+  for key, value in tree.items():
+    out.update(_flat(value, f"{prefix}{key}."))
+  return out
+
+
+def _guard_writes(run_dir: str, fn, *args) -> None:
+  try:
+    fn(*args)
+  except OSError as error:
+    raise RunDirectoryError(f"cannot write the run directory {run_dir}: "
+                            f"{error.strerror or error}"
+                            + (f" ({error.filename})" if error.filename else "")) from None
+
+
+def _write_config(run_dir: str, config: run_config.ExperimentConfig) -> None:
+  os.makedirs(run_dir, exist_ok=True)
+  with open(os.path.join(run_dir, "config.yaml"), "w", encoding="utf-8") as f:
+    f.write(run_config.to_yaml(config))
+
+
+def _delete_run(run_dir: str) -> None:
+  """Only what an experiment writes: the directory may hold other files of the user's."""
+  for name in RUN_FILES:
+    path = os.path.join(run_dir, name)
+    if os.path.isdir(path):
+      shutil.rmtree(path)
+    elif os.path.exists(path):
+      os.remove(path)
 
 
 def load_results(run_dir: str) -> dict:
@@ -167,4 +239,5 @@ def load_params(run_dir: str, group: run_config.VariantGroup,
   return state.params
 
 
-__all__ = ["load_params", "load_policy", "load_results", "run_experiment"]
+__all__ = ["RunDirectoryError", "check_run_dir", "load_params", "load_policy", "load_results",
+           "run_experiment"]

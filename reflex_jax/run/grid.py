@@ -28,9 +28,9 @@ import sys
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from reflex_jax import runs
 from reflex_jax.run import config as run_config
-from reflex_jax.run.experiment import run_experiment
+from reflex_jax.run.cli import report_errors
+from reflex_jax.run.experiment import check_run_dir, run_experiment
 from reflex_jax.run.report import write_report
 
 GRID_KEYS = ("out_dir", "envs", "algos", "common", "overrides")
@@ -84,14 +84,17 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def run_grid(out_dir: str, configs: list[run_config.ExperimentConfig],
-             shard: tuple[int, int] = (0, 1)) -> str:
+             shard: tuple[int, int] = (0, 1), *, force_new_config: bool = False) -> str:
   """Runs every unfinished cell of this shard, then writes the report (of the whole grid when
-  there is one shard); returns its markdown."""
+  there is one shard); returns its markdown. `force_new_config`: a cell directory holding a
+  run with other settings is deleted and rerun (otherwise that is an error)."""
   index, count = shard
   mine = configs[index::count]
+  for config in mine:  # a cell with changed settings is refused before any cell runs
+    check_run_dir(config, force_new_config=force_new_config)
   for i, config in enumerate(mine):
     print(f"[{i + 1}/{len(mine)}] {config.env} × {config.algo}", file=sys.stderr, flush=True)
-    run_experiment(config)
+    run_experiment(config, force_new_config=force_new_config)
   if count > 1:
     return (f"shard {index}/{count} done ({len(mine)} of {len(configs)} cells); once every "
             f"shard is: python -m reflex_jax.run.report {out_dir}")
@@ -106,18 +109,17 @@ def main(argv: list[str] | None = None) -> int:
                       help="run only cells i, i+n, … (one of n machines sharing the grid)")
   parser.add_argument("overrides", nargs="*", metavar="key=value",
                       help="grid-level overrides, e.g. out_dir=runs/g2 common.seeds=3")
+  parser.add_argument("--force-new-config", action="store_true",
+                      help="rerun cells whose directory holds a run with other settings, "
+                      "deleting it (default: refuse)")
   args = parser.parse_args(argv)
   try:
     out_dir, configs = load_grid(args.config, args.overrides)
     shard = parse_shard(args.shard)
   except run_config.ConfigError as error:
     parser.error(str(error))
-  try:
-    print(run_grid(out_dir, configs, shard))
-  except runs.NonFiniteError as error:
-    print(f"error: {error}", file=sys.stderr)
-    return 1
-  return 0
+  return report_errors(lambda: print(run_grid(out_dir, configs, shard,
+                                              force_new_config=args.force_new_config)))
 
 
 if __name__ == "__main__":

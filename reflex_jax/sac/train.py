@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from reflex_jax import regularizer, runs
+from reflex_jax import checks, regularizer, runs
 from reflex_jax.envs import Env, EnvState
 from reflex_jax.networks import ActorTwinCritic, PolicyConfig
 from reflex_jax.sac import losses, replay
@@ -69,6 +69,10 @@ class SACConfig:
       raise ValueError(f"SACConfig.tau must be in (0, 1], got {self.tau}")
     if self.learning_starts < 0:
       raise ValueError(f"SACConfig.learning_starts must be >= 0, got {self.learning_starts}")
+    checks.in_unit_interval(self, "gamma")
+    checks.positive(self, "learning_rate", "init_alpha", "reward_scaling", "max_grad_norm",
+                    "episode_length", "action_repeat", "num_devices")
+    checks.non_negative(self, "reflex_weight")
     if self.buffer_size < self.num_envs:
       raise ValueError(f"SACConfig.buffer_size {self.buffer_size} holds less than one step of "
                        f"{self.num_envs} envs")
@@ -76,6 +80,15 @@ class SACConfig:
   @property
   def steps_per_iteration(self) -> int:
     return self.num_envs * (self.action_repeat or 1)
+
+  def budget(self) -> runs.Budget:
+    """The env steps a run takes: the prefill in whole iterations, then at least one
+    iteration per logging interval, the same number in each."""
+    repeat = f" × action repeat {self.action_repeat}" if (self.action_repeat or 1) > 1 else ""
+    prefill = -(-self.learning_starts // self.steps_per_iteration) * self.steps_per_iteration
+    return runs.Budget(self.num_timesteps, prefill, self.steps_per_iteration * self.num_logs,
+                       f"{self.num_envs} envs{repeat} × {self.num_logs} logs",
+                       ("num_envs", "num_logs"))
 
 
 @struct.dataclass
@@ -252,6 +265,7 @@ def train(env: str | Env, config: SACConfig = SACConfig(), seed: int | Sequence[
   """
   grid = runs.RunGrid.create(seed, reflex_weight, config.reflex_weight,
                              config.reflex is not None, "SAC")
+  config.budget().check("num_timesteps", notify=True)
   sim, trainer = make_trainer(env, config, reflection)
 
   def init():

@@ -1,12 +1,14 @@
 """PPO training end to end: learning, vmapped runs, determinism, sharding, errors."""
 
+import collections
 import dataclasses
+import sys
 
 import jax
 import numpy as np
 import pytest
 
-from reflex_jax import ppo
+from reflex_jax import envs, ppo, runs
 from reflex_jax.symmetry import registry
 from tests.helpers import assert_close
 
@@ -59,14 +61,52 @@ def test_return_improves_on_inverted_pendulum():
   assert returns[-1] > 3 * returns[0], returns
 
 
+def _rows(*columns) -> list[tuple]:
+  return [tuple(np.concatenate([np.ravel(c[i]) for c in columns]).tolist())
+          for i in range(len(columns[0]))]
+
+
 @pytest.mark.parametrize("augment,symmetrize", [(True, False), (False, True)])
-def test_reflex_options_train(augment, symmetrize):
+def test_reflex_options_train(augment, symmetrize, monkeypatch):
+  # Every minibatch the loss sees is recorded, to check what augmentation put in it.
+  train_module = sys.modules["reflex_jax.ppo.train"]
+  real_loss, seen = train_module.ppo_loss, []
+
+  def recording_loss(params, batch, weight, **kwargs):
+    jax.debug.callback(lambda *xs: seen.append([np.asarray(x) for x in xs]), batch.obs,
+                       batch.raw_action, batch.advantage, batch.target_value, batch.log_prob)
+    return real_loss(params, batch, weight, **kwargs)
+  monkeypatch.setattr(train_module, "ppo_loss", recording_loss)
+
   config = dataclasses.replace(TINY, num_logs=1, reflex=ppo.ReflexConfig(
       augment=augment, symmetrize=symmetrize, actor_loss="kl"))
   _, _, metrics = ppo.train("brax/inverted_pendulum", config, seed=0)
   assert np.isfinite(metrics["policy_loss"]).all()
   if symmetrize:  # exact equivariance: the measured error is rounding
     assert metrics["policy_symmetry_error"].max() < 1e-5
+
+  updates = TINY.num_timesteps // (TINY.num_envs * TINY.unroll_length)
+  assert len(seen) == updates * TINY.num_epochs * TINY.num_minibatches
+  samples = TINY.num_envs * TINY.unroll_length // TINY.num_minibatches
+  assert {len(s[0]) for s in seen} == {2 * samples if augment else samples}
+  obs, action, advantage, target, log_prob = (np.concatenate(x) for x in zip(*seen))
+  g = runs.task_reflection(envs.make_simulator("brax/inverted_pendulum"))
+  # Each epoch goes once over the (augmented) batch, so with augmentation the samples are
+  # closed under the reflection: (g_s s, g_a u) is there for every (s, u), with the same
+  # advantage and value target. Without, mirror images are (almost surely) absent.
+  rows = collections.Counter(_rows(obs, action, advantage, target))
+  mirrored = collections.Counter(_rows(np.asarray(g.reflect_obs(obs)),
+                                       np.asarray(g.reflect_action(action)), advantage, target))
+  if augment:
+    assert mirrored == rows
+    # The ratio's π_old of a mirror image is the old policy's at the mirrored state, not a
+    # copy of the original's (the network is not equivariant, so they differ).
+    by_row = dict(zip(_rows(obs, action, advantage, target), log_prob))
+    mirror_log_prob = np.array([by_row[r] for r in _rows(
+        np.asarray(g.reflect_obs(obs)), np.asarray(g.reflect_action(action)), advantage, target)])
+    assert np.mean(np.abs(mirror_log_prob - log_prob) > 1e-6) > 0.9
+  else:
+    assert sum((rows & mirrored).values()) < 0.01 * len(obs)
 
 
 def test_reflex_on_a_task_without_reflection_says_it_reduces_to_the_baseline():
@@ -82,6 +122,34 @@ def test_reflex_on_a_task_without_reflection_says_it_reduces_to_the_baseline():
 def test_bad_config_is_named(change, message):
   with pytest.raises(ValueError, match=message):
     dataclasses.replace(TINY, **change)
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(gamma=2.0), "PPOConfig.gamma must be in [0, 1], got 2.0"),
+    (dict(gae_lambda=1.5), "PPOConfig.gae_lambda must be in [0, 1], got 1.5"),
+    (dict(learning_rate=-1.0), "PPOConfig.learning_rate must be finite and > 0, got -1.0"),
+    (dict(learning_rate=float("nan")), "PPOConfig.learning_rate must be finite and > 0"),
+    (dict(clip_epsilon=-0.2), "PPOConfig.clip_epsilon must be finite and > 0, got -0.2"),
+    (dict(value_clip=0.0), "PPOConfig.value_clip must be finite and > 0, got 0.0"),
+    (dict(entropy_coef=-1e-3), "PPOConfig.entropy_coef must be finite and >= 0, got -0.001"),
+    (dict(value_coef=-0.5), "PPOConfig.value_coef must be finite and >= 0, got -0.5"),
+    (dict(max_grad_norm=0.0), "PPOConfig.max_grad_norm must be finite and > 0, got 0.0"),
+    (dict(reflex_weight=-5.0), "PPOConfig.reflex_weight must be finite and >= 0, got -5.0"),
+])
+def test_bad_values_are_named(change, message):
+  with pytest.raises(ValueError) as error:
+    dataclasses.replace(TINY, **change)
+  assert message in str(error.value)
+  with pytest.raises(ValueError, match="ReflexConfig.value_coef must be finite and >= 0"):
+    ppo.ReflexConfig(value_coef=-1.0)
+
+
+def test_train_refuses_a_budget_it_would_overshoot_by_far():
+  with pytest.raises(ValueError) as error:  # before anything is built or compiled
+    ppo.train("brax/inverted_pendulum", dataclasses.replace(TINY, num_timesteps=10))
+  assert str(error.value) == ("num_timesteps=10 is less than one iteration of 16 envs × unroll "
+                              "16 × 2 logs = 512; ask for ≥ 512 or fewer num_envs / "
+                              "unroll_length / num_logs")
 
 
 def test_reflex_weight_without_reflex_config_is_an_error():

@@ -1,5 +1,7 @@
 """The report's statistics."""
 
+import zlib
+
 import numpy as np
 
 from reflex_jax.run.report import default_threshold, steps_to_threshold
@@ -42,7 +44,8 @@ def test_area_under_curve_rewards_learning_sooner():
 
 
 def _fake_results(env, algo, gain, seeds=5, kind="axial"):
-  rng = np.random.default_rng(abs(hash((env, algo))) % 1000)
+  # zlib.crc32, not hash(): str hashes are salted per process, so the data would change.
+  rng = np.random.default_rng(zlib.crc32(f"{env}/{algo}".encode()))
   steps = [100, 200, 300]
   curves, final = {}, {}
   for v, scale in (("baseline", 1.0), ("reflex", 1.0 + gain)):
@@ -74,3 +77,18 @@ def test_report_writes_curves_tables_gains_and_the_cross_task_iqm(tmp_path):
   reflex = next(r for r in rows if r["variant"] == "reflex" and r["algo"] == "ppo")
   baseline = next(r for r in rows if r["variant"] == "baseline" and r["algo"] == "ppo")
   assert reflex["iqm"] > baseline["iqm"] and reflex["p_improvement"] > 0.9
+
+
+def test_fake_results_are_the_same_in_every_process():
+  # The report tests compare variants on this data: it must not depend on PYTHONHASHSEED.
+  import os
+  import subprocess
+  import sys
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  code = ("import json; from tests.reflex.test_report import _fake_results; "
+          "print(json.dumps(_fake_results('brax/a', 'ppo', 0.2)))")
+  outputs = {subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                            text=True, check=True,
+                            env=dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=root)).stdout
+             for seed in ("1", "2")}
+  assert len(outputs) == 1

@@ -32,6 +32,23 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
     (["env=brax/hopper", "variants=[reflex]"], "need a reflection"),
     (["reflex.schedule=cubic"], "schedule"),
     (["ppo.num_minibatches=7"], "divisible"),
+    (["ppo.gamma=2.0"], "ppo.gamma must be in [0, 1], got 2.0"),
+    (["ppo.gae_lambda=-0.1"], "ppo.gae_lambda must be in [0, 1], got -0.1"),
+    (["ppo.learning_rate=-1"], "ppo.learning_rate must be finite and > 0, got -1.0"),
+    (["ppo.clip_epsilon=-0.2"], "ppo.clip_epsilon must be finite and > 0, got -0.2"),
+    (["ppo.entropy_coef=-0.01"], "ppo.entropy_coef must be finite and >= 0, got -0.01"),
+    (["reflex.weight=-5"], "reflex.weight must be finite and >= 0, got -5.0"),
+    (["reflex.value_coef=-1"], "reflex.value_coef must be finite and >= 0, got -1.0"),
+    (["algo=sac", "sac.gamma=1.5"], "sac.gamma must be in [0, 1], got 1.5"),
+    (["algo=sac", "sac.learning_rate=0"], "sac.learning_rate must be finite and > 0, got 0.0"),
+    (["algo=sac", "sac.init_alpha=-1"], "sac.init_alpha must be finite and > 0, got -1.0"),
+    # A budget that whole iterations would overshoot by far: the smallest valid one is named.
+    (["env=brax/inverted_pendulum", "steps=10", "ppo.num_envs=8", "ppo.num_logs=3"],
+     "steps=10 is less than one iteration of 8 envs × unroll 32 × 3 logs = 768; ask for ≥ 768"),
+    (["ppo.num_timesteps=1000", "ppo.num_envs=8", "ppo.num_logs=3"],
+     "ppo.num_timesteps=1000 would train 1,536 env steps (+54%)"),
+    (["algo=sac", "steps=100"], "steps=100 is less than the 3,008-step prefill + one iteration "
+     "of 16 envs × 10 logs = 3,168; ask for ≥ 3168 or fewer sac.num_envs / sac.num_logs"),
 ])
 def test_bad_keys_and_values_fail_fast_naming_them(override, message):
   with pytest.raises(run_config.ConfigError) as error:
@@ -46,6 +63,23 @@ def test_cli_help_and_bad_override_exit_with_the_problem(capsys):
   with pytest.raises(SystemExit) as done:
     cli_main(["seeds"])
   assert done.value.code == 2 and "key=value" in capsys.readouterr().err
+
+
+def test_cli_rejects_a_budget_it_would_overshoot_by_far(capsys):
+  with pytest.raises(SystemExit) as done:
+    cli_main(["env=brax/inverted_pendulum", "steps=10", "ppo.num_envs=8", "ppo.num_logs=3"])
+  err = capsys.readouterr().err
+  assert done.value.code == 2 and "steps=10 is less than one iteration" in err
+
+
+def test_a_budget_rounded_a_little_is_noted_in_one_line(capsys):
+  budget = ppo.PPOConfig(num_timesteps=600_000, num_envs=64, num_logs=20).budget()
+  assert budget.check("steps", notify=True) == 614_400
+  note = capsys.readouterr().err.strip().splitlines()
+  assert note == ["note: training 614,400 env steps, 2.4% more than the 600,000 asked for: "
+                  "whole iterations of 64 envs × unroll 32 × 20 logs = 40,960"]
+  assert dataclasses.replace(budget, requested=614_400).check("steps", notify=True) == 614_400
+  assert not capsys.readouterr().err  # exact: nothing to say
 
 
 def test_yaml_configs_in_experiments_load():
@@ -178,3 +212,100 @@ def test_interrupted_sac_resumes_to_the_same_parameters_and_replay_buffer(tmp_pa
   jax.tree.map(np.testing.assert_array_equal, got, want)
   np.testing.assert_array_equal(resumed["episode_return"], straight["episode_return"])
   np.testing.assert_array_equal(resumed["buffer_size"], straight["buffer_size"])
+
+
+# --- the run directory: a changed config, an unwritable directory ------------------------------
+
+RUN_ARGS = ["env=brax/inverted_pendulum", "seeds=2", "steps=40960", "progress=false",
+            "tensorboard=false"]  # 64 envs × unroll 32 × 20 logs = 40,960: no rounding
+
+
+@pytest.fixture
+def fake_training(monkeypatch):
+  """`ppo.train` replaced by instant fake results: the experiment's bookkeeping without a
+  compile. Returns the list of configs it was called with."""
+  from reflex_jax.run import experiment  # pylint: disable=import-outside-toplevel
+  calls = []
+
+  class FakePPO:
+    @staticmethod
+    def train(env, config, seed, *, reflex_weight=None, progress_fn=None, checkpoints=None,
+              progress_bar=False):
+      del env, progress_fn, progress_bar
+      calls.append(config)
+      checkpoints.close()
+      shape = (len(reflex_weight or [0.0]), len(seed))
+      lr = np.full(shape, config.learning_rate)  # results that show which config made them
+      metrics = {"env_steps": np.array([20480, 40960]), "episode_return": np.stack([lr, lr]),
+                 "policy_symmetry_error": np.zeros((2,) + shape),
+                 "value_symmetry_error": np.zeros((2,) + shape),
+                 **{k: lr for k in ("eval/return", "eval/return_std", "eval/length",
+                                    "eval_stochastic/return")},
+                 **{k: 1.0 for k in ("compile_seconds", "train_seconds",
+                                     "env_steps_per_second", "total_env_steps")}}
+      return None, None, metrics
+
+  monkeypatch.setitem(experiment.TRAINERS, "ppo", FakePPO)
+  return calls
+
+
+def test_a_finished_run_is_reported_again_but_another_config_is_refused(tmp_path, capsys,
+                                                                         fake_training):
+  run_dir = tmp_path / "run"
+  out = [f"--out-dir={run_dir}"]
+  assert cli_main(out + RUN_ARGS) == 0 and len(fake_training) == 1
+  results = (run_dir / "results.json").read_text()
+  saved_config = (run_dir / "config.yaml").read_text()
+  capsys.readouterr()
+
+  # The same config (display settings aside) reports the finished run without training.
+  assert cli_main(out + RUN_ARGS + ["progress=true"]) == 0 and len(fake_training) == 1
+  assert "finished earlier" in capsys.readouterr().err
+
+  # Another config is refused before anything is touched, naming each key old → new.
+  assert cli_main(out + RUN_ARGS + ["seeds=3", "ppo.learning_rate=0.1"]) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and err[0].startswith("error: ") and "--force-new-config" in err[0]
+  assert "ppo.learning_rate: 0.0003 → 0.1" in err[0] and "seeds: 2 → 3" in err[0]
+  assert len(fake_training) == 1
+  assert (run_dir / "results.json").read_text() == results
+  assert (run_dir / "config.yaml").read_text() == saved_config
+
+  # --force-new-config deletes what the old run wrote (and nothing else) and trains anew.
+  stale = run_dir / "checkpoints" / "baseline+reflex" / "stale"
+  stale.parent.mkdir(parents=True, exist_ok=True)
+  stale.write_text("old")
+  (run_dir / "notes.txt").write_text("the user's")
+  assert cli_main(out + RUN_ARGS + ["seeds=3", "ppo.learning_rate=0.1", "--force-new-config"]) == 0
+  assert len(fake_training) == 2 and fake_training[-1].learning_rate == 0.1
+  assert not stale.exists() and (run_dir / "notes.txt").exists()
+  new = json.loads((run_dir / "results.json").read_text())
+  assert new["seeds"] == [0, 1, 2] and new["final"]["eval/return"]["reflex"] == [0.1] * 3
+  assert "learning_rate: 0.1" in (run_dir / "config.yaml").read_text()
+
+
+def test_an_unwritable_run_directory_is_one_error_line(tmp_path, capsys, fake_training):
+  blocker = tmp_path / "a_file"
+  blocker.write_text("")  # a run directory under a file cannot be made, even by root
+  assert cli_main([f"--out-dir={blocker / 'run'}"] + RUN_ARGS) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert err == [f"error: cannot write the run directory {blocker / 'run'}: Not a directory "
+                 f"({blocker / 'run'})"]
+  assert not fake_training
+
+
+def test_a_grid_refuses_a_changed_cell_before_running_any(tmp_path, fake_training):
+  from reflex_jax.run import grid  # pylint: disable=import-outside-toplevel
+  grid_file = tmp_path / "grid.yaml"
+  grid_file.write_text(
+      f"out_dir: {tmp_path / 'g'}\nenvs: [brax/inverted_pendulum, brax/inverted_double_pendulum]"
+      "\nalgos: [ppo]\ncommon: {seeds: 2, steps: 40960, progress: false, tensorboard: false}\n")
+  out_dir, configs = grid.load_grid(str(grid_file))
+  second = configs[1]
+  os.makedirs(second.out_dir)
+  old = dataclasses.replace(second, seeds=3)  # the second cell's directory holds another run
+  (tmp_path / "g" / "brax_inverted_double_pendulum" / "ppo" / "config.yaml").write_text(
+      run_config.to_yaml(old))
+  with pytest.raises(run_config.ConfigError, match="seeds: 3 → 2"):
+    grid.run_grid(out_dir, configs)
+  assert not fake_training and not os.path.exists(configs[0].out_dir)

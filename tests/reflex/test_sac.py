@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from reflex_jax import sac
+from reflex_jax import envs, runs, sac
 from reflex_jax.networks import ActorTwinCritic, PolicyConfig, gaussian_log_prob, tanh_gaussian_log_prob
 from reflex_jax.sac import losses, replay
 from reflex_jax.sac.train import Trainer
@@ -179,7 +179,16 @@ def test_sac_improves_and_runs_plain_and_reflex_in_one_program():
   assert np.nanmean(returns[-1]) > np.nanmean(returns[0]), returns
   assert params["q"]["out"]["kernel"].shape[:3] == (2, 2, 2)  # weights, seeds, twin Q
   assert np.all(np.isfinite(metrics["critic_loss"]))
-  assert metrics["gradient_updates_per_second"] > 0
+  # The counts, derived from the config: 512 prefill steps are 32 iterations of 16 envs;
+  # the 6,000-step budget leaves ⌈6000/16⌉ − 32 = 343 iterations, rounded up to 4 × 86 = 344.
+  prefill, iterations, runs = 512 // 16, 4 * 86, 4
+  assert metrics["total_env_steps"] == (prefill + iterations) * 16 == metrics["env_steps"][-1]
+  np.testing.assert_array_equal(metrics["buffer_size"][-1], (prefill + iterations) * 16)
+  np.testing.assert_allclose(
+      metrics["gradient_updates_per_second"] * metrics["train_seconds"],
+      iterations * config.grad_updates_per_step * runs, rtol=1e-9)
+  np.testing.assert_allclose(metrics["env_steps_per_second"] * metrics["train_seconds"],
+                             iterations * 16 * runs, rtol=1e-9)
   with pytest.raises(ValueError, match="reflex_weight given"):
     sac.train("brax/inverted_pendulum", sac.SACConfig(num_timesteps=100), reflex_weight=0.1)
 
@@ -197,13 +206,67 @@ def test_sharded_over_8_devices_matches_one_device_and_is_deterministic():
 
 
 @pytest.mark.parametrize("augment,symmetrize", [(True, False), (False, True)])
-def test_reflex_options_train(augment, symmetrize):
+def test_reflex_options_train(augment, symmetrize, monkeypatch):
+  # Every batch the critic loss sees is recorded, to check what augmentation put in it.
+  real_loss, seen = losses.critic_loss, []
+
+  def recording_loss(q_params, params, target_q_params, batch, *args, **kwargs):
+    jax.debug.callback(lambda b: seen.append(jax.tree.map(np.asarray, b)), batch)
+    return real_loss(q_params, params, target_q_params, batch, *args, **kwargs)
+  monkeypatch.setattr(losses, "critic_loss", recording_loss)
+
   config = dataclasses.replace(TINY, reflex=sac.ReflexConfig(augment=augment,
                                                              symmetrize=symmetrize))
   _, _, metrics = sac.train("brax/inverted_pendulum", config, seed=0)
   assert np.all(np.isfinite(metrics["critic_loss"])) and np.all(np.isfinite(metrics["actor_loss"]))
   if symmetrize:  # hard equivariance: the measured error is rounding only
     assert np.all(metrics["policy_symmetry_error"] < 1e-5)
+
+  iterations = TINY.num_timesteps // TINY.num_envs - TINY.learning_starts // TINY.num_envs
+  assert len(seen) == iterations * TINY.grad_updates_per_step
+  n = TINY.batch_size
+  g = runs.task_reflection(envs.make_simulator("brax/inverted_pendulum"))
+  for batch in seen:
+    # Augmented: the sampled transitions, then their exact mirror images (g_s s, g_a a, r, d,
+    # g_s s′). Plain: the sampled transitions only, which are not mirror images of each other.
+    assert len(batch["obs"]) == (2 * n if augment else n)
+    originals = {k: v[:n] for k, v in batch.items()}
+    mirror = losses.mirrored(originals, g)
+    if augment:
+      for k, v in batch.items():
+        np.testing.assert_array_equal(v[n:], mirror[k], err_msg=k)
+      assert not np.array_equal(batch["obs"][n:], batch["obs"][:n])
+    else:
+      rows = set(map(tuple, batch["obs"].tolist()))
+      assert len(rows & set(map(tuple, mirror["obs"].tolist()))) <= n // 10
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(gamma=1.5), "SACConfig.gamma must be in [0, 1], got 1.5"),
+    (dict(learning_rate=0.0), "SACConfig.learning_rate must be finite and > 0, got 0.0"),
+    (dict(init_alpha=-1.0), "SACConfig.init_alpha must be finite and > 0, got -1.0"),
+    (dict(reward_scaling=float("inf")), "SACConfig.reward_scaling must be finite and > 0"),
+    (dict(max_grad_norm=-1.0), "SACConfig.max_grad_norm must be finite and > 0, got -1.0"),
+    (dict(reflex_weight=-0.1), "SACConfig.reflex_weight must be finite and >= 0, got -0.1"),
+    (dict(tau=0.0), "SACConfig.tau must be in (0, 1], got 0.0"),
+])
+def test_bad_values_are_named(change, message):
+  with pytest.raises(ValueError) as error:
+    dataclasses.replace(TINY, **change)
+  assert message in str(error.value)
+
+
+def test_train_refuses_a_budget_it_would_overshoot_by_far():
+  with pytest.raises(ValueError) as error:  # before anything is built or compiled
+    sac.train("brax/inverted_pendulum", dataclasses.replace(TINY, num_timesteps=100))
+  assert str(error.value) == ("num_timesteps=100 is less than the 128-step prefill + one "
+                              "iteration of 16 envs × 2 logs = 160; ask for ≥ 160 or fewer "
+                              "num_envs / num_logs")
+  with pytest.raises(ValueError) as error:
+    sac.train("brax/inverted_pendulum", dataclasses.replace(TINY, num_timesteps=200))
+  assert str(error.value).startswith(
+      "num_timesteps=200 would train 224 env steps (+12%): a run takes the 128-step prefill + "
+      "whole iterations of 16 envs × 2 logs = 32; ask for 192 or 224")
 
 
 @pytest.mark.slow
