@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 import grain
+from absl import flags as absl_flags
 import jax
 import numpy as np
 from grain import experimental as grain_experimental
@@ -171,6 +172,10 @@ def make_dataset(config: DataConfig, *, process_index: int | None = None,
                    config.seed)
   batches = rows.batch(config.batch_size // process_count, drop_remainder=True)
   if config.worker_count > 0:
+    # Grain reads absl flags in its workers (with jaxlib ≥ 0.11, the worker-profiling flag);
+    # outside absl.app nobody parses them, so accept their defaults instead of failing.
+    if not absl_flags.FLAGS.is_parsed():
+      absl_flags.FLAGS.mark_as_parsed()
     batches = batches.mp_prefetch(grain.multiprocessing.MultiprocessingOptions(
         num_workers=config.worker_count, per_worker_buffer_size=config.prefetch_buffer_size))
   return batches

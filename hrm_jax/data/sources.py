@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import sys
+import threading
 
 import numpy as np
 import pyarrow as pa
@@ -32,6 +33,7 @@ from hrm_jax.data.tokenizer import CONDITION_TOKENS
 FIELDS = ("instruction", "response", "tags")
 ON_ERROR = ("report", "fail")
 _EXAMPLES_KEPT = 5
+_OPEN_LOCK = threading.Lock()  # a source's first read opens its file once, whichever thread
 log = logging.getLogger(__name__)
 
 
@@ -171,10 +173,16 @@ class JsonlSource(_FileSource):
         offset += len(line)
 
   def _fetch(self, key) -> bytes:
-    if getattr(self, "_handle", None) is None:
-      self._handle = open(self.path, "rb", buffering=0)  # pylint: disable=consider-using-with
+    handle = getattr(self, "_handle", None)
+    if handle is None:
+      # Grain reads from several threads: two opening at once would each install a handle,
+      # and the one dropped closes under the thread still reading through it.
+      with _OPEN_LOCK:
+        handle = getattr(self, "_handle", None)
+        if handle is None:
+          handle = self._handle = open(self.path, "rb", buffering=0)  # pylint: disable=consider-using-with
     offset, length = (int(k) for k in key)
-    return os.pread(self._handle.fileno(), length, offset)  # no shared position: thread-safe
+    return os.pread(handle.fileno(), length, offset)  # no shared position: thread-safe
 
   def _parse(self, raw) -> Record:
     return _to_record(_decode_json(raw), self.fields, self.task)

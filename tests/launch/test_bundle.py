@@ -51,7 +51,7 @@ def test_needed_brings_what_is_absent_or_out_of_range():
   ranges = {"jax": ">=0.9.2,<0.12", "flax": ">=0.12.6,<0.13", "brax": ">=0.14.2,<0.15"}
   bring, why = bundle.needed(loaded, have, ranges)
   assert bring == {"brax": "0.14.2", "flax": "0.12.12"}  # never the project, nor what fits
-  assert why == {"brax": "not on the node", "flax": "node has 0.11.0, needs <0.13,>=0.12.6"}
+  assert why == {"brax": "not on the node", "flax": "node has 0.11.0, needs >=0.12.6,<0.13"}
 
 
 def test_check_names_a_missing_module(tmp_path):
@@ -68,7 +68,7 @@ def test_download_keeps_to_the_budget(tmp_path, monkeypatch):
   the largest wheels (pip and the probe replaced: no registry needed)."""
   profile = tmp_path / "node.txt"
   profile.write_text("jax==0.11.2\nnumpy\n")
-  monkeypatch.setattr(bundle, "probe", lambda parts: {
+  monkeypatch.setattr(bundle, "probe", lambda parts, **kwargs: {
       "dists": {"jax": "0.11.2", "numpy": "2.5.2", "mujoco": "3.17.0", "brax": "0.14.2"},
       "missing": {}, "errors": []})
   sizes = {"mujoco": 30, "brax": 5}
