@@ -534,7 +534,7 @@ def test_distributed_wrapper_names_missing_settings(monkeypatch):
 
 def test_grid_shards_split_the_cells_between_machines(monkeypatch):
   ran = []
-  monkeypatch.setattr(grid, "run_experiment", lambda config: ran.append(config.out_dir))
+  monkeypatch.setattr(grid, "run_experiment", lambda config, **kwargs: ran.append(config.out_dir))
   _, configs = grid.load_grid(os.path.join(ROOT, "experiments", "reflex", "grid_gpu.yaml"))
   shards = []
   for index in range(3):
