@@ -107,8 +107,8 @@ def parse_parts(text: str) -> list[str]:
 _PROBE = r"""
 import importlib, importlib.abc, importlib.metadata as md, json, sys
 parts, block = json.loads(sys.argv[1]), set(json.loads(sys.argv[2]))
+from tpu_gpu_launch.bundle import normalize as norm  # the checkout is on the probe's path
 owners = md.packages_distributions()
-norm = lambda d: d.lower().replace("_", "-").replace(".", "-")
 # Top-level modules of the blocked distributions (not shared with one that is not blocked):
 # importing one raises, as on a node without it. An import that survives that (inside a
 # try/except ImportError) is optional; one that fails the part is needed, and is let through.
