@@ -285,9 +285,16 @@ def final_evaluation(sim: Env, config, policy_factory: Callable, params, grid: R
   episode_steps = eval_env.env.episode_length  # EpisodeWrapper under the batch
 
   def run_eval(run_params, key):
-    return {tag: evaluate(eval_env, policy_factory(run_params, deterministic), key,
-                          num_steps=episode_steps, deterministic=deterministic)
-            for tag, deterministic in (("eval", True), ("eval_stochastic", False))}
+    mode, sample = policy_factory(run_params, True), policy_factory(run_params, False)
+
+    def one(deterministic):
+      # The mode is a traced flag, vmapped: both evaluations share one trace and compile of
+      # the environment step (the largest part of the program) instead of two.
+      policy = lambda obs, k: jnp.where(deterministic, mode(obs), sample(obs, k))
+      return evaluate(eval_env, policy, key, num_steps=episode_steps, deterministic=False)
+    both = jax.vmap(one)(jnp.array([True, False]))
+    return {tag: jax.tree.map(lambda x, i=i: x[i], both)
+            for i, tag in enumerate(("eval", "eval_stochastic"))}
 
   eval_keys = jax.vmap(jax.random.fold_in, (0, None))(grid.keys, 1)
   result = jax.device_get(jax.jit(jax.vmap(run_eval))(params, eval_keys))

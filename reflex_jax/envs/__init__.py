@@ -1,4 +1,4 @@
-"""Environments by id: ``brax/<name>`` and ``playground/<Name>``.
+"""Environments by id: ``brax/<name>``, ``playground/<Name>`` and the pure-JAX ``toy/<name>``.
 
     env = reflex_jax.envs.make("brax/ant", num_envs=128)
     state = env.reset(jax.random.key(0))            # batched EnvState
@@ -20,10 +20,11 @@ class UnknownEnvironmentError(registry.UnknownEnvironmentError):
 
 
 def known_env_ids() -> list[str]:
-  """Every id `make` accepts (brax tasks and Playground tasks)."""
-  from reflex_jax.envs import brax, playground  # pylint: disable=import-outside-toplevel
+  """Every id `make` accepts (brax tasks, Playground tasks, the pure-JAX toy tasks)."""
+  from reflex_jax.envs import brax, playground, toy  # pylint: disable=import-outside-toplevel
   return ([f"brax/{n}" for n in brax.available()]
-          + [f"playground/{n}" for n in playground.available()])
+          + [f"playground/{n}" for n in playground.available()]
+          + [f"toy/{n}" for n in toy.available()])
 
 
 def make_simulator(env_id: str, *, backend: str | None = None, impl: str | None = None,
@@ -33,9 +34,13 @@ def make_simulator(env_id: str, *, backend: str | None = None, impl: str | None 
   backend: brax physics backend (brax ids only); impl: MJX implementation (playground only).
   equalize_asymmetries: apply the known model fixes that make the task's reflection exact.
   """
-  from reflex_jax.envs import brax, playground  # pylint: disable=import-outside-toplevel
+  from reflex_jax.envs import brax, playground, toy  # pylint: disable=import-outside-toplevel
   library, _, name = env_id.partition("/")
-  if library == "brax" and name in brax.available():
+  if library == "toy" and name in toy.available():
+    if backend is not None or impl is not None:
+      raise ValueError("toy tasks are pure JAX: they take neither backend= nor impl=")
+    env = toy.ToyEnv(name)
+  elif library == "brax" and name in brax.available():
     if impl is not None:
       raise ValueError(f"impl={impl!r} applies to playground tasks; brax tasks take backend=")
     env = brax.BraxEnv(name, backend=backend)

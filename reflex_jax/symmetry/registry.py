@@ -109,6 +109,7 @@ SPECS: dict[str, SymmetrySpec] = {s.env_id: s for s in (
     _derived("brax/humanoidstandup", "bilateral", "y", _BRAX_HUMANOID, _LEFT_RIGHT),
     _derived("brax/swimmer", "axial", "y", (Qpos(2), Qvel())),
     _derived("brax/inverted_pendulum", "axial", "x", (Qpos(), Qvel())),
+    _derived("toy/point_mass", "axial", "x", (Qpos(), Qvel())),
     _axial("brax/reacher", "y", (2, 3, 5, 7, 9)),
     _axial("brax/inverted_double_pendulum", "x", (0, 1, 2, 5, 6, 7)),
     *(_axial(f"playground/Cartpole{v}", "x", (0, 2, 3, 4))

@@ -13,24 +13,26 @@ from tests.helpers import assert_shape
 
 
 @functools.cache
-def cartpole(episode_length=5, num_envs=3):
-  return envs.make("playground/CartpoleBalance", num_envs=num_envs, episode_length=episode_length)
+def cartpole():
+  """3 envs, time limit 5, with jitted reset and step shared by the tests (an MJX program
+  compiles in tens of seconds on CPU; eager dispatch of one is slower still)."""
+  env = envs.make("playground/CartpoleBalance", num_envs=3, episode_length=5)
+  return env, jax.jit(env.reset), jax.jit(env.step)
 
 
 def test_batched_reset_and_step_shapes():
-  env = cartpole()
-  state = env.reset(jax.random.key(0))
+  env, reset, step = cartpole()
+  state = reset(jax.random.key(0))
   assert_shape(state.obs, (3, env.observation_size))
-  state = jax.jit(env.step)(state, jnp.zeros((3, env.action_size)))
+  state = step(state, jnp.zeros((3, env.action_size)))
   assert_shape(state.reward, (3,))
   assert env.unwrapped.impl == "jax"  # not playground's default "warp"
 
 
 def test_truncation_is_kept_apart_from_termination_and_auto_reset_restarts():
-  env = cartpole(episode_length=5)
-  state = env.reset(jax.random.key(1))
+  env, reset, step = cartpole()
+  state = reset(jax.random.key(1))
   first_obs = state.obs
-  step = jax.jit(env.step)
   for t in range(1, 6):
     state = step(state, jnp.zeros((3, env.action_size)))
     np.testing.assert_array_equal(state.truncated, float(t == 5))
@@ -44,8 +46,8 @@ def test_truncation_is_kept_apart_from_termination_and_auto_reset_restarts():
 
 
 def test_wrong_action_shape_names_the_expected_shape():
-  env = cartpole()
-  state = env.reset(jax.random.key(0))
+  env, reset, _ = cartpole()
+  state = reset(jax.random.key(0))
   with pytest.raises(ValueError, match=r"expected actions of shape \(3, 1\), got \(1,\)"):
     env.step(state, jnp.zeros((1,)))
 
@@ -87,12 +89,17 @@ def test_equalizing_pushes_the_fix_into_the_simulator():
   assert fixed.mj_model.geom_friction[foot, 0] == pytest.approx(1.9)
 
 
-@pytest.mark.parametrize("action_repeat", [1, 2])
-def test_brax_state_types_are_stable_across_steps(action_repeat):
-  """A step's state must be a valid scan carry for the next (brax returns Python floats in
-  places where reset made arrays)."""
-  env = envs.make("brax/ant", num_envs=2, episode_length=4, action_repeat=action_repeat)
-  state = env.reset(jax.random.key(0))
+# brax steps return weak-typed Python floats where reset made arrays (inverted pendulum's
+# reward and done, ant's reward terms). action_repeat=2 scans the plain step, so it checks
+# both paths; the ant programs compile for a minute or more on CPU, so they are `slow`.
+@pytest.mark.parametrize("env_id,action_repeat", [
+    ("brax/inverted_pendulum", 2),
+    pytest.param("brax/ant", 1, marks=pytest.mark.slow),
+    pytest.param("brax/ant", 2, marks=pytest.mark.slow)])
+def test_brax_state_types_are_stable_across_steps(env_id, action_repeat):
+  """A step's state must be a valid scan carry for the next."""
+  env = envs.make(env_id, num_envs=2, episode_length=4, action_repeat=action_repeat)
+  state = jax.jit(env.reset)(jax.random.key(0))
   def step(carry, _):
     nxt = env.step(carry, jnp.zeros((2, env.action_size)))
     return nxt, nxt.metrics["completed"]

@@ -104,8 +104,8 @@ def test_variants_group_by_program():
 
 
 class BlowsUpWhenBalancing(Wrapper):
-  """Inverted pendulum whose observations turn NaN once an episode lasts `steps` steps: a
-  simulator blow-up that only a policy that has learned something reaches."""
+  """The toy balancing task whose observations turn NaN once an episode lasts `steps` steps:
+  a simulator blow-up that only a policy that has learned something reaches."""
 
   def __init__(self, env, steps: int):
     super().__init__(env)
@@ -113,7 +113,7 @@ class BlowsUpWhenBalancing(Wrapper):
 
   def step(self, state, action):
     nxt = self.env.step(state, action)
-    bad = nxt.native.pipeline_state.time > self.seconds
+    bad = nxt.native.time > self.seconds
     return nxt.replace(obs=jnp.where(bad, jnp.nan, nxt.obs))
 
 
@@ -124,7 +124,7 @@ SMALL_PPO = ppo.PPOConfig(num_timesteps=16 * 32 * 8 * 6, num_envs=16, unroll_len
 
 def test_non_finite_simulator_state_stops_naming_the_step_and_keeps_the_last_checkpoint(
     tmp_path):
-  sim = BlowsUpWhenBalancing(envs.make_simulator("brax/inverted_pendulum"), steps=60)
+  sim = BlowsUpWhenBalancing(envs.make_simulator("toy/point_mass"), steps=60)
   checkpoints = RunCheckpoints(str(tmp_path / "ckpt"))
   with pytest.raises(runs.NonFiniteError) as error:
     ppo.train(sim, SMALL_PPO, seed=[0, 1], checkpoints=checkpoints)

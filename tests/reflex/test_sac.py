@@ -19,6 +19,9 @@ TINY = sac.SACConfig(num_timesteps=16 * 40, num_envs=16, learning_starts=16 * 8,
                      grad_updates_per_step=2, batch_size=32, buffer_size=2048, num_logs=2,
                      num_eval_envs=2, episode_length=50, policy=SAC_POLICY, q_hidden=(32, 32),
                      num_devices=1)
+# The training machinery is checked on the pure-JAX task (it compiles in seconds, an MJX task
+# in minutes); the learning run on a brax task is `slow`.
+ENV = "toy/point_mass"
 
 
 def _steps(num_envs, count, start=0):
@@ -69,11 +72,11 @@ def test_td_target_bootstraps_through_truncation_but_not_termination():
 
 def test_stored_next_obs_is_the_final_obs_before_auto_reset():
   from reflex_jax import envs  # pylint: disable=import-outside-toplevel
-  env = envs.make("brax/inverted_pendulum", num_envs=2, episode_length=3)
+  env = envs.make(ENV, num_envs=2, episode_length=3)
   state = env.reset(jax.random.key(0))
   for _ in range(3):
     nxt = env.step(state, jnp.zeros((2, env.action_size)))
-    transition = Trainer._transition(state, jnp.zeros((2, 1)), nxt)
+    transition = Trainer._transition(state, jnp.zeros((2, env.action_size)), nxt)
     state = nxt
   # Step 3 hit the time limit: the env reset, the stored next_obs is the pre-reset one.
   assert np.all(np.asarray(nxt.truncated) == 1)
@@ -117,23 +120,31 @@ def _params(net, key):
   return dict(params, target_q=params["q"], log_alpha=jnp.zeros(()))
 
 
+def _reflex_terms(net, params, batch):
+  """(critic, actor) Reflex terms of `net`, jitted (eager dispatch of the losses is slow)."""
+  reflex = sac.ReflexConfig()
+
+  @jax.jit
+  def terms(params, batch):
+    _, critic = losses.critic_loss(params["q"], params, params["target_q"], batch,
+                                   jax.random.key(2), 1.0, 1.0, net=net, gamma=0.99,
+                                   reward_scaling=1.0, reflex=reflex)
+    _, (actor, _) = losses.actor_loss(params["policy"], params, batch, jax.random.key(3), 1.0,
+                                      1.0, net=net, reflex=reflex)
+    return critic["reflex_critic"], actor["reflex_actor"]
+  return terms(params, batch)
+
+
 def test_symmetrized_networks_make_the_reflex_terms_vanish():
   g = _reflection()
   net = ActorTwinCritic.create(3, 1, SAC_POLICY, (32, 32), "relu", True, 2, g, symmetrize=True)
   params = _params(net, jax.random.key(0))
   batch = _batch(jax.random.key(1))
-  reflex = sac.ReflexConfig()
-  _, critic = losses.critic_loss(params["q"], params, params["target_q"], batch,
-                                 jax.random.key(2), 1.0, 1.0, net=net, gamma=0.99,
-                                 reward_scaling=1.0, reflex=reflex)
-  _, (actor, _) = losses.actor_loss(params["policy"], params, batch, jax.random.key(3), 1.0,
-                                    1.0, net=net, reflex=reflex)
-  assert critic["reflex_critic"] < 1e-10 and actor["reflex_actor"] < 1e-10
+  critic, actor = _reflex_terms(net, params, batch)
+  assert critic < 1e-10 and actor < 1e-10
   plain = ActorTwinCritic.create(3, 1, SAC_POLICY, (32, 32), "relu", True, 2, g)
-  _, critic = losses.critic_loss(params["q"], params, params["target_q"], batch,
-                                 jax.random.key(2), 1.0, 1.0, net=plain, gamma=0.99,
-                                 reward_scaling=1.0, reflex=reflex)
-  assert critic["reflex_critic"] > 1e-6, "an unsymmetrized critic is not invariant"
+  critic, _ = _reflex_terms(plain, params, batch)
+  assert critic > 1e-6, "an unsymmetrized critic is not invariant"
 
 
 def test_critic_gradient_includes_the_invariance_term_with_its_weight():
@@ -152,7 +163,7 @@ def test_critic_gradient_includes_the_invariance_term_with_its_weight():
 
 def test_one_update_moves_targets_by_tau():
   from reflex_jax import envs  # pylint: disable=import-outside-toplevel
-  env = envs.make("brax/inverted_pendulum", num_envs=4)
+  env = envs.make(ENV, num_envs=4)
   config = sac.SACConfig(num_envs=4, batch_size=8, buffer_size=64, tau=0.25, policy=SAC_POLICY,
                          q_hidden=(16,), num_devices=1)
   trainer = Trainer(env, config, None, 1, 1, 1)
@@ -171,8 +182,9 @@ def test_sac_improves_and_runs_plain_and_reflex_in_one_program():
   config = sac.SACConfig(num_timesteps=6_000, num_envs=16, learning_starts=512,
                          grad_updates_per_step=4, batch_size=128, buffer_size=20_000,
                          num_logs=4, num_eval_envs=4, policy=SAC_POLICY, q_hidden=(64, 64),
+                         learning_rate=1e-3, init_alpha=0.1,  # learns within this short budget
                          reflex=sac.ReflexConfig(), num_devices=1)
-  _, params, metrics = sac.train("brax/inverted_pendulum", config, seed=[0, 1],
+  _, params, metrics = sac.train(ENV, config, seed=[0, 1],
                                  reflex_weight=[0.0, 0.1])
   returns = metrics["episode_return"]  # [logs, weights, seeds]
   assert returns.shape == (4, 2, 2)
@@ -190,17 +202,16 @@ def test_sac_improves_and_runs_plain_and_reflex_in_one_program():
   np.testing.assert_allclose(metrics["env_steps_per_second"] * metrics["train_seconds"],
                              iterations * 16 * runs, rtol=1e-9)
   with pytest.raises(ValueError, match="reflex_weight given"):
-    sac.train("brax/inverted_pendulum", sac.SACConfig(num_timesteps=100), reflex_weight=0.1)
+    sac.train(ENV, sac.SACConfig(num_timesteps=100), reflex_weight=0.1)
 
 
 def test_sharded_over_8_devices_matches_one_device_and_is_deterministic():
   assert len(jax.devices()) == 8  # tests/conftest.py asks for 8 host devices
-  _, twice, m_twice = sac.train("brax/inverted_pendulum", TINY, seed=[3, 3])
+  _, twice, m_twice = sac.train(ENV, TINY, seed=[3, 3])
   one = jax.tree.map(lambda x: x[0], twice)
   jax.tree.map(np.testing.assert_array_equal, one, jax.tree.map(lambda x: x[1], twice))
   # A separate program on 8 devices: equal up to rounding, so deterministic across runs too.
-  _, eight, m_eight = sac.train("brax/inverted_pendulum",
-                                dataclasses.replace(TINY, num_devices=8), seed=3)
+  _, eight, m_eight = sac.train(ENV, dataclasses.replace(TINY, num_devices=8), seed=3)
   assert_close(eight, one, rtol=1e-4, atol=1e-5)
   assert_close(m_eight["critic_loss"], m_twice["critic_loss"][:, 0], rtol=1e-4)
 
@@ -217,7 +228,7 @@ def test_reflex_options_train(augment, symmetrize, monkeypatch):
 
   config = dataclasses.replace(TINY, reflex=sac.ReflexConfig(augment=augment,
                                                              symmetrize=symmetrize))
-  _, _, metrics = sac.train("brax/inverted_pendulum", config, seed=0)
+  _, _, metrics = sac.train(ENV, config, seed=0)
   assert np.all(np.isfinite(metrics["critic_loss"])) and np.all(np.isfinite(metrics["actor_loss"]))
   if symmetrize:  # hard equivariance: the measured error is rounding only
     assert np.all(metrics["policy_symmetry_error"] < 1e-5)
@@ -225,7 +236,7 @@ def test_reflex_options_train(augment, symmetrize, monkeypatch):
   iterations = TINY.num_timesteps // TINY.num_envs - TINY.learning_starts // TINY.num_envs
   assert len(seen) == iterations * TINY.grad_updates_per_step
   n = TINY.batch_size
-  g = runs.task_reflection(envs.make_simulator("brax/inverted_pendulum"))
+  g = runs.task_reflection(envs.make_simulator(ENV))
   for batch in seen:
     # Augmented: the sampled transitions, then their exact mirror images (g_s s, g_a a, r, d,
     # g_s s′). Plain: the sampled transitions only, which are not mirror images of each other.
@@ -258,12 +269,12 @@ def test_bad_values_are_named(change, message):
 
 def test_train_refuses_a_budget_it_would_overshoot_by_far():
   with pytest.raises(ValueError) as error:  # before anything is built or compiled
-    sac.train("brax/inverted_pendulum", dataclasses.replace(TINY, num_timesteps=100))
+    sac.train(ENV, dataclasses.replace(TINY, num_timesteps=100))
   assert str(error.value) == ("num_timesteps=100 is less than the 128-step prefill + one "
                               "iteration of 16 envs × 2 logs = 160; ask for ≥ 160 or fewer "
                               "num_envs / num_logs")
   with pytest.raises(ValueError) as error:
-    sac.train("brax/inverted_pendulum", dataclasses.replace(TINY, num_timesteps=200))
+    sac.train(ENV, dataclasses.replace(TINY, num_timesteps=200))
   assert str(error.value).startswith(
       "num_timesteps=200 would train 224 env steps (+12%): a run takes the 128-step prefill + "
       "whole iterations of 16 envs × 2 logs = 32; ask for 192 or 224")
