@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import copy
+import importlib
 
 from reflex_jax.envs.base import Env, EnvState, SimulatorEnv, Wrapper
 from reflex_jax.envs.rate import step_rate
@@ -19,12 +20,26 @@ class UnknownEnvironmentError(registry.UnknownEnvironmentError):
   """An environment id no library provides."""
 
 
+# Each library of tasks: id prefix -> its adapter module, imported only when named (importing
+# MJX and Playground takes seconds).
+LIBRARIES = {"brax": "reflex_jax.envs.brax", "playground": "reflex_jax.envs.playground",
+             "toy": "reflex_jax.envs.toy"}
+
+
+def _library(prefix: str):
+  return importlib.import_module(LIBRARIES[prefix]) if prefix in LIBRARIES else None
+
+
 def known_env_ids() -> list[str]:
   """Every id `make` accepts (brax tasks, Playground tasks, the pure-JAX toy tasks)."""
-  from reflex_jax.envs import brax, playground, toy  # pylint: disable=import-outside-toplevel
-  return ([f"brax/{n}" for n in brax.available()]
-          + [f"playground/{n}" for n in playground.available()]
-          + [f"toy/{n}" for n in toy.available()])
+  return [f"{prefix}/{name}" for prefix in LIBRARIES for name in _library(prefix).available()]
+
+
+def is_known(env_id: str) -> bool:
+  """Whether `make` accepts `env_id` (imports only the library the id names)."""
+  prefix, _, name = env_id.partition("/")
+  library = _library(prefix)
+  return library is not None and name in library.available()
 
 
 def make_simulator(env_id: str, *, backend: str | None = None, impl: str | None = None,
@@ -34,23 +49,22 @@ def make_simulator(env_id: str, *, backend: str | None = None, impl: str | None 
   backend: brax physics backend (brax ids only); impl: MJX implementation (playground only).
   equalize_asymmetries: apply the known model fixes that make the task's reflection exact.
   """
-  from reflex_jax.envs import brax, playground, toy  # pylint: disable=import-outside-toplevel
-  library, _, name = env_id.partition("/")
-  if library == "toy" and name in toy.available():
-    if backend is not None or impl is not None:
-      raise ValueError("toy tasks are pure JAX: they take neither backend= nor impl=")
-    env = toy.ToyEnv(name)
-  elif library == "brax" and name in brax.available():
-    if impl is not None:
-      raise ValueError(f"impl={impl!r} applies to playground tasks; brax tasks take backend=")
-    env = brax.BraxEnv(name, backend=backend)
-  elif library == "playground" and name in playground.available():
-    if backend is not None:
-      raise ValueError(f"backend={backend!r} applies to brax tasks; playground tasks take impl=")
-    env = playground.PlaygroundEnv(name, impl=impl)
-  else:
+  if not is_known(env_id):
     raise UnknownEnvironmentError(
         f"unknown environment {env_id!r}; known environments: " + ", ".join(known_env_ids()))
+  library, _, name = env_id.partition("/")
+  if library == "toy":
+    if backend is not None or impl is not None:
+      raise ValueError("toy tasks are pure JAX: they take neither backend= nor impl=")
+    env = _library(library).ToyEnv(name)
+  elif library == "brax":
+    if impl is not None:
+      raise ValueError(f"impl={impl!r} applies to playground tasks; brax tasks take backend=")
+    env = _library(library).BraxEnv(name, backend=backend)
+  else:
+    if backend is not None:
+      raise ValueError(f"backend={backend!r} applies to brax tasks; playground tasks take impl=")
+    env = _library(library).PlaygroundEnv(name, impl=impl)
   if equalize_asymmetries and env_id in asymmetry.FIXES:
     model = copy.copy(env.mj_model)
     asymmetry.equalize(env_id, model, registry.get(env_id).plane)
@@ -88,5 +102,5 @@ def wrap(env: Env, *, num_envs: int | None = None, episode_length: int | None = 
 
 
 __all__ = ["AutoResetWrapper", "BatchWrapper", "Env", "EnvState", "EpisodeWrapper", "NonFiniteMask",
-           "SimulatorEnv", "UnknownEnvironmentError", "Wrapper", "known_env_ids", "make",
+           "SimulatorEnv", "UnknownEnvironmentError", "Wrapper", "is_known", "known_env_ids", "make",
            "make_simulator", "step_rate", "wrap"]

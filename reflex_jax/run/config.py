@@ -106,7 +106,7 @@ def load_config(files=(), overrides=(), layers=(), *, check_budget: bool = True
 def validate(config: ExperimentConfig, *, check_budget: bool = True) -> None:
   if config.algo not in ALGORITHMS:
     raise ConfigError(f"unknown algo {config.algo!r}; choose one of {list(ALGORITHMS)}")
-  if config.env not in envs.known_env_ids():
+  if not envs.is_known(config.env):
     raise ConfigError(f"unknown env {config.env!r}; known: {', '.join(envs.known_env_ids())}")
   unknown = [v for v in config.variants if v not in VARIANTS]
   if unknown or not config.variants:

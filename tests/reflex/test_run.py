@@ -155,26 +155,36 @@ def test_checkpoint_round_trip_keeps_keys_and_zero_size_leaves(tmp_path):
   assert restored["empty"].shape == (2, 0)
 
 
-def _train_command(run_dir):
+def _train_command(run_dir, env_id, size):
   return [sys.executable, "-m", "reflex_jax.train", f"--out-dir={run_dir}",
-          "env=brax/inverted_pendulum", "algo=ppo", "seeds=2", "steps=98304", "ppo.num_envs=32",
-          "ppo.num_logs=12", "ppo.num_eval_envs=2", "progress=false", "tensorboard=false"]
+          f"env={env_id}", "algo=ppo", "seeds=2", *size, "ppo.num_eval_envs=2",
+          "progress=false", "tensorboard=false"]
 
 
-@pytest.mark.slow  # three CLI runs, ~5 min on 2 cores; `make test-all` runs it
-def test_sigkill_and_rerun_ends_with_the_same_parameters(tmp_path):
-  env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
-  run_to_completion(_train_command(tmp_path / "straight"), env=env, cwd=ROOT)
+# Three CLI runs: under a minute on the pure-JAX task, ~5 min on an MJX one (`make test-all`).
+@pytest.mark.parametrize("env_id,size", [
+    ("toy/point_mass", ["steps=4096", "ppo.num_envs=16", "ppo.num_logs=8",
+                        "ppo.episode_length=100", "ppo.policy.hidden=[32,32]"]),
+    pytest.param("brax/inverted_pendulum", ["steps=98304", "ppo.num_envs=32", "ppo.num_logs=12"],
+                 marks=pytest.mark.slow)])
+def test_sigkill_and_rerun_ends_with_the_same_parameters(tmp_path, env_id, size):
+  # The three processes compile the same programs: JAX's persistent cache compiles them once.
+  env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu",
+             JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jax_cache"),
+             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+  command = lambda run_dir: _train_command(run_dir, env_id, size)
+  run_to_completion(command(tmp_path / "straight"), env=env, cwd=ROOT)
 
   run_dir = tmp_path / "killed"
-  kill_at_checkpoint(_train_command(run_dir), run_dir / "checkpoints" / "baseline+reflex", 3, 12,
+  logs = int(size[2].split("=")[1])
+  kill_at_checkpoint(command(run_dir), run_dir / "checkpoints" / "baseline+reflex", 3, logs,
                      env=env, cwd=ROOT)
   assert not (run_dir / "results.json").exists()
 
-  resumed = run_to_completion(_train_command(run_dir), env=env, cwd=ROOT)
+  resumed = run_to_completion(command(run_dir), env=env, cwd=ROOT)
   assert "resumed from" in resumed.stderr
 
-  config = run_config.load_config([], _train_command(run_dir)[4:])
+  config = run_config.load_config([], command(run_dir)[4:])
   group = run_config.variant_groups(config)[0]
   want = load_params(str(tmp_path / "straight"), group, config)
   got = load_params(str(run_dir), group, config)
