@@ -67,9 +67,13 @@ def test_brax_backend_choice_and_default():
   assert envs.make_simulator("brax/inverted_pendulum", backend="generalized").backend == "generalized"
 
 
+def test_the_legacy_clip_shim_takes_a_min_and_a_max():
+  assert compat._NumpyWithLegacyClip.clip(jnp.array([-2.0, 2.0]), a_min=-1.0, a_max=1.0).tolist() == [-1.0, 1.0]
+
+
+@pytest.mark.slow  # a generalized-backend program: ~1 min to compile on CPU
 def test_swimmer_steps_with_the_legacy_clip_shim():
   compat.patch_brax_fluid(force=True)  # what jax >= 0.10 needs: clip(a_min=) was removed
-  assert compat._NumpyWithLegacyClip.clip(jnp.array([-2.0, 2.0]), a_min=-1.0, a_max=1.0).tolist() == [-1.0, 1.0]
   env = envs.make("brax/swimmer", num_envs=2)
   state = jax.jit(env.step)(env.reset(jax.random.key(0)), jnp.ones((2, 2)))
   assert np.all(np.isfinite(state.obs))

@@ -78,7 +78,14 @@ def test_playground_humanoid_map_negates_ankle_x_and_swaps_extremities():
   assert r.obs.perm[22:25] == (28, 29, 30) and r.obs.sign[22:25] == (1.0, -1.0, 1.0)
 
 
-@pytest.mark.parametrize("env_id", registry.symmetric_env_ids())
+# Building a map traces the task's reset; the humanoids' and walkers' take 5-25 s each, and
+# their maps are checked against the spec tables above: their builds are `slow`.
+_HEAVY = ("Humanoid", "Walker", "humanoid")
+
+
+@pytest.mark.parametrize("env_id", [
+    pytest.param(e, marks=pytest.mark.slow) if any(h in e for h in _HEAVY) else e
+    for e in registry.symmetric_env_ids()])
 def test_every_registered_map_builds_with_matching_sizes(env_id):
   sim = simulator(env_id)
   r = registry.get(env_id).reflection(sim.mj_model, sim.observation_size)

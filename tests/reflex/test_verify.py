@@ -26,6 +26,7 @@ def test_registered_maps_pass_tightly(env_id):
   assert result.obs_error < 1e-12 and result.rollout_error < 1e-9
 
 
+@pytest.mark.slow  # a second MJX verify program (~1 min on CPU); `make test-all` runs it
 def test_known_asymmetry_shows_as_drift_without_the_fix():
   result = verify.verify("brax/inverted_pendulum", equalize=False, **FAST)
   assert "rollout" in result.failures, verify.format_table([result])
