@@ -36,15 +36,15 @@ verify: $(STAMP)
 	$(BIN)/python -m reflex_jax.verify all
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 -m ""
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal -m ""
 
 # The default suite on jax 0.11.x, then the air-gapped accelerator node emulated (slow tests of
 # tests/launch/test_bundle.py: a Python 3.12 venv with jax 0.11.2 and the bundle installed offline).
 test-jax-latest: $(LATEST_STAMP)
-	$(LATEST)/bin/python -m pytest -q -n 2
+	$(LATEST)/bin/python -m pytest -q -n 2 --dist worksteal
 	$(LATEST)/bin/python -m pytest -q -m slow tests/launch/test_bundle.py
 
 clean:
