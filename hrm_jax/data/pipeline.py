@@ -167,7 +167,9 @@ def make_dataset(config: DataConfig, *, process_index: int | None = None,
                                                 config.num_epochs))
   stream = stream[process_index::process_count]  # each host reads its own examples
   tokenizer = load_tokenizer(config.tokenizer)
-  samples = stream.map(Tokenize(tokenizer, config.seq_len)).filter(_is_sample)
+  tokenize = Tokenize(tokenizer, config.seq_len)
+  _require_a_fitting_record(stream, tokenize)
+  samples = stream.map(tokenize).filter(_is_sample)
   rows = pack_rows(samples.to_iter_dataset(), config.seq_len, config.packing_bins,
                    config.seed)
   batches = rows.batch(config.batch_size // process_count, drop_remainder=True)
@@ -179,6 +181,24 @@ def make_dataset(config: DataConfig, *, process_index: int | None = None,
     batches = batches.mp_prefetch(grain.multiprocessing.MultiprocessingOptions(
         num_workers=config.worker_count, per_worker_buffer_size=config.prefetch_buffer_size))
   return batches
+
+
+def _require_a_fitting_record(stream: grain.MapDataset, tokenize: Tokenize,
+                              probe: int = 1000) -> None:
+  """Fails at start when none of the first `probe` records (a random sample: the mixture is
+  shuffled) makes a sample: the packer would otherwise wait forever for one."""
+  before = DROPPED.copy()
+  try:
+    if any(tokenize(stream[i]) is not None for i in range(min(len(stream), probe))):
+      return
+    reasons = ", ".join(f"{n} {reason} ({task})" for (task, reason), n in
+                        (DROPPED - before).most_common())
+  finally:
+    DROPPED.clear()
+    DROPPED.update(before)  # the probe's drops are counted again when training reads them
+  raise ValueError(f"no record fits a row of data.seq_len={tokenize.max_length}: the first "
+                   f"{min(len(stream), probe)} records were all dropped ({reasons}); raise "
+                   "data.seq_len or check the data")
 
 
 def _is_sample(sample) -> bool:
