@@ -14,12 +14,19 @@ LATEST := .venv-jax-latest
 PYTHON_LATEST ?= $(shell for p in python3.13 python3.12 $$(pyenv root 2>/dev/null)/versions/3.1[23]*/bin/python3; \
   do "$$p" -c 'import sys; assert sys.version_info >= (3, 12)' >/dev/null 2>&1 && command -v "$$p" && break; done)
 LATEST_STAMP := $(LATEST)/.installed
+TFDS_STAMP := $(VENV)/.installed-tfds
 
 $(STAMP): pyproject.toml constraints/cpu.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints/cpu.txt -e ".[test,hf]"
 	touch $(STAMP)
+
+# The tfds extra (tensorflow-datasets, no TensorFlow): only make test-all runs the slow test
+# that needs it (tests/hrm/test_tfds_real.py); make test stays without it.
+$(TFDS_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -c constraints/cpu.txt -e ".[test,hf,tfds]"
+	touch $(TFDS_STAMP)
 
 $(LATEST_STAMP): pyproject.toml constraints/jax-latest.txt
 	@test -n "$(PYTHON_LATEST)" || { echo "jax 0.11 needs Python >= 3.12: none found; set PYTHON_LATEST=/path/to/python3.12"; exit 1; }
@@ -38,7 +45,7 @@ verify: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist worksteal
 
-test-all: $(STAMP)
+test-all: $(TFDS_STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist worksteal -m ""
 
 # The default suite on jax 0.11.x, then the air-gapped accelerator node emulated (slow tests of
