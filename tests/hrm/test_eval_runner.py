@@ -41,14 +41,14 @@ def test_evaluate_scores_every_item_and_resumes_from_the_prediction_cache(hf_dir
   items = BENCHMARKS["gsm8k"].load(_gsm8k_file(tmp_path / "gsm8k.jsonl"))
   cache = str(tmp_path / "gsm8k.predictions.jsonl")
   first = runner.evaluate(model, tokenizer, BENCHMARKS["gsm8k"], items[:3], batch_size=2,
-                          max_new_tokens=8, cache_path=cache, progress=False)
+                          max_new_tokens=6, cache_path=cache, progress=False)
   assert first["items"] == 3 and len(open(cache).readlines()) == 3
   calls = []
   real_generate = runner.generate
   monkeypatch.setattr(runner, "generate",
                       lambda *a, **k: calls.append(len(a[1])) or real_generate(*a, **k))
   second = runner.evaluate(model, tokenizer, BENCHMARKS["gsm8k"], items, batch_size=2,
-                           max_new_tokens=8, cache_path=cache, progress=False)
+                           max_new_tokens=6, cache_path=cache, progress=False)
   assert calls == [2]  # only the two items not in the cache were generated
   assert [r["output"] for r in second["per_item"][:3]] == [r["output"] for r in first["per_item"]]
   assert set(second["summary"]) and second["items"] == 5
@@ -77,7 +77,7 @@ def test_cli_writes_json_and_markdown_and_names_bad_arguments(hf_dir, tmp_path, 
   data = _gsm8k_file(tmp_path / "gsm8k.jsonl", 3)
   out = tmp_path / "evals"
   assert eval_main(["--model", hf_dir, "--task", f"gsm8k={data}", "--out", str(out),
-                    "--max-new-tokens", "6", "--no-progress"]) == 0
+                    "--max-new-tokens", "6", "--batch-size", "2", "--no-progress"]) == 0
   results = json.loads((out / "results.json").read_text())
   assert results["results"][0]["benchmark"] == "gsm8k" and results["results"][0]["items"] == 3
   assert "| gsm8k | 3 |" in (out / "results.md").read_text()
@@ -90,16 +90,19 @@ def test_cli_writes_json_and_markdown_and_names_bad_arguments(hf_dir, tmp_path, 
 
 
 def test_chat_answers_each_line(hf_dir):
-  instructions = ["What is 1 + 1?", "Sort: 3 1 2"]
+  # Prompts of 33 to 48 tokens, as the GSM8K items above: one padded shape, one compiled
+  # decoder in the chat process; the one the tests above compiled for a single row here.
+  instructions = ["What is 1 + 1? Reply with the number.", "Sort these numbers: 3 1 2 5 4 9 8 7"]
   done = subprocess.run([sys.executable, "-m", "hrm_jax.eval.chat", "--model", hf_dir,
-                         "--max-new-tokens", "5"], input="\n".join(instructions) + "\n\n",
+                         "--max-new-tokens", "6"], input="\n".join(instructions) + "\n\n",
                         capture_output=True, text=True, timeout=300, check=False, cwd=ROOT,
                         env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu"))
   assert done.returncode == 0, done.stderr[-2000:]
   # Each line is the greedy answer to that instruction, prompted with the default tags.
   model, tokenizer = runner.load_model(hf_dir)
   prompts = [prompt_tokens(tokenizer, text, ("synth", "direct")) for text in instructions]
-  expected = [tokenizer.decode(generate(model, [p], max_new_tokens=5)[0]) for p in prompts]
+  assert all(32 < len(p) <= 48 for p in prompts)
+  expected = [tokenizer.decode(generate(model, [p], max_new_tokens=6)[0]) for p in prompts]
   assert done.stdout == "".join(answer + "\n" for answer in expected)
 
 

@@ -4,27 +4,39 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import make_model
+from conftest import BYTE_TINY, make_model, padded_logits
 
 from hrm_jax.data.tokenizer import EOA, ByteTokenizer
 from hrm_jax.eval.answers import last_boxed
 from hrm_jax.generate import (Sampling, generate, greedy_answers, prompt_tokens,
                               recompute_generate, sample)
-from hrm_jax.model import Segments, build, preset
-from flax import nnx
 
 
-def test_batched_greedy_decoding_equals_one_token_at_a_time():
+INSTRUCTIONS = ("Reverse the string: abc", "What is 12 + 3?", "Sort: 3 1 2 and more words")
+
+
+def _prompts(tokenizer):
+  return [prompt_tokens(tokenizer, text, ("synth", "direct")) for text in INSTRUCTIONS]
+
+
+@pytest.fixture(scope="module")
+def byte_model():
+  """A small model over the byte tokenizer's vocabulary (BOQ ... EOQ prompts of ~30 tokens
+  and their answers fit its 64 positions). Tests that decode the same shapes with it share
+  one compiled decoder."""
+  return make_model(BYTE_TINY, seed=3)
+
+
+def test_batched_greedy_decoding_equals_one_token_at_a_time(byte_model):
   tokenizer = ByteTokenizer()
-  model = build(preset("tiny"), rngs=nnx.Rngs(3))
-  instructions = ["Reverse the string: abc", "What is 12 + 3?"]  # different prompt lengths
+  model = byte_model
+  instructions = INSTRUCTIONS  # different prompt lengths
   expected = []
   for text in instructions:
     seq = prompt_tokens(tokenizer, text, ("synth", "direct"))
     prefix = len(seq)
-    for _ in range(6):
-      t = jnp.asarray([seq])
-      seq.append(int(jnp.argmax(model(t, Segments.single(t, prefix))[0, -1])))
+    for _ in range(6):  # the whole sequence so far, alone, through the full forward pass
+      seq.append(int(np.argmax(padded_logits(model, [seq], [prefix])[0, len(seq) - 1])))
     new = seq[prefix:]
     expected.append(tokenizer.decode(new[:new.index(EOA)] if EOA in new else new))
   got = greedy_answers(model, tokenizer, instructions, ("synth", "direct"), max_new_tokens=6)
@@ -55,32 +67,26 @@ def test_boxed_takes_the_last_answer():
   assert last_boxed("no answer") is None
 
 
-def _prompts(tokenizer):
-  return [prompt_tokens(tokenizer, text, ("synth", "direct"))
-          for text in ("Reverse the string: abc", "What is 12 + 3?", "Sort: 3 1 2 and more words")]
-
-
 @pytest.mark.parametrize("architecture", ["hrm", "trm", "transformer"])
-def test_cached_decoding_equals_recomputing_the_whole_sequence(architecture):
+def test_cached_decoding_equals_recomputing_the_whole_sequence(architecture, byte_model):
   tokenizer = ByteTokenizer()
-  config = preset("tiny").replace(architecture=architecture)
-  model = build(config, rngs=nnx.Rngs(3))
+  model = (byte_model if architecture == "hrm" else
+           make_model(BYTE_TINY.replace(architecture=architecture), seed=3))
   prompts = _prompts(tokenizer)
   limits = [12, 5, 9]  # per-row limits; rows stop at different steps
   cached, logits = generate(model, prompts, max_new_tokens=limits, return_logits=True)
   assert cached == recompute_generate(model, prompts, max_new_tokens=limits)
   # Each step's logits equal the full forward pass over prompt + tokens so far.
   for row, (prompt, new) in enumerate(zip(prompts, cached)):
-    seq = jnp.asarray([prompt + new])
-    full = model(seq, Segments.single(seq, len(prompt)))[0]
+    full = padded_logits(model, [prompt + new], [len(prompt)])[0]
     steps = len(new)
     np.testing.assert_allclose(logits[row, :steps], full[len(prompt) - 1:len(prompt) - 1 + steps],
                                atol=2e-4, rtol=2e-4)
 
 
-def test_top_k_1_and_tiny_top_p_are_greedy_and_sampling_respects_top_k():
+def test_top_k_1_and_tiny_top_p_are_greedy_and_sampling_respects_top_k(byte_model):
   tokenizer = ByteTokenizer()
-  model = build(preset("tiny"), rngs=nnx.Rngs(1))
+  model = byte_model
   prompts = _prompts(tokenizer)
   greedy = generate(model, prompts, max_new_tokens=6)
   assert generate(model, prompts, max_new_tokens=6,
@@ -96,11 +102,11 @@ def test_top_k_1_and_tiny_top_p_are_greedy_and_sampling_respects_top_k():
     Sampling(top_p=0.0)
 
 
-def test_bf16_cache_stays_close_to_the_fp32_cache():
-  model = build(preset("tiny"), rngs=nnx.Rngs(3))
-  prompts = _prompts(ByteTokenizer())[:1]
-  _, logits32 = generate(model, prompts, max_new_tokens=4, return_logits=True)
-  _, logits16 = generate(model, prompts, max_new_tokens=4, cache_dtype=jnp.bfloat16,
+def test_bf16_cache_stays_close_to_the_fp32_cache(byte_model):
+  model = byte_model
+  prompts = _prompts(ByteTokenizer())  # the fp32 decoder compiled for the test above
+  _, logits32 = generate(model, prompts, max_new_tokens=[12, 5, 9], return_logits=True)
+  _, logits16 = generate(model, prompts, max_new_tokens=[12, 5, 9], cache_dtype=jnp.bfloat16,
                          return_logits=True)
   assert logits16.dtype == np.float32 and not np.array_equal(logits16, logits32)
   scale = np.abs(logits32[0, 0]).max()
@@ -108,10 +114,9 @@ def test_bf16_cache_stays_close_to_the_fp32_cache():
 
 
 def test_bf16_model_decodes_close_to_its_own_full_forward():
-  model = build(preset("tiny").replace(compute_dtype="bfloat16"), rngs=nnx.Rngs(3))
+  model = make_model(BYTE_TINY.replace(compute_dtype="bfloat16"), seed=3)
   prompt = _prompts(ByteTokenizer())[0]
   new, logits = generate(model, [prompt], max_new_tokens=3, return_logits=True)
-  seq = jnp.asarray([prompt + new[0]])
-  full = np.asarray(model(seq, Segments.single(seq, len(prompt)))[0])
+  full = padded_logits(model, [prompt + new[0]], [len(prompt)])[0]
   first = full[len(prompt) - 1]
   np.testing.assert_allclose(logits[0, 0], first, atol=0.05 * np.abs(first).max())

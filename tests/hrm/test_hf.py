@@ -9,7 +9,7 @@ import textwrap
 import jax
 import numpy as np
 import pytest
-from conftest import TINY, make_model, tokens
+from conftest import TINY, forward, make_model, tokens
 
 from hrm_jax.model import Segments, hf_io
 
@@ -53,7 +53,7 @@ def test_logits_match_transformers(reference, prefix):
   tok = tokens(2, 12)
   segments = None if prefix is None else Segments.single(tok, prefix)
   with jax.default_matmul_precision("highest"):
-    got = np.asarray(ours(tok, segments))
+    got = np.asarray(forward(ours, tok, segments))
   want = _reference_logits(ref_model, tok, prefix)
   assert np.abs(got - want).max() <= 1e-4
   if prefix is not None:  # the prefix really changes the reference's output
@@ -68,7 +68,7 @@ def test_export_loads_in_transformers_with_equal_logits(tmp_path):
                                 np.asarray(ours.z_L_init[...]))
   tok = tokens(2, 10)
   with jax.default_matmul_precision("highest"):
-    got = np.asarray(ours(tok, Segments.single(tok, 4)))
+    got = np.asarray(forward(ours, tok, Segments.single(tok, 4)))
   assert np.abs(got - _reference_logits(loaded, tok, 4)).max() <= 1e-4
 
 

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import TINY, make_model, tokens
+from conftest import TINY, forward, make_model, tokens
 from flax import nnx
 
 from hrm_jax.model import Buffer, Segments, attention_mask, gradient_window, matched_flops
@@ -44,11 +44,11 @@ def model():
 def test_later_segment_and_later_response_do_not_change_earlier_outputs(model):
   s = packed_row()
   tok = tokens(1, 12)
-  base = model(tok, s)
-  other_sample = model(tok.at[0, 8].set(5), s)  # a token of sample 2
+  base = forward(model, tok, s)
+  other_sample = forward(model, tok.at[0, 8].set(5), s)  # a token of sample 2
   np.testing.assert_array_equal(base[0, :7], other_sample[0, :7])
   assert not np.allclose(base[0, 7:11], other_sample[0, 7:11])
-  later_response = model(tok.at[0, 5].set(7), s)  # response position 5 of sample 1
+  later_response = forward(model, tok.at[0, 5].set(7), s)  # response position 5 of sample 1
   np.testing.assert_array_equal(base[0, :5], later_response[0, :5])
   assert not np.allclose(base[0, 5], later_response[0, 5])
 
@@ -56,8 +56,8 @@ def test_later_segment_and_later_response_do_not_change_earlier_outputs(model):
 def test_instruction_change_reaches_every_instruction_position(model):
   s = packed_row()
   tok = tokens(1, 12)
-  base = model(tok, s)
-  changed = model(tok.at[0, 2].set(3), s)  # the last instruction token of sample 1
+  base = forward(model, tok, s)
+  changed = forward(model, tok.at[0, 2].set(3), s)  # the last instruction token of sample 1
   diff = np.abs(np.asarray(base - changed)).max(axis=-1)[0]
   assert (diff[:7] > 1e-6).all()  # all instruction and response positions of sample 1
   np.testing.assert_array_equal(diff[7:11], 0.0)
@@ -79,58 +79,80 @@ def test_gradient_window_rejects_out_of_range():
     gradient_window(9, 2, 3)
 
 
-def _grads(model, bp):
-  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-  tok = tokens()
+class _GradPrograms:
+  """The gradient of sum(sin(logits)) over the parameters at each bp_steps, each compiled once
+  per module and shared by the gradient-window tests and the peak-memory test."""
 
-  def loss(p):
-    return jnp.mean(jnp.square(nnx.merge(graphdef, p, rest)(tok, bp_steps=bp)))
+  def __init__(self, model):
+    self.graphdef, self.params, self.rest = nnx.split(model, nnx.Param, ...)
+    self.tokens = tokens(4, 64)
+    self._compiled = {}
 
-  return nnx.to_pure_dict(jax.grad(loss)(params))
+  def objective(self, logits):
+    return jnp.sum(jnp.sin(logits))
+
+  def compiled(self, bp):
+    if bp not in self._compiled:
+      loss = lambda p: self.objective(nnx.merge(self.graphdef, p, self.rest)(self.tokens,
+                                                                             bp_steps=bp))
+      self._compiled[bp] = jax.jit(jax.grad(loss)).lower(self.params).compile()
+    return self._compiled[bp]
+
+  def grads(self, bp):
+    return nnx.to_pure_dict(self.compiled(bp)(self.params))
+
+
+@pytest.fixture(scope="module")
+def grad_programs(model):
+  return _GradPrograms(model)
 
 
 def _norm(tree):
   return float(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
 
 
-def test_embedding_gets_no_gradient_at_bp_2_and_some_at_bp_3(model):
-  g2, g3 = _grads(model, 2), _grads(model, 3)
+def test_embedding_gets_no_gradient_at_bp_2_and_some_at_bp_3(grad_programs):
+  g2, g3 = grad_programs.grads(2), grad_programs.grads(3)
   assert _norm(g2["embed_tokens"]) == 0.0
   assert _norm(g3["embed_tokens"]) > 0.0
   for g in (g2, g3):
     assert _norm(g["L_module"]) > 0 and _norm(g["H_module"]) > 0 and _norm(g["lm_head"]) > 0
 
 
-def test_bp_2_gradient_of_h_comes_from_the_last_h_call_only(model):
+def test_bp_2_gradient_of_h_comes_from_the_last_h_call_only(grad_programs):
   """At bp 2 only L5 and H1 carry gradient: the H stack's gradient equals that of
   head(H(z_H, z_L)) with z_H (after H0) and z_L (after L5) held constant."""
   from hrm_jax.model.rope import rotary_tables  # pylint: disable=import-outside-toplevel
-  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-  tok = tokens()
+  graphdef, params, rest = grad_programs.graphdef, grad_programs.params, grad_programs.rest
+  tok = grad_programs.tokens
   seg = Segments.single(tok)
-  objective = lambda logits: jnp.sum(jnp.sin(logits))
-  got = jax.grad(lambda p: objective(nnx.merge(graphdef, p, rest)(tok, bp_steps=2)))(params)
+  objective = grad_programs.objective
+  got = grad_programs.grads(2)
 
-  cos, sin = rotary_tables(seg.positions, TINY.head_dim, TINY.rope_theta)
-  mask = attention_mask(seg, TINY.attention)
-  m = nnx.merge(graphdef, params, rest)
-  z_H = m.embed_tokens(tok) * TINY.input_scale
-  z_L = jnp.broadcast_to(m.z_L_init[...], z_H.shape)
-  for i in range(2):
-    for _ in range(3):
-      z_L = m.L_module(z_L, z_H, cos, sin, mask)
-    if i == 0:
-      z_H = m.H_module(z_H, z_L, cos, sin, mask)
-  z_H, z_L = jax.lax.stop_gradient((z_H, z_L))
+  @jax.jit  # one program rather than every primitive dispatched on its own
+  def reference(params):
+    cos, sin = rotary_tables(seg.positions, TINY.head_dim, TINY.rope_theta)
+    mask = attention_mask(seg, TINY.attention)
+    m = nnx.merge(graphdef, params, rest)
+    z_H = m.embed_tokens(tok) * TINY.input_scale
+    z_L = jnp.broadcast_to(m.z_L_init[...], z_H.shape)
+    for i in range(2):
+      for _ in range(3):
+        z_L = m.L_module(z_L, z_H, cos, sin, mask)
+      if i == 0:
+        z_H = m.H_module(z_H, z_L, cos, sin, mask)
+    z_H, z_L = jax.lax.stop_gradient((z_H, z_L))
 
-  def last_call(p):
-    mm = nnx.merge(graphdef, p, rest)
-    return objective(mm.lm_head(mm.H_module(z_H, z_L, cos, sin, mask)))
+    def last_call(p):
+      mm = nnx.merge(graphdef, p, rest)
+      return objective(mm.lm_head(mm.H_module(z_H, z_L, cos, sin, mask)))
 
-  want = jax.grad(last_call)(params)
-  chex.assert_trees_all_close(nnx.to_pure_dict(got)["H_module"],
+    return jax.grad(last_call)(params)
+
+  want = reference(params)
+  chex.assert_trees_all_close(got["H_module"],
                               nnx.to_pure_dict(want)["H_module"], rtol=1e-4, atol=1e-5)
-  chex.assert_trees_all_close(nnx.to_pure_dict(got)["lm_head"],
+  chex.assert_trees_all_close(got["lm_head"],
                               nnx.to_pure_dict(want)["lm_head"], rtol=1e-4, atol=1e-5)
 
 
@@ -141,14 +163,10 @@ def test_z_L_init_is_a_fixed_buffer_not_a_parameter(model):
   assert buffer.shape == (TINY.hidden_size,) and 0.5 < float(jnp.std(buffer)) < 1.5
 
 
-def test_peak_memory_grows_with_bp_steps(model):
-  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-  tok = jnp.zeros((4, 64), jnp.int32)
+def test_peak_memory_grows_with_bp_steps(grad_programs):
   temp = []
-  for bp in (2, 3, 5, 8):
-    loss = lambda p, bp=bp: jnp.mean(nnx.merge(graphdef, p, rest)(tok, bp_steps=bp))
-    temp.append(jax.jit(jax.grad(loss)).lower(params).compile().memory_analysis()
-                .temp_size_in_bytes)
+  for bp in (2, 3, 5, 8):  # the gradient of [4, 64] tokens' logits
+    temp.append(grad_programs.compiled(bp).memory_analysis().temp_size_in_bytes)
   assert temp == sorted(temp) and temp[-1] > 1.5 * temp[0], temp
 
 
@@ -182,7 +200,7 @@ def test_bad_inputs_name_the_problem(model):
 def test_baselines_share_the_interface_and_match_flops(arch):
   config = matched_flops(TINY, arch)
   model = make_model(config)
-  logits = model(tokens(), bp_steps=None)
+  logits = forward(model, tokens(), bp_steps=None)
   assert logits.shape == (2, 12, TINY.vocab_size)
   assert flops.forward_flops(config, 512) == pytest.approx(flops.forward_flops(TINY, 512))
   count = sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
@@ -206,7 +224,8 @@ def test_unrolled_scans_compute_the_same_model():
   scanned, unrolled = make_model(config), make_model(config.replace(scan_unroll=True))
   t = tokens()
   for bp in (2, 5, None):
-    np.testing.assert_allclose(unrolled(t, bp_steps=bp), scanned(t, bp_steps=bp), atol=1e-5)
+    np.testing.assert_allclose(forward(unrolled, t, bp_steps=bp), forward(scanned, t, bp_steps=bp),
+                               atol=1e-5)
   ut = config.replace(architecture="ut", num_loops=3)
-  np.testing.assert_allclose(make_model(ut.replace(scan_unroll=True))(t), make_model(ut)(t),
-                             atol=1e-5)
+  np.testing.assert_allclose(forward(make_model(ut.replace(scan_unroll=True)), t),
+                             forward(make_model(ut), t), atol=1e-5)

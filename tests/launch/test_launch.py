@@ -131,12 +131,16 @@ def test_estimate_reads_the_mfu_a_run_measured(tmp_path, capsys):
 
 # --- preflight --------------------------------------------------------------------------------
 
-SMALL_HRM = ["data.batch_size=8", "data.seq_len=64", "mesh.data=1", "mesh.fsdp=8"]
+# A small HRM-Text step (one gradient window, a shallow model: seconds to compile on CPU).
+SMALL_HRM = ["data.batch_size=8", "data.seq_len=64", "mesh.data=1", "mesh.fsdp=8",
+             "schedule.bp_end=2", "model.overrides={hidden_size: 64, head_dim: 16, "
+             "num_layers_per_stack: 1, H_cycles: 1, L_cycles: 2}"]
 
 
 def test_preflight_prints_devices_mesh_memory_and_step_time(capsys):
+  # The pure-JAX toy task: the Reflex check without compiling MJX physics (tens of seconds).
   code = preflight.main([*SMALL_HRM, "--hrm-steps", "1", "--matmul-size", "256",
-                         "--all-reduce-mb", "1", "--reflex-env", "brax/inverted_pendulum",
+                         "--all-reduce-mb", "1", "--reflex-env", "toy/point_mass",
                          "--num-envs", "8"])
   out = capsys.readouterr().out
   assert code == 0, out
@@ -144,7 +148,7 @@ def test_preflight_prints_devices_mesh_memory_and_step_time(capsys):
   assert "all-reduce of 1 MiB per device over 8 devices" in out and "correct" in out
   assert "mesh {'data': 1, 'fsdp': 8, 'tensor': 1}" in out
   assert "memory per device (XLA):" in out
-  assert "tokens/s" in out and "Reflex env brax/inverted_pendulum: 8 envs" in out
+  assert "tokens/s" in out and "Reflex env toy/point_mass: 8 envs" in out
   assert out.rstrip().endswith("preflight passed")
 
 
@@ -233,10 +237,15 @@ def test_ssh_launcher_trains_hrm_as_two_processes_of_one_job(tmp_path):
          "PORT": str(20000 + os.getpid() % 20000),
          "PYTHON": sys.executable, "JAX_PLATFORMS": "cpu",
          "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  # The tiny config with a shallower, narrower model and one gradient window: one program,
+  # compiled in seconds.
   done = run_to_completion(
       ["tpu_gpu_launch/gpu_ssh.sh", "hrm", "schedule.steps=4", "data.batch_size=8",
        "data.seq_len=64", "log.every=2", "log.eval_every=0", "log.checkpoint_every=4",
-       "log.progress=false", "mesh.data=-1"], env=env, cwd=ROOT, timeout=600)
+       "log.progress=false", "mesh.data=-1", "schedule.bp_schedule=fixed", "schedule.bp_end=2",
+       "model.overrides={hidden_size: 32, num_attention_heads: 2, head_dim: 16, "
+       "intermediate_size: 64, num_layers_per_stack: 1, H_cycles: 1, L_cycles: 2}"],
+      env=env, cwd=ROOT, timeout=600)
   out = done.stdout
   assert "[localhost:0] [process 0/2] 2 local of 4 devices" in out
   assert "[localhost:1] [process 1/2] 2 local of 4 devices" in out
@@ -252,7 +261,7 @@ def test_ssh_launcher_trains_hrm_as_two_processes_of_one_job(tmp_path):
   model, config = load_trained(str(run_dir), ema=False)
   assert config.schedule.steps == 4
   embedding = np.asarray(model.embed_tokens.embedding.value)
-  assert embedding.shape == (512, 128) and np.isfinite(embedding).all()
+  assert embedding.shape == (512, 32) and np.isfinite(embedding).all()  # the overridden width
 
 
 # The README forms exactly as written: no extra arguments, XLA_FLAGS unset (the test suite's
