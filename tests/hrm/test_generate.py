@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import BYTE_TINY, make_model, padded_logits
+from conftest import BYTE_TINY, TINY, make_model, padded_logits
 
 from hrm_jax.data.tokenizer import EOA, ByteTokenizer
 from hrm_jax.eval.answers import last_boxed
@@ -50,7 +50,8 @@ def test_prompt_too_long_for_the_buffer_is_named():
 
 
 def test_generate_refuses_prompt_plus_new_tokens_past_the_context():
-  model = make_model()  # max_position_embeddings 64
+  # max_position_embeddings 64; one H and one L call per token: the decoder compiles fastest.
+  model = make_model(TINY.replace(H_cycles=1, L_cycles=1))
   assert model.config.max_position_embeddings == 64
   # 56 + 8 fills the context exactly: the prompt's padding bucket (64) must not count.
   out = generate(model, [[5] * 56], max_new_tokens=8, stop_token=None)
