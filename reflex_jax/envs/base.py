@@ -102,9 +102,11 @@ class SimulatorEnv(Env):
   @abc.abstractmethod
   def physics_qpos_qvel(self, state: EnvState) -> tuple[jax.Array, jax.Array]: ...
 
-  @abc.abstractmethod
   def mocap(self, state: EnvState) -> tuple[jax.Array, jax.Array]:
-    """(mocap_pos, mocap_quat) — targets that some tasks place with mocap bodies."""
+    """(mocap_pos, mocap_quat) — targets that some tasks place with mocap bodies; empty
+    for simulators without them (brax carries targets as joints, the toy tasks have none)."""
+    dtype = state.obs.dtype
+    return jnp.zeros((0, 3), dtype), jnp.zeros((0, 4), dtype)
 
   @abc.abstractmethod
   def with_physics(self, state: EnvState, qpos: jax.Array, qvel: jax.Array,

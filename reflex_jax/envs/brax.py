@@ -6,7 +6,6 @@ import functools
 import inspect
 
 import jax
-import jax.numpy as jnp
 import mujoco
 import numpy as np
 
@@ -51,10 +50,6 @@ class BraxEnv(SimulatorEnv):
 
   def physics_qpos_qvel(self, state):
     return state.native.pipeline_state.q, state.native.pipeline_state.qd
-
-  def mocap(self, state):
-    dtype = state.obs.dtype
-    return jnp.zeros((0, 3), dtype), jnp.zeros((0, 4), dtype)
 
   def with_physics(self, state, qpos, qvel, mocap_pos, mocap_quat, last_action):
     del mocap_pos, mocap_quat  # brax tasks carry targets as joints, not mocap bodies

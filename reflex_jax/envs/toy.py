@@ -1,4 +1,4 @@
-"""Pure-JAX tasks (ids ``toy/<name>``): no physics engine, compiled in about a second on CPU.
+"""Pure-JAX tasks (ids ``toy/<name>``): no physics engine, so their programs compile in seconds.
 
 For smoke tests, tutorials and the test suite, where an MJX task's compilation (tens of
 seconds on CPU per program) would dominate. Each task still has a MuJoCo model: the
@@ -6,8 +6,8 @@ reflection is derived from it like any other task's, and the verifier checks it.
 
 toy/point_mass: balance a point mass at the unstable origin of a plane. It is pushed away
 (q̈ = stiffness·q + gear·u − damping·q̇, a "negative spring") and the episode terminates once
-it leaves the unit square; reward 1 per step alive, as in inverted pendulum. A random policy
-falls out within ~20 steps, a learned one stays for the whole episode.
+it leaves the unit square; reward 1 per step alive, as in inverted pendulum. A uniformly random
+policy falls out after ~30 steps, a learned one stays for the whole episode.
 """
 
 from __future__ import annotations
@@ -100,10 +100,6 @@ class ToyEnv(SimulatorEnv):
 
   def physics_qpos_qvel(self, state):
     return state.native.qpos, state.native.qvel
-
-  def mocap(self, state):
-    dtype = state.obs.dtype
-    return jnp.zeros((0, 3), dtype), jnp.zeros((0, 4), dtype)
 
   def with_physics(self, state, qpos, qvel, mocap_pos, mocap_quat, last_action):
     del mocap_pos, mocap_quat, last_action  # no mocap bodies; obs do not depend on the action
