@@ -38,7 +38,9 @@ def make_sample(tokenizer, instruction: str, response: str, tags=(), *,
   answer = [*tokenizer.encode(response), EOA]
   if max_length is not None:
     room = max_length + 1 - len(prefix)  # input drops R's last token
-    if room < 2:
+    # One slot is a sample: EOQ predicts the first response token (the authors keep such
+    # rows; their loader never truncates, ours cuts the response to the row).
+    if room < 1:
       raise InstructionTooLongError(f"instruction of {len(prefix)} tokens leaves no room for a response "
                        f"within max_length {max_length}")
     answer = answer[:room]

@@ -28,7 +28,7 @@ from array_record.python import array_record_module
 
 from hrm_jax.data import synthetic
 from hrm_jax.data.synthetic import Record
-from hrm_jax.data.tokenizer import CONDITION_TOKENS
+from hrm_jax.data.tokenizer import CONDITION_TOKENS, split_tags
 
 FIELDS = ("instruction", "response", "tags")
 ON_ERROR = ("report", "fail")
@@ -63,10 +63,11 @@ def _to_record(obj, fields=FIELDS, task: str = "") -> Record:
       obj[key].encode("utf-8")
     except UnicodeEncodeError:
       raise _Problem("not_utf8", f"field {key!r} holds a lone surrogate") from None
-  tags = obj.get(tags_key) if tags_key else None
-  tags = () if tags is None else (tags,) if isinstance(tags, str) else tags
-  if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
-    raise _Problem("bad_tags", f"field {tags_key!r} must be a string or a list of strings")
+  try:
+    tags = split_tags(obj.get(tags_key) if tags_key else None)
+  except TypeError:
+    raise _Problem("bad_tags", f"field {tags_key!r} must be a string (comma-joined tags) or a "
+                               "list of strings") from None
   unknown = [t for t in tags if t not in CONDITION_TOKENS]
   if unknown:
     raise _Problem("unknown_tag", f"unknown tags {unknown}; known: {sorted(CONDITION_TOKENS)}")

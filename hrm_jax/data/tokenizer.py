@@ -25,7 +25,21 @@ NUM_RESERVED_IDS = 16  # ids 0–15 hold specials in every tokenizer here
 _VOCAB_MULTIPLE = 128  # BPE vocabularies are padded to this for aligned embedding tables
 
 
+def split_tags(tags) -> tuple[str, ...]:
+  """Condition tags as a tuple: a list of tags, or one string of comma-joined tags as the
+  authors' data rows and evaluation configs write them ("synth,cot"); None is no tags.
+  Raises TypeError for anything else."""
+  if tags is None:
+    return ()
+  if isinstance(tags, str):
+    tags = [tags]
+  if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
+    raise TypeError("condition tags must be a string or a list of strings")
+  return tuple(part.strip() for t in tags for part in t.split(",") if part.strip())
+
+
 def _check_condition_tags(tags) -> list[int]:
+  tags = split_tags(tags)
   unknown = [t for t in tags if t not in CONDITION_TOKENS]
   if unknown:
     raise ValueError(f"unknown condition tags {unknown}; choose from {sorted(CONDITION_TOKENS)}")

@@ -18,7 +18,7 @@ def test_byte_tokenizer_round_trips_unicode_and_skips_specials():
   ids = TOK.encode(text)
   assert min(ids) >= 16 and max(ids) < TOK.vocab_size
   assert TOK.decode([BOQ] + ids + [EOA]) == text
-  assert TOK.condition_ids(["synth", "cot"]) == [13, 9]
+  assert TOK.condition_ids(["synth", "cot"]) == TOK.condition_ids("synth,cot") == [13, 9]
   with pytest.raises(ValueError, match="unknown condition tags"):
     TOK.condition_ids(["fancy"])
 
@@ -42,6 +42,12 @@ def test_truncation_and_errors():
     make_sample(TOK, "ab", "")
   with pytest.raises(ValueError, match="leaves no room"):
     make_sample(TOK, "a" * 20, "x", max_length=10)
+  # An instruction that leaves one response slot makes a sample with one labelled token:
+  # the last prefix token (EOQ) predicts the first response token.
+  one = make_sample(TOK, "a" * 8, "xy", max_length=10)  # prefix BOQ a×8 EOQ: 10 tokens
+  assert len(one.tokens) == 10 and one.labels.tolist() == [IGNORE] * 9 + TOK.encode("x")
+  with pytest.raises(ValueError, match="leaves no room"):
+    make_sample(TOK, "a" * 9, "xy", max_length=10)
 
 
 def test_generator_is_deterministic_and_correct():

@@ -65,6 +65,20 @@ def test_jsonl_reads_good_lines_and_reports_every_malformed_kind(tmp_path, caplo
     src[4]
 
 
+def test_comma_joined_tags_as_the_authors_write_them(tmp_path):
+  rows = [{"instruction": "q1", "response": "a1", "tags": "synth,cot"},
+          {"instruction": "q2", "response": "a2", "tags": "synth,noisy,cot"},
+          {"instruction": "q3", "response": "a3", "tags": ["direct"]},
+          {"instruction": "q4", "response": "a4", "tags": "synth,sarcastic"}]
+  path = _write_jsonl(tmp_path / "authors.jsonl", [json.dumps(r).encode() for r in rows])
+  src = JsonlSource(path)
+  assert [r.tags for r in src] == [("synth", "cot"), ("synth", "noisy", "cot"), ("direct",)]
+  assert src.problems == {"unknown_tag": 1}
+  assert src.problem_examples[0].startswith(f"{path}:line 4: unknown tags ['sarcastic']")
+  with pytest.raises(MalformedRecordError, match=r"authors.jsonl:line 4: unknown tags"):
+    JsonlSource(path, on_error="fail")
+
+
 @pytest.mark.parametrize("raw,kind,reason", BAD, ids=[f"{k}{i}" for i, (_, k, _) in enumerate(BAD)])
 def test_jsonl_fail_mode_names_file_line_and_reason(tmp_path, raw, kind, reason):
   del kind
