@@ -27,11 +27,40 @@ from hrm_jax.model.hrm import HrmText
 CONFIG_FILE, SINGLE_FILE, INDEX_FILE = "config.json", "model.safetensors", "model.safetensors.index.json"
 
 
+def layers_per_stack(hf: dict) -> int:
+  """Blocks per stack from a config.json in one of the three layouts that exist:
+  - transformers' (the released checkpoints): `num_layers_per_stack`, with
+    `num_hidden_layers` inflated to one per attention call;
+  - the authors' conversion script (it writes `L_bp_steps`): `num_hidden_layers` counts the
+    blocks of both stacks (their `n_layers`, halved per stack by `half_layers`);
+  - older transformers files: `num_hidden_layers` per stack."""
+  if hf.get("num_layers_per_stack"):
+    return int(hf["num_layers_per_stack"])
+  if "num_hidden_layers" not in hf:
+    raise ValueError("config.json has neither num_layers_per_stack nor num_hidden_layers")
+  n = int(hf["num_hidden_layers"])
+  if "L_bp_steps" in hf:
+    if n % 2:
+      raise ValueError(f"config.json num_hidden_layers={n} with L_bp_steps (the authors' "
+                       "conversion, which counts both stacks) must be even")
+    return n // 2
+  return n
+
+
 def config_from_hf(hf: dict, **overrides) -> ModelConfig:
   if hf.get("model_type") not in (None, "hrm_text"):
     raise ValueError(f"config.json has model_type {hf.get('model_type')!r}, expected 'hrm_text'")
+  missing = [k for k in ("vocab_size", "hidden_size", "num_attention_heads", "intermediate_size")
+             if k not in hf]
+  if missing:
+    raise ValueError(f"config.json lacks {', '.join(missing)}")
+  kv_heads = hf.get("num_key_value_heads", hf["num_attention_heads"])
+  if kv_heads != hf["num_attention_heads"]:
+    raise ValueError(f"config.json num_key_value_heads={kv_heads} differs from "
+                     f"num_attention_heads={hf['num_attention_heads']}: HRM-Text has no "
+                     "grouped-query attention")
   rope = hf.get("rope_parameters") or {}
-  n = hf.get("num_layers_per_stack") or hf["num_hidden_layers"]
+  n = layers_per_stack(hf)
   fields = dict(
       vocab_size=hf["vocab_size"], hidden_size=hf["hidden_size"],
       num_attention_heads=hf["num_attention_heads"],
@@ -154,6 +183,13 @@ def load_hf(directory: str, *, sharding_fn: Callable | None = None, **config_ove
   abstract = nnx.eval_shape(lambda: HrmText(config, rngs=nnx.Rngs(0)))
   graphdef, state = nnx.split(abstract)
   reader = _Reader(directory)
+  for stack in ("H_module", "L_module"):
+    held = {int(name.split(".")[3]) for name in reader.where
+            if name.startswith(f"model.{stack}.layers.")}
+    if held != set(range(config.num_layers_per_stack)):
+      raise ValueError(
+          f"{directory}: config.json gives {config.num_layers_per_stack} layers per stack but "
+          f"the weights hold model.{stack}.layers {sorted(held) or 'none'}")
   default = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
 
   def load(path, leaf):

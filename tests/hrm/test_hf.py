@@ -94,6 +94,39 @@ def test_errors_name_the_problem(tmp_path):
     hf_io.save_hf(make_model(TINY.replace(architecture="trm")), str(tmp_path / "x"))
 
 
+def test_loads_the_config_written_by_the_authors_conversion_script(tmp_path):
+  """Their convert_to_hf.py counts num_hidden_layers over both stacks and adds L_bp_steps and
+  rope_theta; the weights are those of the released layout."""
+  ours = make_model(seed=1)
+  hf_io.save_hf(ours, str(tmp_path))
+  c = TINY
+  authors = {
+      "model_type": "hrm_text", "architectures": ["HrmTextForCausalLM"],
+      "vocab_size": c.vocab_size, "hidden_size": c.hidden_size,
+      "intermediate_size": c.mlp_width, "num_hidden_layers": 2 * c.num_layers_per_stack,
+      "num_attention_heads": c.num_attention_heads,
+      "num_key_value_heads": c.num_attention_heads, "head_dim": c.head_dim,
+      "H_cycles": c.H_cycles, "L_cycles": c.L_cycles, "L_bp_steps": [1, 3],
+      "max_position_embeddings": c.max_position_embeddings, "rms_norm_eps": c.rms_norm_eps,
+      "rope_theta": c.rope_theta, "tie_word_embeddings": False,
+      "initializer_range": 1 / c.input_scale, "embedding_scale": c.input_scale,
+      "prefix_lm": True, "pad_token_id": 0}
+  (tmp_path / "config.json").write_text(json.dumps(authors))
+  config, back = hf_io.load_hf(str(tmp_path))
+  assert config.num_layers_per_stack == c.num_layers_per_stack
+  from flax import nnx  # pylint: disable=import-outside-toplevel
+  jax.tree.map(np.testing.assert_array_equal, nnx.to_pure_dict(nnx.state(ours)),
+               nnx.to_pure_dict(nnx.state(back)))
+  # Any other count is named against the weights, not a KeyError from deep inside.
+  (tmp_path / "config.json").write_text(json.dumps({**authors, "num_hidden_layers": 6}))
+  with pytest.raises(ValueError, match=r"gives 3 layers per stack but the weights hold "
+                                       r"model.H_module.layers \[0, 1\]"):
+    hf_io.load_hf(str(tmp_path))
+  (tmp_path / "config.json").write_text(json.dumps({**authors, "num_key_value_heads": 2}))
+  with pytest.raises(ValueError, match="num_key_value_heads=2"):
+    hf_io.load_hf(str(tmp_path))
+
+
 def test_sharded_load_on_8_devices_reads_only_slices(reference):
   """Each device's parameter shard is built from a slice read; the result equals the
   unsharded load."""
