@@ -1,5 +1,6 @@
-"""Evaluation of HRM-Text on public benchmarks (GSM8K, MATH, MMLU, ARC-Challenge, DROP):
-prompts, gold answers and scoring, kept free of model code so they test in milliseconds."""
+"""Evaluation of HRM-Text on public benchmarks (GSM8K, MATH, MMLU, ARC-Challenge, HellaSwag,
+Winogrande, BoolQ, DROP, AIME 2025) with the paper authors' protocol: prompts, gold answers and
+scoring, kept free of model code so they test in milliseconds."""
 
 from hrm_jax.eval.benchmarks import BENCHMARKS, Benchmark, Item
 
