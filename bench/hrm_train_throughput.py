@@ -44,7 +44,7 @@ from hrm_jax.data.pipeline import make_dataset
 from hrm_jax.model import Buffer, build, hf_io
 from hrm_jax.model.flops import train_flops
 from hrm_jax.train.config import load_config, model_config
-from hrm_jax.train.optimizer import adam_atan2, learning_rate_schedule
+from hrm_jax.train.loop import make_optimizer
 from hrm_jax.train.step import TrainState, loss_sums, train_step
 from hrm_model_throughput import best_seconds
 from tpu_gpu_launch.preflight import matmul_flops_per_second
@@ -56,9 +56,7 @@ def ours(model, train_cfg, batch, windows, steps: int):
   """{bp_steps: a function running `steps` training steps}, and the initial loss."""
   graphdef, params, buffers = nnx.split(model, nnx.Param, Buffer)
   opt = train_cfg.optimizer
-  optimizer = adam_atan2(learning_rate_schedule(opt.learning_rate, opt.warmup_steps,
-                                                train_cfg.schedule.steps, opt.schedule),
-                         opt.b1, opt.b2, opt.weight_decay)
+  optimizer = make_optimizer(train_cfg)
   loss_sum, count = jax.jit(functools.partial(loss_sums, bp_steps=None))(model, batch)
   runs = {}
   for bp in windows:

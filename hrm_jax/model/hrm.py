@@ -100,6 +100,13 @@ class LanguageModel(nnx.Module):
   def core(self, x_BTD, cos_BTH, sin_BTH, mask_B1TT, bp_steps):
     raise NotImplementedError
 
+  def gradient_free(self, bp_steps: int | None) -> frozenset[str]:
+    """The top-level parameter groups (attribute names) that get no gradient at `bp_steps`:
+    no call inside the gradient window reads them. The optimizer skips them in that step,
+    as the authors' does a parameter whose gradient is None. None: full backprop."""
+    del bp_steps
+    return frozenset()
+
   # --- inference with a KV cache ----------------------------------------------------------------
 
   num_cached_calls: int  # module calls per token, each with its own cache
@@ -180,6 +187,16 @@ class HrmText(LanguageModel):
       z_H, cache = run_cached(self.H_module, z_H, z_L, cos_BtH, sin_BtH, mask_B1tS, cache,
                               next(call), start_B)
     return z_H, cache
+
+  def gradient_free(self, bp_steps: int | None) -> frozenset[str]:
+    """The embedding x is read only in the first cycle (as z_H, injected into its L calls and
+    the residual of H call 0): it gets no gradient unless one of those calls is in the window
+    (bp 2 of the paper's 2×3 model)."""
+    if bp_steps is None:
+      return frozenset()
+    c = self.config
+    l_grad, h_grad = gradient_window(bp_steps, c.H_cycles, c.L_cycles)
+    return frozenset() if h_grad[0] or any(l_grad[:c.L_cycles]) else frozenset({"embed_tokens"})
 
   def core(self, x_BTD, cos_BTH, sin_BTH, mask_B1TT, bp_steps):
     c = self.config

@@ -56,20 +56,65 @@ class TrainResult:
     return nnx.merge(self.graphdef, params, self.buffers)
 
 
+def learning_rates(config: TrainConfig) -> optax.Schedule:
+  """The run's learning rate of update k (1 for the first)."""
+  opt = config.optimizer
+  return learning_rate_schedule(opt.learning_rate, opt.warmup_steps, config.schedule.steps,
+                                opt.schedule, opt.lr_min_ratio)
+
+
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformationExtraArgs:
+  opt = config.optimizer
+  return adam_atan2(learning_rates(config), opt.b1, opt.b2, opt.weight_decay)
+
+
 def initial_state(config: TrainConfig):
-  """(graphdef, params, buffers, optimizer, init) of a run: init(params) → TrainState."""
+  """(graphdef, params, buffers, optimizer, init) of a run: init(params) → TrainState. The
+  parameters and buffers (z_L_init) are those of `config.init`'s source if it names one, so
+  a warm-started run also resumes and evaluates with its source's buffers."""
   graphdef, params, buffers = nnx.split(build(model_config(config), rngs=nnx.Rngs(config.seed)),
                                         nnx.Param, Buffer)
-  opt = config.optimizer
-  optimizer = adam_atan2(learning_rate_schedule(opt.learning_rate, opt.warmup_steps,
-                                                config.schedule.steps, opt.schedule),
-                         opt.b1, opt.b2, opt.weight_decay)
+  if config.init.from_run or config.init.from_hf:
+    params, buffers = _warm_start(config, params, buffers)
+  optimizer = make_optimizer(config)
 
   def init(p):
     return TrainState(jnp.zeros((), jnp.int32), p, optimizer.init(p), p,
                       jnp.full((), -1, jnp.int32))
 
   return graphdef, params, buffers, optimizer, init
+
+
+def _warm_start(config: TrainConfig, params, buffers):
+  """The source's (params, buffers), checked to have this run's shapes."""
+  init = config.init
+  source = init.from_run or init.from_hf
+  try:
+    if init.from_run:
+      model, _, _ = load_trained_step(init.from_run, ema=init.weights == "ema")
+    else:
+      from hrm_jax.model import hf_io  # pylint: disable=import-outside-toplevel
+      _, model = hf_io.load_hf(init.from_hf)
+  except (OSError, ValueError, KeyError) as error:
+    key = "init.from_run" if init.from_run else "init.from_hf"
+    raise ConfigError(f"{key}={source!r}: {error}") from None
+  _, got_params, got_buffers = nnx.split(model, nnx.Param, Buffer)
+  for name, ours, theirs in (("parameter", params, got_params), ("buffer", buffers, got_buffers)):
+    want = {jax.tree_util.keystr(k): v.shape for k, v in jax.tree_util.tree_leaves_with_path(ours)}
+    got = {jax.tree_util.keystr(k): v.shape for k, v in jax.tree_util.tree_leaves_with_path(theirs)}
+    differ = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
+    if differ:
+      k, ours_cfg = differ[0], model_config(config)
+      fields = "; ".join(f"{f.name} is {getattr(model.config, f.name)} there, "
+                         f"{getattr(ours_cfg, f.name)} here"
+                         for f in dataclasses.fields(ours_cfg)
+                         if getattr(model.config, f.name) != getattr(ours_cfg, f.name))
+      raise ConfigError(
+          f"init: {source!r} does not fit this run's model ({fields}): {name} {k} is "
+          f"{got.get(k)} there, {want.get(k)} here ({len(differ)} differ); set model.size and "
+          "model.overrides to the source's sizes")
+  cast = lambda ref, value: jnp.asarray(value, ref.dtype)
+  return (jax.tree.map(cast, params, got_params), jax.tree.map(cast, buffers, got_buffers))
 
 
 def load_trained(run_dir: str, *, ema: bool = True, step: int | None = None):
@@ -214,7 +259,7 @@ def train(config: TrainConfig, *, devices=None, max_steps: int | None = None,
   progress = _progress(config, start, total)
   try:
     for step in range(start, total):
-      bp = _bp_steps(config, model_cfg, step)
+      bp = _bp_steps(config, model_cfg, step + 1)
       batch = sharding.put_batch(next(iterator), mesh)
       state, metrics = program.step(bp)(buffers, state, batch)
       pending.append(metrics)
@@ -228,7 +273,7 @@ def train(config: TrainConfig, *, devices=None, max_steps: int | None = None,
           line.update(evaluate(state))
           if extra_eval is not None:
             line.update(extra_eval(nnx.merge(graphdef, state.ema, buffers)))
-        line["learning_rate"] = float(optimizer_lr(config, done - 1))
+        line["learning_rate"] = float(learning_rates(config)(done))
         writer.write(done, line)
         history.append({"step": done, **line})
         progress.update(done, line)
@@ -324,15 +369,10 @@ def _write_config(config: TrainConfig) -> None:
                       f"{error.strerror or error}") from None
 
 
-def optimizer_lr(config: TrainConfig, step: int) -> float:
-  opt = config.optimizer
-  return learning_rate_schedule(opt.learning_rate, opt.warmup_steps, config.schedule.steps,
-                                opt.schedule)(step)
-
-
-def _bp_steps(config: TrainConfig, model_cfg, step: int) -> int:
+def _bp_steps(config: TrainConfig, model_cfg, update: int) -> int:
+  """The gradient window of update `update` (1 for the first)."""
   s = config.schedule
-  bp = bp_steps_at(step, s.steps, s.bp_schedule, start=s.bp_start, end=s.bp_end,
+  bp = bp_steps_at(update, s.steps, s.bp_schedule, start=s.bp_start, end=s.bp_end,
                    warmup_fraction=s.bp_warmup_fraction)
   return min(bp, model_cfg.num_calls)  # a one-pass transformer has one call
 

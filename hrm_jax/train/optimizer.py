@@ -1,13 +1,23 @@
-"""AdamATan2, parameter EMA, learning-rate and bp_steps schedules (spec §2, §4).
+"""AdamATan2, parameter EMA, learning-rate and bp_steps schedules (spec §2, §4), with the
+semantics of the authors' training code.
 
 AdamATan2 has no epsilon and is invariant to the scale of the gradients:
   m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²
   θ ← θ (1 − ηλ) − η / (1−β1^t) · atan2(m, √v / √(1−β2^t))
+t counts the updates of each parameter. A parameter that gets no gradient in a step (the
+token embedding while the gradient window does not reach the first H call) is skipped
+entirely, as the authors' optimizer skips a parameter whose `.grad` is None: no weight decay,
+no moment or EMA update, and its own t does not advance. Which parameters those are is static
+per bp_steps program (`skip`), so skipping costs nothing at run time.
+
+Schedules take the update number k = 1, 2, … (the authors increment their step before using
+it): update k uses the learning rate lr(k) and the gradient window bp_steps(k).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import math
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -15,73 +25,107 @@ import optax
 
 
 class AdamATan2State(NamedTuple):
-  count: jax.Array
+  count: jax.Array  # int32 scalar: updates taken (the learning-rate schedule's clock)
+  counts: optax.Updates  # int32 scalar per parameter: its own updates (bias correction)
   mu: optax.Updates
   nu: optax.Updates
 
 
 def adam_atan2(learning_rate: float | optax.Schedule, b1: float = 0.9, b2: float = 0.95,
-               weight_decay: float = 0.1) -> optax.GradientTransformation:
-  """Updates to add to the parameters (decoupled weight decay on every parameter)."""
+               weight_decay: float = 0.1) -> optax.GradientTransformationExtraArgs:
+  """Updates to add to the parameters (decoupled weight decay on every updated parameter).
+
+  `update(grads, state, params, skip=mask)`: `mask` is a pytree of Python bools matching
+  params (or None): True leaves get a zero update and keep their state. A schedule is called
+  with the update number k (1 for the first update)."""
   if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
     raise ValueError(f"adam_atan2 needs 0 <= b1, b2 < 1, got b1={b1}, b2={b2}")
 
   def init(params):
     zeros = lambda: jax.tree.map(lambda p: jnp.zeros_like(p, jnp.float32), params)
-    return AdamATan2State(jnp.zeros((), jnp.int32), zeros(), zeros())
+    return AdamATan2State(jnp.zeros((), jnp.int32),
+                          jax.tree.map(lambda _: jnp.zeros((), jnp.int32), params), zeros(),
+                          zeros())
 
-  def update(grads, state, params=None):
+  def update(grads, state, params=None, *, skip=None, **unused):
+    del unused
     if params is None:
       raise ValueError("adam_atan2 needs params (for the decoupled weight decay)")
     count = state.count + 1
-    t = count.astype(jnp.float32)
-    lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
-    mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g.astype(jnp.float32), state.mu, grads)
-    nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * jnp.square(g.astype(jnp.float32)),
-                      state.nu, grads)
-    step_size = lr / (1 - b1**t)
-    root_correction = jnp.sqrt(1 - b2**t)
+    lr = learning_rate(count) if callable(learning_rate) else learning_rate
+    skip = jax.tree.map(lambda _: False, params) if skip is None else skip
 
-    def delta(m, v, p):
-      return (-step_size * jnp.arctan2(m, jnp.sqrt(v) / root_correction)
-              - lr * weight_decay * p).astype(p.dtype)
+    def one(g, m, v, n, p, skipped):
+      if skipped:
+        return jnp.zeros_like(p), m, v, n
+      m = b1 * m + (1 - b1) * g.astype(jnp.float32)
+      v = b2 * v + (1 - b2) * jnp.square(g.astype(jnp.float32))
+      n = n + 1
+      t = n.astype(jnp.float32)
+      step_size = lr / (1 - b1**t)
+      denominator = jnp.sqrt(v) / jnp.sqrt(1 - b2**t)
+      delta = -step_size * jnp.arctan2(m, denominator) - lr * weight_decay * p
+      return delta.astype(p.dtype), m, v, n
 
-    return jax.tree.map(delta, mu, nu, params), AdamATan2State(count, mu, nu)
+    leaves, treedef = jax.tree.flatten(params)
+    flat = lambda tree: treedef.flatten_up_to(tree)
+    out = [one(*args) for args in zip(flat(grads), flat(state.mu), flat(state.nu),
+                                      flat(state.counts), leaves, flat(skip))]
+    delta, mu, nu, counts = (treedef.unflatten(column) for column in zip(*out))
+    return delta, AdamATan2State(count, counts, mu, nu)
 
-  return optax.GradientTransformation(init, update)
+  return optax.GradientTransformationExtraArgs(init, update)
 
 
-def ema_update(ema, params, decay: float):
-  """ema ← decay · ema + (1 − decay) · params (evaluation/export weights)."""
-  return jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, ema, params)
+def ema_update(ema, params, decay: float, skip: Any = None):
+  """ema ← decay · ema + (1 − decay) · params (evaluation/export weights); `skip` leaves (a
+  pytree of Python bools, as for adam_atan2) keep their EMA, as their parameters did not move."""
+  if skip is None:
+    return jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, ema, params)
+  return jax.tree.map(lambda e, p, s: e if s else decay * e + (1 - decay) * p, ema, params,
+                      skip)
+
+
+SCHEDULES = ("constant", "cosine")
 
 
 def learning_rate_schedule(peak: float, warmup_steps: int, total_steps: int,
-                           kind: str = "constant") -> optax.Schedule:
-  """Linear warm-up to `peak`, then constant (the paper) or cosine to zero."""
-  warmup = optax.linear_schedule(0.0, peak, max(warmup_steps, 1))
-  if kind == "constant":
-    after = optax.constant_schedule(peak)
-  elif kind == "cosine":
-    after = optax.cosine_decay_schedule(peak, max(total_steps - warmup_steps, 1))
-  else:
-    raise ValueError(f"unknown learning-rate schedule {kind!r}; choose 'constant' or 'cosine'")
-  return optax.join_schedules([warmup, after], [warmup_steps])
+                           kind: str = "constant", min_ratio: float = 0.1) -> optax.Schedule:
+  """lr(k) for update k = 1, 2, …, the authors' formula: peak · k / warmup while k < warmup;
+  then constant (the paper's pre-training), or cosine from peak at k = warmup down to
+  min_ratio · peak at k = total_steps (their fine-tuning: min_ratio 0.1).
+
+  The authors express both as one cosine with lr_min_ratio (1.0: constant)."""
+  if kind not in SCHEDULES:
+    raise ValueError(f"unknown learning-rate schedule {kind!r}; choose one of {SCHEDULES}")
+  floor = 1.0 if kind == "constant" else min_ratio
+  decay_steps = max(total_steps - warmup_steps, 1)
+
+  def schedule(k):
+    k = jnp.asarray(k, jnp.float32)
+    warming = peak * k / max(warmup_steps, 1)
+    progress = jnp.clip((k - warmup_steps) / decay_steps, 0.0, 1.0)
+    after = peak * (floor + (1 - floor) * 0.5 * (1 + jnp.cos(math.pi * progress)))
+    return jnp.where(k < warmup_steps, warming, after)
+
+  return schedule
 
 
-def bp_steps_at(step: int, total_steps: int, kind: str = "staircase", *, start: int = 2,
+BP_SCHEDULES = ("staircase", "fixed")
+
+
+def bp_steps_at(update: int, total_steps: int, kind: str = "staircase", *, start: int = 2,
                 end: int = 5, warmup_fraction: float = 0.2) -> int:
-  """The gradient window at `step` (a Python int: each value is its own compiled program).
+  """The gradient window of update k = `update` (1, 2, …; a Python int: each value is its own
+  compiled program), the authors' formula.
 
-  staircase: p = min(1, step / (0.2 T)); bp = 2 + floor(3p) → 2, 3, 4, 5 over the first 20 %.
-  jump: 2 until 20 % of training, then 5 (the first public release). fixed: always `end`.
+  staircase: p = min(1, k / (warmup_fraction · T)); bp = start + floor((end − start) p),
+  2 → 3 → 4 → 5 over the first 20 % by default. fixed: always `end`.
   """
   if kind == "fixed":
     return end
+  if kind != "staircase":
+    raise ValueError(f"unknown bp_steps schedule {kind!r}; choose one of {BP_SCHEDULES}")
   warmup = warmup_fraction * total_steps
-  if kind == "staircase":
-    p = 1.0 if warmup <= 0 else min(1.0, step / warmup)
-    return min(end, start + int((end - start) * p))
-  if kind == "jump":
-    return end if step >= warmup else start
-  raise ValueError(f"unknown bp_steps schedule {kind!r}; choose staircase, jump or fixed")
+  p = 1.0 if warmup <= 0 else min(1.0, update / warmup)
+  return min(end, start + int((end - start) * p))

@@ -45,6 +45,14 @@ def loss_sums(model, batch: dict, bp_steps: int | None):
   return jnp.sum(jnp.where(labelled_BT, ce_BT, 0.0)), jnp.sum(labelled_BT)
 
 
+def skip_mask(model, params, bp_steps: int | None):
+  """A pytree of Python bools over `params`: True for the parameters outside the gradient
+  window at `bp_steps` (model.gradient_free), which the optimizer and the EMA leave alone."""
+  outside = model.gradient_free(bp_steps)
+  return jax.tree_util.tree_map_with_path(
+      lambda path, _: getattr(path[0], "key", None) in outside, params)
+
+
 def _microbatches(batch: dict, count: int) -> dict:
   """[rows, …] → [count, rows / count, …], microbatch m = rows m, m + count, …: rows are
   sharded over devices in contiguous blocks, so every microbatch takes the same number of rows
@@ -80,9 +88,11 @@ def train_step(graphdef, optimizer: optax.GradientTransformation, buffers, state
   loss = loss_sum / denominator
   grad_norm = optax.tree.norm(grads)
 
-  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+  skip = skip_mask(nnx.merge(graphdef, state.params, buffers), state.params, bp_steps)
+  updates, opt_state = optax.with_extra_args_support(optimizer).update(
+      grads, state.opt_state, state.params, skip=skip)
   params = optax.apply_updates(state.params, updates)
-  ema = ema_update(state.ema, params, ema_decay)
+  ema = ema_update(state.ema, params, ema_decay, skip)
   finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
   keep_if_bad = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
   new_state = TrainState(

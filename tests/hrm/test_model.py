@@ -115,6 +115,10 @@ def test_embedding_gets_no_gradient_at_bp_2_and_some_at_bp_3(grad_programs):
   g2, g3 = grad_programs.grads(2), grad_programs.grads(3)
   assert _norm(g2["embed_tokens"]) == 0.0
   assert _norm(g3["embed_tokens"]) > 0.0
+  # What the model declares, for the optimizer to skip (train/step.py skip_mask).
+  model = nnx.merge(grad_programs.graphdef, grad_programs.params, grad_programs.rest)
+  assert model.gradient_free(2) == {"embed_tokens"}
+  assert model.gradient_free(3) == model.gradient_free(None) == frozenset()
   for g in (g2, g3):
     assert _norm(g["L_module"]) > 0 and _norm(g["H_module"]) > 0 and _norm(g["lm_head"]) > 0
 

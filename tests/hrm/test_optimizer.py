@@ -53,30 +53,89 @@ def test_weight_decay_is_decoupled():
   np.testing.assert_allclose(out, theta * (1 - 0.05))  # atan2(0, 0) = 0: decay alone
 
 
-def test_schedule_and_ema():
-  lr = learning_rate_schedule(1.0, 10, 100)
-  assert float(lr(0)) == 0.0 and float(lr(5)) == pytest.approx(0.5) and float(lr(50)) == 1.0
-  cos = learning_rate_schedule(1.0, 10, 110, kind="cosine")
-  assert float(cos(10)) == pytest.approx(1.0) and float(cos(110)) == pytest.approx(0.0, abs=1e-6)
-  ema = ema_update({"a": jnp.zeros(2)}, {"a": jnp.ones(2)}, 0.9)
-  np.testing.assert_allclose(ema["a"], 0.1)
+def _authors_lr(k, peak, warmup, total, min_ratio):
+  """The authors' update_lr, written out: update k = 1, 2, …"""
+  if k < warmup:
+    return peak * min(1.0, k / warmup)
+  progress = (k - warmup) / (total - warmup)
+  return peak * (min_ratio + max(0.0, (1 - min_ratio) * 0.5 * (1.0 + np.cos(np.pi * progress))))
+
+
+def _authors_bp(k, total, ratio=0.2, low=2, high=5):
+  """The authors' compute_train_extra_args (bp warm-up), written out."""
+  warmup = total * ratio
+  progress = min(1.0, k / warmup) if warmup > 0 else 1.0
+  return low + int(progress * (high - low))
+
+
+def test_learning_rate_follows_the_authors_formula():
+  constant = learning_rate_schedule(1.0, 10, 100)
+  cosine = learning_rate_schedule(1.0, 10, 110, kind="cosine", min_ratio=0.1)
+  no_warmup = learning_rate_schedule(3e-5, 0, 50, kind="cosine", min_ratio=0.1)  # their SFT
+  for k in range(1, 111):
+    assert float(constant(k)) == pytest.approx(_authors_lr(k, 1.0, 10, 100, 1.0), rel=1e-6)
+    assert float(cosine(k)) == pytest.approx(_authors_lr(k, 1.0, 10, 110, 0.1), rel=1e-5)
+  for k in range(1, 51):
+    assert float(no_warmup(k)) == pytest.approx(_authors_lr(k, 3e-5, 0, 50, 0.1), rel=1e-5)
+  # The first update moves (lr = peak / warmup, not 0); cosine ends on its floor, not at 0.
+  assert float(constant(1)) == pytest.approx(0.1)
+  assert float(cosine(110)) == pytest.approx(0.1)
   with pytest.raises(ValueError, match="unknown learning-rate schedule"):
     learning_rate_schedule(1.0, 10, 100, kind="linear")
 
 
-def test_bp_steps_staircase_and_jump():
-  total = 1000  # warm-up over the first 200 steps
-  assert [bp_steps_at(s, total) for s in (0, 66, 67, 133, 134, 199, 200, 900)] == \
-      [2, 2, 3, 3, 4, 4, 5, 5]
-  assert [bp_steps_at(s, total, "jump") for s in (0, 199, 200)] == [2, 2, 5]
-  assert bp_steps_at(0, total, "fixed") == 5
-  with pytest.raises(ValueError, match="unknown bp_steps schedule"):
-    bp_steps_at(0, total, "ramp")
+def test_ema():
+  ema = ema_update({"a": jnp.zeros(2)}, {"a": jnp.ones(2)}, 0.9)
+  np.testing.assert_allclose(ema["a"], 0.1)
+  kept = ema_update({"a": jnp.zeros(2), "b": jnp.zeros(2)}, {"a": jnp.ones(2), "b": jnp.ones(2)},
+                    0.9, skip={"a": True, "b": False})
+  np.testing.assert_allclose(kept["a"], 0.0)
+  np.testing.assert_allclose(kept["b"], 0.1)
 
 
-def test_jits():
-  opt = adam_atan2(learning_rate_schedule(1e-3, 10, 100))
+def test_bp_steps_staircase_follows_the_authors_formula():
+  total = 1000  # warm-up over the first 200 updates
+  assert [bp_steps_at(k, total) for k in range(1, total + 1)] == \
+      [_authors_bp(k, total) for k in range(1, total + 1)]
+  # Update k uses k: the window widens at update 67 (2 + floor(3 · 67/200) = 3), not 68.
+  assert [bp_steps_at(k, total) for k in (66, 67, 133, 134, 199, 200)] == [2, 3, 3, 4, 4, 5]
+  assert bp_steps_at(1, total, "fixed") == 5
+  for kind in ("ramp", "jump"):
+    with pytest.raises(ValueError, match="unknown bp_steps schedule"):
+      bp_steps_at(1, total, kind)
+
+
+def test_a_skipped_parameter_keeps_weights_moments_and_its_own_step_count():
+  """The authors' AdamATan2 skips a parameter whose gradient is None: no decay, no moments,
+  and its bias correction starts when its gradients start."""
+  rng = np.random.RandomState(2)
+  theta = {"a": rng.randn(4).astype(np.float32), "b": rng.randn(4).astype(np.float32)}
+  grads = [{k: rng.randn(4).astype(np.float32) for k in theta} for _ in range(5)]
+  opt = adam_atan2(0.01)
+  params, state = jax.tree.map(jnp.asarray, theta), None
+  state = opt.init(params)
+  for i, g in enumerate(grads):
+    skip = {"a": i < 3, "b": False}  # "a" is outside the window for the first 3 updates
+    updates, state = opt.update(jax.tree.map(jnp.asarray, g), state, params, skip=skip)
+    params = optax.apply_updates(params, updates)
+    if i == 2:
+      np.testing.assert_array_equal(params["a"], theta["a"])  # no weight decay either
+      assert int(state.counts["a"]) == 0 and not np.any(state.mu["a"])
+  assert int(state.count) == 5 and int(state.counts["a"]) == 2 and int(state.counts["b"]) == 5
+  # "a" moved as a fresh parameter updated by its two gradients; "b" by all five.
+  np.testing.assert_allclose(params["a"], reference(theta["a"].astype(np.float64),
+                                                    [g["a"] for g in grads[3:]], 0.01),
+                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(params["b"], reference(theta["b"].astype(np.float64),
+                                                    [g["b"] for g in grads], 0.01),
+                             rtol=1e-5, atol=1e-6)
+
+
+def test_the_first_update_uses_the_first_warm_up_rate_and_jits():
+  opt = adam_atan2(learning_rate_schedule(1.0, 10, 100), weight_decay=0.0)
   params = {"w": jnp.ones(3)}
   state = opt.init(params)
   updates, state = jax.jit(opt.update)({"w": jnp.ones(3)}, state, params)
-  assert int(state.count) == 1 and updates["w"].shape == (3,)
+  assert int(state.count) == 1
+  # Update 1 runs at lr(1) = peak / warm-up = 0.1 (not 0): m = 0.1, √v / √(1 − β2) = 1.
+  np.testing.assert_allclose(updates["w"], -0.1 / 0.1 * np.arctan2(0.1, 1.0), rtol=1e-6)

@@ -19,6 +19,7 @@ from hrm_jax.train import sharding
 from hrm_jax.train.config import ConfigError, load_config
 from hrm_jax.train.loop import NonFiniteError, _check_finite
 from hrm_jax.train.metrics import read_metrics
+from hrm_jax.train.optimizer import adam_atan2
 from hrm_jax.train.step import TrainState, segments_of, train_step
 
 from conftest import TINY, forward, make_model
@@ -96,6 +97,22 @@ def test_ema_and_step_counter_follow_the_update():
   for e, p0, p1 in zip(jax.tree.leaves(new.ema), jax.tree.leaves(state.params),
                        jax.tree.leaves(new.params)):
     np.testing.assert_allclose(e, 0.9 * p0 + 0.1 * p1, atol=1e-7)
+
+
+def test_adam_atan2_skips_the_embedding_while_the_window_does_not_reach_it():
+  """At bp 2 the embedding gets no gradient: as in the authors' optimizer it is neither
+  decayed nor moved, its EMA and moments stay, and its own step count does not advance."""
+  optimizer = adam_atan2(1e-3)
+  graphdef, buffers, state = _setup(optimizer)
+  new, _ = step_jit(graphdef, optimizer, buffers, state, _batch(), bp_steps=2,
+                    accumulation=1, ema_decay=0.9)
+  embedding = lambda tree: np.asarray(tree["embed_tokens"]["embedding"][...])
+  np.testing.assert_array_equal(embedding(new.params), embedding(state.params))
+  np.testing.assert_array_equal(embedding(new.ema), embedding(state.params))
+  assert int(new.opt_state.counts["embed_tokens"]["embedding"][...]) == 0
+  assert not np.any(embedding(new.opt_state.mu))
+  assert int(new.opt_state.counts["lm_head"]["kernel"][...]) == 1
+  assert not np.array_equal(new.params["lm_head"]["kernel"][...], state.params["lm_head"]["kernel"][...])
 
 
 def test_non_finite_loss_skips_the_update_and_stops_naming_the_step():
@@ -178,8 +195,21 @@ def test_config_errors_name_the_key_and_value(tmp_path):
   bad.write_text("schedule:\n  stepz: 3\n")
   with pytest.raises(ConfigError, match="stepz"):
     load_config([str(bad)])
-  for name in ("tiny", "B", "L", "XL"):
-    load_config([os.path.join(ROOT, "experiments", "hrm", f"{name}.yaml")])
+  configs = {name: load_config([os.path.join(ROOT, "experiments", "hrm", f"{name}.yaml")])
+             for name in ("tiny", "B", "L", "XL", "sft")}
+  # The authors' runs (their README): L at 2.5e-4 with 172,032 tokens a step, XL at 2.2e-4
+  # with 196,608.
+  for name, lr, tokens in (("L", 2.5e-4, 172_032), ("XL", 2.2e-4, 196_608)):
+    config = configs[name]
+    assert config.optimizer.learning_rate == lr
+    assert config.data.batch_size * config.data.seq_len == tokens
+  # Their SFT: warm start, 32,768 tokens a step, 3e-5 with a cosine to 0.1 × peak, no warm-up
+  # of the learning rate or of the gradient window.
+  sft = configs["sft"]
+  assert sft.init.from_run and sft.data.batch_size * sft.data.seq_len == 32_768
+  assert (sft.optimizer.learning_rate, sft.optimizer.schedule, sft.optimizer.lr_min_ratio,
+          sft.optimizer.warmup_steps, sft.optimizer.ema_decay) == (3e-5, "cosine", 0.1, 0, 0.999)
+  assert (sft.schedule.bp_schedule, sft.schedule.bp_end) == ("fixed", 5)
 
 
 def test_cli_help_lists_the_keys():
@@ -273,6 +303,47 @@ def small_run(tmp_path_factory, persistent_compilation_cache):  # pylint: disabl
   run_dir = tmp_path_factory.mktemp("small") / "run"
   _train_small(run_dir, "schedule.steps=2")
   return run_dir
+
+
+def test_update_k_runs_at_the_rate_of_k(small_run):
+  """The authors count updates from 1: with one warm-up step the first update already runs
+  at the peak rate (update k at peak · k / warm-up while k < warm-up)."""
+  lines = read_metrics(str(small_run / "metrics.jsonl"))
+  assert [line["step"] for line in lines] == [1, 2]
+  assert lines[0]["learning_rate"] == pytest.approx(2.2e-4)
+
+
+def test_warm_start_from_a_run_or_its_export_begins_at_the_source_loss(small_run, tmp_path):
+  """Fine-tuning starts from the source's weights (and z_L_init) with a fresh optimizer: the
+  first update's loss is the source model's loss on that batch."""
+  from hrm_jax.data.pipeline import make_dataset
+  from hrm_jax.model import hf_io
+  from hrm_jax.train.loop import initial_state, load_trained, train
+  from hrm_jax.train.step import eval_step
+  loss_of = jax.jit(eval_step, static_argnums=0)
+
+  def first_batch_loss(model, config):
+    graphdef, params, buffers = nnx.split(model, nnx.Param, Buffer)
+    batch = jax.tree.map(jnp.asarray, next(iter(make_dataset(config.data))))
+    total, count = loss_of(graphdef, buffers, params, batch)
+    return float(total / count)
+
+  source, _ = load_trained(str(small_run))  # its EMA weights
+  hf_io.save_hf(source, str(tmp_path / "hf"))
+  for key, where in (("from_run", small_run), ("from_hf", tmp_path / "hf")):
+    config = _small(tmp_path / key, "schedule.steps=1", "seed=7", f"init.{key}={where}")
+    want = first_batch_loss(source, config)
+    graphdef, cold, buffers, _, _ = initial_state(_small(tmp_path / "cold", "seed=7"))
+    assert abs(first_batch_loss(nnx.merge(graphdef, cold, buffers), config) - want) > 1e-3
+    history = train(config, devices=jax.devices()[:1]).history
+    assert history[0]["loss"] == pytest.approx(want, rel=1e-5), key
+  with pytest.raises(ConfigError, match=r"does not fit this run's model \(hidden_size is 32 "
+                                        r"there, 48 here\): parameter .* is \(1, 64, 32\) there, "
+                                        r"\(1, 64, 48\) here"):
+    _train_small(tmp_path / "wider", "schedule.steps=1", "model.overrides.hidden_size=48",
+                 f"init.from_run={small_run}")
+  with pytest.raises(ConfigError, match="init.from_hf="):
+    _train_small(tmp_path / "missing", "schedule.steps=1", f"init.from_hf={tmp_path / 'nope'}")
 
 
 def _copy(run_dir, tmp_path):
