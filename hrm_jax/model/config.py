@@ -6,7 +6,8 @@ import dataclasses
 import math
 
 ATTENTION_MODES = ("prefix_lm", "causal", "bidirectional")
-ARCHITECTURES = ("hrm", "trm", "ut", "transformer")
+ARCHITECTURES = ("hrm", "trm", "ut", "transformer", "rins")
+LOOP_INITS = ("zeros", "z_L_init")
 REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")
 
 
@@ -45,13 +46,18 @@ class ModelConfig:
   attention_impl: str | None = None  # None lets JAX choose (cuDNN on GPU where it can); "xla"
   pad_token_id: int = 0
   # Baselines behind the same interface (baselines.py): "trm" shares one stack between the H
-  # and L roles; "ut" loops one stack `num_loops` times; "transformer" is one pass.
+  # and L roles; "ut" loops one stack `num_loops` times; "transformer" is one pass; "rins"
+  # loops the L stack `num_loops` times, then makes one H pass. `loop_init` is the state the
+  # loops of ut, transformer and rins start from: zeros, or a fixed random z_L_init as HRM's
+  # z_L (the authors' UT and RINS).
   architecture: str = "hrm"
   num_loops: int = 8
+  loop_init: str = "zeros"
 
   def __post_init__(self):
     for name in ("vocab_size", "hidden_size", "num_attention_heads", "head_dim",
-                 "num_layers_per_stack", "H_cycles", "L_cycles", "max_position_embeddings"):
+                 "num_layers_per_stack", "H_cycles", "L_cycles", "max_position_embeddings",
+                 "num_loops"):
       if getattr(self, name) < 1:
         raise ValueError(f"ModelConfig.{name} must be positive, got {getattr(self, name)}")
     if self.head_dim % 2:
@@ -59,6 +65,11 @@ class ModelConfig:
     if self.architecture not in ARCHITECTURES:
       raise ValueError(f"ModelConfig.architecture={self.architecture!r}; "
                        f"choose one of {ARCHITECTURES}")
+    if self.loop_init not in LOOP_INITS:
+      raise ValueError(f"ModelConfig.loop_init={self.loop_init!r}; choose one of {LOOP_INITS}")
+    if self.loop_init != "zeros" and self.architecture in ("hrm", "trm"):
+      raise ValueError(f"ModelConfig.loop_init is for ut, transformer and rins; "
+                       f"{self.architecture!r} always starts z_L at z_L_init")
     if self.attention not in ATTENTION_MODES:
       raise ValueError(f"ModelConfig.attention={self.attention!r}; choose one of {ATTENTION_MODES}")
     if self.remat not in REMAT_POLICIES:
@@ -84,15 +95,17 @@ class ModelConfig:
 
   @property
   def num_calls(self) -> int:
-    """Stack calls per forward pass: H_cycles · (L_cycles + 1) for HRM/TRM."""
+    """Stack calls per forward pass (each of num_layers_per_stack blocks): H_cycles ·
+    (L_cycles + 1) for HRM/TRM, num_loops for UT, 1 for the transformer, num_loops + 1 for
+    RINS."""
     if self.architecture in ("hrm", "trm"):
       return self.H_cycles * (self.L_cycles + 1)
-    return self.num_loops if self.architecture == "ut" else 1
+    return {"ut": self.num_loops, "transformer": 1, "rins": self.num_loops + 1}[self.architecture]
 
   @property
   def num_stacks(self) -> int:
-    """Distinct parameter sets of blocks."""
-    return 2 if self.architecture == "hrm" else 1
+    """Distinct parameter sets of blocks: H and L for HRM and RINS, one otherwise."""
+    return 2 if self.architecture in ("hrm", "rins") else 1
 
   def replace(self, **changes) -> ModelConfig:
     return dataclasses.replace(self, **changes)

@@ -1,4 +1,5 @@
 """Pre-norm blocks and the MagicNorm stack: M(z, u) = RMS(Block_n ∘ … ∘ Block_1(z + u)).
+u = None is a call without input injection, M(z) = RMS(Block_n ∘ … ∘ Block_1(z)).
 
 The n blocks of a stack live as one set of parameters with a leading layer axis and run
 through `lax.scan`, so program size and compile time do not grow with depth.
@@ -57,7 +58,7 @@ class Stack(nnx.Module):
     """M(z, u). `frozen`: outside the gradient window, so neither parameters nor inputs
     carry gradient and autodiff keeps no activations for this call."""
     graphdef, params = nnx.split(self.layers)
-    h_BTD = z_BTD + u_BTD
+    h_BTD = z_BTD if u_BTD is None else z_BTD + u_BTD
     if frozen:
       params, h_BTD = jax.lax.stop_gradient((params, h_BTD))
 
@@ -80,5 +81,6 @@ class Stack(nnx.Module):
                                                          start_B)
       return h, (k, v)
 
-    h_BtD, (k_LBSNH, v_LBSNH) = jax.lax.scan(layer, z_BtD + u_BtD, (params, k_LBSNH, v_LBSNH))
+    h_BtD = z_BtD if u_BtD is None else z_BtD + u_BtD
+    h_BtD, (k_LBSNH, v_LBSNH) = jax.lax.scan(layer, h_BtD, (params, k_LBSNH, v_LBSNH))
     return rms_norm(h_BtD, self.config.rms_norm_eps), k_LBSNH, v_LBSNH

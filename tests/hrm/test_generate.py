@@ -68,11 +68,18 @@ def test_boxed_takes_the_last_answer():
   assert last_boxed("no answer") is None
 
 
-@pytest.mark.parametrize("architecture", ["hrm", "trm", "transformer"])
+# The looped baselines start from z_L_init, as the authors' UT and RINS (RINS's last cache
+# slot is its H call); two loops are enough to check the cache.
+_LOOPED = {"num_loops": 2, "loop_init": "z_L_init"}
+
+
+@pytest.mark.parametrize("architecture", ["hrm", "trm", "transformer", "ut", "rins"])
 def test_cached_decoding_equals_recomputing_the_whole_sequence(architecture, byte_model):
   tokenizer = ByteTokenizer()
   model = (byte_model if architecture == "hrm" else
-           make_model(BYTE_TINY.replace(architecture=architecture), seed=3))
+           make_model(BYTE_TINY.replace(architecture=architecture,
+                                        **(_LOOPED if architecture in ("ut", "rins") else {})),
+                      seed=3))
   prompts = _prompts(tokenizer)
   limits = [12, 5, 9]  # per-row limits; rows stop at different steps
   cached, logits = generate(model, prompts, max_new_tokens=limits, return_logits=True)
