@@ -26,8 +26,9 @@ calls only through calls without gradient. The training configs at size B are
 experiments/hrm/baselines/*.yaml (schedule.bp_schedule: fixed).
 
 All of them but the transformer cost HRM's 8n block calls per token (forward); the
-transformer costs 2n, and has HRM's parameter count, as UT, TRM and RINS do (the matched-
-recurrence TRM has half).
+transformer costs 2n. All have HRM's 2n blocks of parameters but the matched-recurrence TRM
+(n). At size B (seq 4096): 1.87 GFLOP per token forward, the transformer 0.57; 300.9M
+parameters, the matched-recurrence TRM 217.6M.
 
 `matched_flops(config, arch)` is our own sizing, a separate option: each baseline costs the
 HRM's forward FLOPs per token with n-block calls (a transformer of 8n blocks, a UT looping
