@@ -41,13 +41,14 @@ def test_paper_xl_on_two_h100_nodes_keeps_fsdp_inside_a_node():
 
 @pytest.mark.parametrize("size,devices,hosts,device", [
     ("B", 1, 1, "H100"), ("B", 8, 1, "v5e"), ("XL", 8, 1, "NVIDIA H100 80GB HBM3"),
-    ("L", 16, 4, "TPU v4"), ("XL", 32, 4, "H100"), ("B", 64, 16, "v5p")])
+    ("L", 14, 2, "TPU v4"), ("XL", 32, 4, "H100"), ("B", 64, 16, "v5p")])
 def test_plans_realize_the_global_batch_within_memory(size, devices, hosts, device):
-  config = hrm_config(size)
+  config = hrm_config(size)  # 48 rows a step; L 42 (the authors' 172,032 tokens)
   p = plan.plan(config, devices, device, hosts)
   m = p.mesh
   assert m.data * m.fsdp * m.tensor == devices
-  assert p.accumulation * p.rows_per_device * m.data * m.fsdp == p.batch_size == 48
+  assert p.accumulation * p.rows_per_device * m.data * m.fsdp == p.batch_size == \
+      config.data.batch_size
   model = model_config(config)
   assert model.num_attention_heads % m.tensor == 0
   assert p.memory_gib <= p.memory_limit_gib
@@ -58,6 +59,11 @@ def test_plans_realize_the_global_batch_within_memory(size, devices, hosts, devi
   for fewer in range(1, p.accumulation):
     if rows_each % fewer == 0:
       assert state + rows_each // fewer * per_row > p.memory_limit_gib
+
+
+def test_a_batch_that_does_not_divide_over_the_devices_is_named():
+  with pytest.raises(plan.PlanError, match="42 rows per step cannot be laid out on 16 devices"):
+    plan.plan(hrm_config("L"), 16, "TPU v4", 4)
 
 
 def test_global_tokens_change_rows_and_accumulation():
