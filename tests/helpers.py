@@ -17,6 +17,16 @@ assert_close = chex.assert_trees_all_close
 assert_shape = chex.assert_shape
 
 
+def xla_flags(devices: int | None) -> str:
+  """The suite's XLA_FLAGS (tests/conftest.py) for a subprocess with `devices` CPU devices
+  (None: one, as a user's machine has)."""
+  flags = [f for f in os.environ.get("XLA_FLAGS", "").split()
+           if not f.startswith("--xla_force_host_platform_device_count")]
+  if devices is not None:
+    flags.append(f"--xla_force_host_platform_device_count={devices}")
+  return " ".join(flags)
+
+
 def run_to_completion(command, *, env, cwd, timeout: float = 900):
   """Runs `command` to its end, asserting it succeeded; returns the CompletedProcess."""
   done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True,

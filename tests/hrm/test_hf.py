@@ -12,6 +12,7 @@ import pytest
 from conftest import TINY, forward, make_model, tokens
 
 from hrm_jax.model import Segments, hf_io
+from tests.helpers import xla_flags
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -150,8 +151,7 @@ def test_sharded_load_on_8_devices_reads_only_slices(reference):
                    nnx.to_pure_dict(nnx.state(sharded)), nnx.to_pure_dict(nnx.state(plain)))
       print("ok")
   """)
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             JAX_PLATFORMS="cpu")
+  env = dict(os.environ, XLA_FLAGS=xla_flags(8), JAX_PLATFORMS="cpu")
   out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
                        timeout=300, check=False)
   assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]

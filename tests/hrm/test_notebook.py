@@ -3,7 +3,7 @@ prints tokens/s, and shows the generated answers and the exact-match table."""
 
 import os
 
-from tests.helpers import execute_notebook
+from tests.helpers import execute_notebook, xla_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -12,7 +12,7 @@ def test_demo_notebook_trains_generates_and_evaluates(tmp_path, monkeypatch):
   # One CPU device, as on a CPU runtime (tests/conftest.py asks for 8, which doubles the time).
   outputs = execute_notebook(
       os.path.join(ROOT, "experiments", "hrm", "demo.ipynb"), tmp_path,
-      {"HRM_NOTEBOOK_SMALL": "1", "XLA_FLAGS": "--xla_force_host_platform_device_count=1"},
+      {"HRM_NOTEBOOK_SMALL": "1", "XLA_FLAGS": xla_flags(1)},
       monkeypatch)
   assert any("image/png" in o.get("data", {}) for o in outputs)  # the loss curve
   markdown = [o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {})]

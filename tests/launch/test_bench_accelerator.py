@@ -16,6 +16,8 @@ import sys
 
 import pytest
 
+from tests.helpers import xla_flags
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "bench", "accelerator.py")
 TINY_HRM = ["--seq-len", "64", "--rows", "2", "--hrm-steps", "1", "--hrm-repeats", "1",
@@ -24,8 +26,8 @@ TINY_HRM = ["--seq-len", "64", "--rows", "2", "--hrm-steps", "1", "--hrm-repeats
 
 def run_cpu(tmp_path, *flags) -> tuple[dict, str]:
   out, md = tmp_path / "summary.json", tmp_path / "summary.md"
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": ROOT}
-  env.pop("XLA_FLAGS", None)  # one CPU device, as a user's machine has (conftest sets 8)
+  # one CPU device, as a user's machine has (conftest sets 8)
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": ROOT, "XLA_FLAGS": xla_flags(None)}
   proc = subprocess.run([sys.executable, SCRIPT, *flags, "--out", str(out), "--md", str(md)],
                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800,
                         check=False)

@@ -18,7 +18,7 @@ import pytest
 from hrm_jax.model.flops import train_flops
 from hrm_jax.train.config import load_config, model_config
 from reflex_jax.run import grid
-from tests.helpers import run_to_completion
+from tests.helpers import run_to_completion, xla_flags
 from tpu_gpu_launch import estimate, plan, preflight
 from tpu_gpu_launch.distributed import initialize
 
@@ -242,7 +242,7 @@ def test_ssh_launcher_trains_hrm_as_two_processes_of_one_job(tmp_path):
          "RUN_DIR": str(run_dir), "CHECKPOINT_DIR": str(tmp_path / "ckpt"),
          "PORT": str(20000 + os.getpid() % 20000),
          "PYTHON": sys.executable, "JAX_PLATFORMS": "cpu",
-         "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+         "XLA_FLAGS": xla_flags(2)}
   # The tiny config with a shallower, narrower model and one gradient window: one program,
   # compiled in seconds.
   done = run_to_completion(

@@ -78,13 +78,19 @@ def test_playground_humanoid_map_negates_ankle_x_and_swaps_extremities():
   assert r.obs.perm[22:25] == (28, 29, 30) and r.obs.sign[22:25] == (1.0, -1.0, 1.0)
 
 
-# Building a map traces the task's reset; the humanoids' and walkers' take 5-25 s each, and
-# their maps are checked against the spec tables above: their builds are `slow`.
+# Building a map traces the task's reset (2-25 s each). In the default suite: one task per
+# model. `slow` (make test-all): the humanoids and walkers, the tasks the spec-table test above
+# already builds and checks index by index, and the other tasks of a model built here (the
+# sparse, swing-up and hard variants share their model, map and observation layout).
 _HEAVY = ("Humanoid", "Walker", "humanoid")
+_BUILT_ELSEWHERE = (*SPEC_TABLES, "playground/CartpoleSwingup", "playground/CartpoleSwingupSparse",
+                    "playground/CartpoleBalanceSparse", "playground/AcrobotSwingupSparse",
+                    "playground/ReacherHard")
 
 
 @pytest.mark.parametrize("env_id", [
-    pytest.param(e, marks=pytest.mark.slow) if any(h in e for h in _HEAVY) else e
+    pytest.param(e, marks=pytest.mark.slow)
+    if any(h in e for h in _HEAVY) or e in _BUILT_ELSEWHERE else e
     for e in registry.symmetric_env_ids()])
 def test_every_registered_map_builds_with_matching_sizes(env_id):
   sim = simulator(env_id)
