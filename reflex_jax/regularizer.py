@@ -13,10 +13,10 @@ The paper's weight decays linearly, w_t = w0·(1 − t/T) in environment steps.
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from reflex_jax import checks
 from reflex_jax.symmetry import Reflection
@@ -24,9 +24,11 @@ from reflex_jax.symmetry import Reflection
 
 @dataclasses.dataclass(frozen=True)
 class ReflexConfig:
-  """Options of the symmetry regularizer. The weight w0 itself is a training argument so
-  that it can be vmapped (plain PPO is w0 = 0 in the same program).
+  """The Reflex settings: the one schema, used by `ppo.train`/`sac.train` (config.reflex) and
+  as an experiment's `reflex` section (its variants are named overrides of it).
 
+  weight: w0, the regularizer's weight (the paper's best for Reflex-PPO). `train(...,
+    reflex_weight=[...])` trains several w0 in one vmapped program (plain is w0 = 0).
   schedule: "linear" decays w0 to 0 over the run (the paper's choice), "constant" keeps it.
   actor_loss: "mse" on (μ, σ), or "kl" = KL(π(·|g s) ‖ g_a#π(·|s)).
   detach_target: stop the gradient through the un-mirrored side (rsl_rl's choice); the paper
@@ -36,8 +38,9 @@ class ReflexConfig:
   symmetrize: hard-equivariant networks instead of (or with) the soft penalty.
   """
 
-  schedule: Literal["linear", "constant"] = "linear"
-  actor_loss: Literal["mse", "kl"] = "mse"
+  weight: float = 0.1
+  schedule: str = "linear"  # "linear" or "constant"
+  actor_loss: str = "mse"  # "mse" or "kl"
   detach_target: bool = False
   value_coef: float = 1.0
   augment: bool = False
@@ -48,7 +51,15 @@ class ReflexConfig:
       raise ValueError(f"reflex schedule must be 'linear' or 'constant', got {self.schedule!r}")
     if self.actor_loss not in ("mse", "kl"):
       raise ValueError(f"reflex actor_loss must be 'mse' or 'kl', got {self.actor_loss!r}")
-    checks.non_negative(self, "value_coef")
+    checks.non_negative(self, "weight", "value_coef")
+
+
+def regularizes(reflex: ReflexConfig | None, weights) -> bool:
+  """Whether a program computes the Reflex terms (the mirrored passes): a static flag, the
+  same for PPO and SAC. Not for plain runs, not when every run's w0 is 0 (an augment-only
+  group), not for symmetrized networks (their terms are exactly 0)."""
+  return (reflex is not None and not reflex.symmetrize
+          and any(float(w) > 0 for w in np.atleast_1d(weights)))
 
 
 def weight(w0: jax.Array, step: jax.Array, total_steps: int, schedule: str) -> jax.Array:

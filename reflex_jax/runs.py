@@ -128,14 +128,16 @@ class RunGrid:
   shape: tuple[int, ...]
 
   @classmethod
-  def create(cls, seed, reflex_weight, default_weight: float, reflex_enabled: bool,
-             algorithm: str) -> RunGrid:
+  def create(cls, seed, reflex_weight, reflex, algorithm: str) -> RunGrid:
+    """`reflex_weight` None: `reflex.weight` (0 for a plain run, `reflex` None)."""
+    reflex_enabled = reflex is not None
     if reflex_weight is not None and not reflex_enabled:
       raise ValueError(f"reflex_weight given but config.reflex is None (plain {algorithm}); "
                        f"set config.reflex = ReflexConfig() to train Reflex-{algorithm}")
     seeds = np.atleast_1d(np.asarray(seed, dtype=np.int64))
     weights = np.atleast_1d(np.asarray(
-        default_weight if reflex_weight is None else reflex_weight, dtype=np.float32))
+        (reflex.weight if reflex_enabled else 0.0) if reflex_weight is None else reflex_weight,
+        dtype=np.float32))
     if not reflex_enabled:
       weights = np.zeros(1, np.float32)
     shape = (() if np.ndim(reflex_weight) == 0 else (weights.size,)) + \

@@ -56,9 +56,11 @@ def gae(reward_TN, value_TN, next_value_TN, terminated_TN, done_TN, *, gamma: fl
 
 def ppo_loss(params, batch: Batch, reflex_weight, *, net: ActorCritic, clip_epsilon: float,
              value_clip: float | None, value_coef: float, entropy_coef: float,
-             normalize_advantages: bool, reflex: regularizer.ReflexConfig | None):
-  """Clipped surrogate + value loss − entropy bonus + w_t · Reflex terms; (loss, metrics)."""
-  regularized = reflex is not None and not net.symmetrize  # a symmetrized net has zero terms
+             normalize_advantages: bool, reflex: regularizer.ReflexConfig | None,
+             regularize: bool):
+  """Clipped surrogate + value loss − entropy bonus + w_t · Reflex terms; (loss, metrics).
+  `regularize` (regularizer.regularizes, static): whether the Reflex terms are computed."""
+  regularized = regularize
   obs = batch.obs
   if regularized:  # one forward pass over [s; g_s s]: fewer, larger matmuls than two passes
     obs = jnp.concatenate([obs, net.reflection.reflect_obs(obs)], axis=0)

@@ -55,8 +55,7 @@ class PPOConfig:
   mask_nonfinite: bool = False       # end episodes at NaN/inf simulator steps (envs.NonFiniteMask)
   num_logs: int = 10                 # host calls (progress, metrics) over the run
   num_eval_envs: int = 16            # episodes for the final evaluation
-  reflex: regularizer.ReflexConfig | None = None   # None: plain PPO
-  reflex_weight: float = 0.1         # w0 (the paper's best for Reflex-PPO)
+  reflex: regularizer.ReflexConfig | None = None   # None: plain PPO; w0 is reflex.weight
   num_devices: int | None = None     # shard envs over this many devices; None: all that divide
 
   def __post_init__(self):
@@ -72,7 +71,7 @@ class PPOConfig:
     checks.in_unit_interval(self, "gamma", "gae_lambda")
     checks.positive(self, "learning_rate", "clip_epsilon", "value_clip", "reward_scaling",
                     "max_grad_norm", "episode_length", "action_repeat", "num_devices")
-    checks.non_negative(self, "value_coef", "entropy_coef", "reflex_weight")
+    checks.non_negative(self, "value_coef", "entropy_coef")
 
   @property
   def steps_per_update(self) -> int:
@@ -122,9 +121,13 @@ class Trainer:
   """The pure functions of one run: `init(key, w0)` and `train_chunk(state)`."""
 
   def __init__(self, env: Env, config: PPOConfig, reflection: Reflection | None,
-               updates_per_log: int, total_updates: int):
+               updates_per_log: int, total_updates: int, *, regularize: bool | None = None):
+    """`regularize`: compute the Reflex terms (regularizer.regularizes of the runs' weights;
+    default: of config.reflex.weight)."""
     reflection = runs.trainer_reflection(env, config, reflection)
     self.env, self.config, self.reflection = env, config, reflection
+    self.regularize = (regularizer.regularizes(config.reflex, getattr(config.reflex, "weight", 0))
+                       if regularize is None else regularize)
     self.updates_per_log, self.total_updates = updates_per_log, total_updates
     self.net = ActorCritic.create(
         env.observation_size, env.action_size, config.policy, config.value_hidden,
@@ -196,7 +199,8 @@ class Trainer:
               if c.reflex is not None else jnp.zeros(()))
     loss_kwargs = dict(net=net, clip_epsilon=c.clip_epsilon, value_clip=c.value_clip,
                        value_coef=c.value_coef, entropy_coef=c.entropy_coef,
-                       normalize_advantages=c.normalize_advantages, reflex=c.reflex)
+                       normalize_advantages=c.normalize_advantages, reflex=c.reflex,
+                       regularize=self.regularize)
 
     def loss_fn(trainable, minibatch):  # the normalizer is data statistics, not trained
       return ppo_loss(dict(trainable, normalizer=normalizer), minibatch, weight, **loss_kwargs)
@@ -233,8 +237,8 @@ class Trainer:
     return state, runs.summarize_chunk(m)
 
 
-def make_trainer(env: str | Env, config: PPOConfig, reflection: Reflection | None = None
-                 ) -> tuple[Env, Trainer]:
+def make_trainer(env: str | Env, config: PPOConfig, reflection: Reflection | None = None, *,
+                 regularize: bool | None = None) -> tuple[Env, Trainer]:
   """(the single simulator, the Trainer) for `config`: the update schedule rounded so every
   logging interval runs the same number of updates."""
   sim = runs.simulator(env, config.equalize_asymmetries)
@@ -244,7 +248,7 @@ def make_trainer(env: str | Env, config: PPOConfig, reflection: Reflection | Non
   total_updates = -(-config.num_timesteps // config.steps_per_update)
   updates_per_log = -(-total_updates // config.num_logs)
   return sim, Trainer(train_env, config, reflection, updates_per_log,
-                      updates_per_log * config.num_logs)
+                      updates_per_log * config.num_logs, regularize=regularize)
 
 
 def train(env: str | Env, config: PPOConfig = PPOConfig(), seed: int | Sequence[int] = 0, *,
@@ -256,7 +260,7 @@ def train(env: str | Env, config: PPOConfig = PPOConfig(), seed: int | Sequence[
 
   seed: an int, or a sequence of seeds trained together (vmapped).
   reflex_weight: w0, or a sequence of w0 values trained together (e.g. [0.0, 0.1] is a
-    plain-vs-Reflex comparison in one program); default `config.reflex_weight`.
+    plain-vs-Reflex comparison in one program); default `config.reflex.weight`.
   Runs are the product weights × seeds. params and metrics carry leading axes for each
   argument given as a sequence (weights first, then seeds), none for scalars.
   progress_fn(env_steps, metrics) is called once per logging interval with host numpy values.
@@ -268,10 +272,10 @@ def train(env: str | Env, config: PPOConfig = PPOConfig(), seed: int | Sequence[
   ValueError when `num_timesteps` rounds up to whole updates by more than
   runs.BUDGET_TOLERANCE (a smaller rounding prints a one-line note).
   """
-  grid = runs.RunGrid.create(seed, reflex_weight, config.reflex_weight,
-                             config.reflex is not None, "PPO")
+  grid = runs.RunGrid.create(seed, reflex_weight, config.reflex, "PPO")
   config.budget().check("num_timesteps", notify=True)
-  sim, trainer = make_trainer(env, config, reflection)
+  sim, trainer = make_trainer(env, config, reflection,
+                              regularize=regularizer.regularizes(config.reflex, grid.weights))
   steps_per_log = trainer.updates_per_log * config.steps_per_update
   state, metrics, compile_seconds, train_seconds = runs.drive(
       lambda: jax.jit(jax.vmap(trainer.init))(grid.keys, grid.weights), trainer.train_chunk,

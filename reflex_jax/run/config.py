@@ -14,35 +14,23 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from reflex_jax import checks, envs, ppo, sac
+from reflex_jax import envs, ppo, sac
 from reflex_jax.regularizer import ReflexConfig
 from reflex_jax.symmetry import registry
 
 ALGORITHMS = ("ppo", "sac")
 
-# variant → (the ReflexConfig flags it sets, whether the regularizer weight is on).
-# Variants sharing flags run in one program (their weights are vmapped like seeds).
-VARIANTS: dict[str, tuple[dict[str, Any], bool]] = {
-    "baseline": ({}, False),                       # plain PPO / SAC
-    "reflex": ({}, True),                          # the paper's regularizer
-    "reflex_kl": ({"actor_loss": "kl"}, True),     # KL instead of MSE actor term
-    "reflex_actor_only": ({"value_coef": 0.0}, True),  # no critic invariance term
-    "augment": ({"augment": True}, False),         # mirrored-sample augmentation only
-    "reflex_augment": ({"augment": True}, True),
-    "symmetrize": ({"symmetrize": True}, False),   # hard-equivariant networks
+# variant → its overrides of the experiment's `reflex` section (a ReflexConfig). Variants whose
+# settings differ only in the weight run in one program (their weights are vmapped like seeds).
+VARIANTS: dict[str, dict[str, Any]] = {
+    "baseline": {"weight": 0.0, "augment": False, "symmetrize": False},  # plain PPO / SAC
+    "reflex": {},                                  # the paper's regularizer
+    "reflex_kl": {"actor_loss": "kl"},             # KL instead of MSE actor term
+    "reflex_actor_only": {"value_coef": 0.0},      # no critic invariance term
+    "augment": {"augment": True, "weight": 0.0},   # mirrored-sample augmentation only
+    "reflex_augment": {"augment": True},
+    "symmetrize": {"symmetrize": True, "weight": 0.0},  # hard-equivariant networks
 }
-
-
-@dataclasses.dataclass
-class ReflexSettings:
-  weight: float = 0.1             # w0 (the paper's best for Reflex-PPO)
-  schedule: str = "linear"        # linear decay to 0 over the run, or constant
-  actor_loss: str = "mse"
-  detach_target: bool = False
-  value_coef: float = 1.0
-
-  def __post_init__(self):
-    checks.non_negative(self, "weight", "value_coef")
 
 
 @dataclasses.dataclass
@@ -53,7 +41,7 @@ class ExperimentConfig:
   first_seed: int = 0
   variants: list[str] = dataclasses.field(default_factory=lambda: ["baseline", "reflex"])
   steps: int | None = None        # env steps per run; None: ppo/sac.num_timesteps
-  reflex: ReflexSettings = dataclasses.field(default_factory=ReflexSettings)
+  reflex: ReflexConfig = dataclasses.field(default_factory=ReflexConfig)  # w0 = reflex.weight
   ppo: ppo.PPOConfig = dataclasses.field(default_factory=lambda: ppo.PPOConfig(
       num_envs=64, num_timesteps=600_000, num_logs=20))
   sac: sac.SACConfig = dataclasses.field(default_factory=lambda: sac.SACConfig(
@@ -70,7 +58,7 @@ class ExperimentConfig:
 
 
 # Dataclasses whose __post_init__ checks name fields "Owner.field", → the key's section.
-CHECKED_SECTIONS = {"PPOConfig.": "ppo.", "SACConfig.": "sac.", "ReflexSettings.": "reflex."}
+CHECKED_SECTIONS = {"PPOConfig.": "ppo.", "SACConfig.": "sac.", "ReflexConfig.": "reflex."}
 
 
 class ConfigError(ValueError):
@@ -127,10 +115,6 @@ def validate(config: ExperimentConfig, *, check_budget: bool = True) -> None:
       registry.get(config.env).require()
     except (registry.UnknownEnvironmentError, registry.NoReflectionError) as error:
       raise ConfigError(f"variants {config.variants} need a reflection: {error}") from None
-  try:
-    reflex_config(config, {})
-  except ValueError as error:
-    raise ConfigError(f"reflex: {error}") from None
   if check_budget:
     algorithm_config = getattr(config, config.algo)
     if config.steps is not None:
@@ -142,11 +126,9 @@ def validate(config: ExperimentConfig, *, check_budget: bool = True) -> None:
       raise ConfigError(str(error)) from None
 
 
-def reflex_config(config: ExperimentConfig, flags: dict[str, Any]) -> ReflexConfig:
-  s = config.reflex
-  settings = dict(schedule=s.schedule, actor_loss=s.actor_loss, detach_target=s.detach_target,
-                  value_coef=s.value_coef)
-  return ReflexConfig(**(settings | flags))
+def variant_reflex(config: ExperimentConfig, variant: str) -> ReflexConfig:
+  """The experiment's `reflex` section with the variant's overrides."""
+  return dataclasses.replace(config.reflex, **VARIANTS[variant])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,25 +141,23 @@ class VariantGroup:
 
 
 def variant_groups(config: ExperimentConfig) -> list[VariantGroup]:
-  """The experiment's variants grouped by program. `baseline` joins `reflex` when both are
-  asked for (a zero weight makes the regularizer vanish); alone it is plain PPO/SAC."""
+  """The experiment's variants grouped by program: variants whose Reflex settings differ only
+  in the weight share one (e.g. `baseline` is `reflex` at weight 0). A group whose weights are
+  all 0 and that neither augments nor symmetrizes is plain PPO/SAC (config.reflex None)."""
   base = getattr(config, config.algo)
   if config.steps is not None:
     base = dataclasses.replace(base, num_timesteps=config.steps)
-  groups: dict[tuple, list[str]] = {}
+  groups: dict[ReflexConfig, list[str]] = {}
   for variant in config.variants:
-    flags, _ = VARIANTS[variant]
-    plain = variant == "baseline" and "reflex" not in config.variants
-    groups.setdefault(("plain",) if plain else tuple(sorted(flags.items())), []).append(variant)
+    groups.setdefault(dataclasses.replace(variant_reflex(config, variant), weight=0.0),
+                      []).append(variant)
   out = []
   for key, variants in groups.items():
-    if key == ("plain",):
-      algorithm_config, weights = base, (0.0,)
-    else:
-      algorithm_config = dataclasses.replace(
-          base, reflex=reflex_config(config, VARIANTS[variants[0]][0]))
-      weights = tuple(config.reflex.weight if VARIANTS[v][1] else 0.0 for v in variants)
-    out.append(VariantGroup("+".join(variants), tuple(variants), weights, algorithm_config))
+    weights = tuple(variant_reflex(config, v).weight for v in variants)
+    plain = not any(weights) and not key.augment and not key.symmetrize
+    algorithm_config = dataclasses.replace(base, reflex=None if plain else key)
+    out.append(VariantGroup("+".join(variants), tuple(variants), (0.0,) if plain else weights,
+                            algorithm_config))
   return out
 
 

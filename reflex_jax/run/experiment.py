@@ -228,8 +228,7 @@ def load_params(run_dir: str, group: run_config.VariantGroup,
     _, trainer = TRAINERS[config.algo].make_trainer(config.env, group.algorithm_config)
   weights = group.weights if group.algorithm_config.reflex is not None else None
   grid = runs.RunGrid.create(config.seed_list, list(weights) if weights else None,
-                             group.algorithm_config.reflex_weight,
-                             group.algorithm_config.reflex is not None, config.algo.upper())
+                             group.algorithm_config.reflex, config.algo.upper())
   abstract = jax.eval_shape(jax.vmap(trainer.init), grid.keys, grid.weights)
   checkpoints = RunCheckpoints(os.path.join(run_dir, "checkpoints", group.name))
   if checkpoints.latest() is None:

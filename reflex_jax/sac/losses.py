@@ -30,8 +30,9 @@ def mirrored(batch: dict, reflection) -> dict:
 
 def critic_loss(q_params, params: dict, target_q_params, batch: dict, key, alpha, weight, *,
                 net: ActorTwinCritic, gamma: float, reward_scaling: float,
-                reflex: ReflexConfig | None):
-  """Σ_i ½ mean (Q_i(s, a) − y)² + w λ_V Σ_i mean (Q_i(g_s s, g_a a) − Q_i(s, a))²."""
+                reflex: ReflexConfig | None, regularize: bool):
+  """Σ_i ½ mean (Q_i(s, a) − y)² + w λ_V Σ_i mean (Q_i(g_s s, g_a a) − Q_i(s, a))²; the
+  Reflex term (and its mirrored pass) only where `regularize` (regularizer.regularizes)."""
   normalizer = params["normalizer"]
   next_action, next_log_prob, _, _ = net.sample(params, batch["next_obs"], key)
   next_q = net.q_values(target_q_params, normalizer, batch["next_obs"], next_action)
@@ -39,7 +40,7 @@ def critic_loss(q_params, params: dict, target_q_params, batch: dict, key, alpha
       batch["reward"] * reward_scaling, batch["terminated"], jnp.min(next_q, axis=0),
       next_log_prob, alpha, gamma))
   g = net.reflection
-  if reflex is not None:  # one forward over [(s, a); (g s, g a)]
+  if regularize:  # one forward over [(s, a); (g s, g a)]
     both = net.q_values(q_params, normalizer,
                         jnp.concatenate([batch["obs"], g.reflect_obs(batch["obs"])]),
                         jnp.concatenate([batch["action"], g.reflect_action(batch["action"])]))
@@ -49,7 +50,7 @@ def critic_loss(q_params, params: dict, target_q_params, batch: dict, key, alpha
   td = 0.5 * jnp.sum(jnp.mean(jnp.square(q - target), axis=-1))
   metrics = dict(critic_loss=td, q_mean=jnp.mean(q), td_target_mean=jnp.mean(target))
   loss = td
-  if reflex is not None:
+  if regularize:
     invariance = q.shape[0] * regularizer.invariance_term(q, q_m, detach_target=reflex.detach_target)
     loss = loss + weight * reflex.value_coef * invariance
     metrics["reflex_critic"] = invariance
@@ -57,12 +58,12 @@ def critic_loss(q_params, params: dict, target_q_params, batch: dict, key, alpha
 
 
 def actor_loss(policy_params, params: dict, batch: dict, key, alpha, weight, *,
-               net: ActorTwinCritic, reflex: ReflexConfig | None):
+               net: ActorTwinCritic, reflex: ReflexConfig | None, regularize: bool):
   """mean(α log π(a|s) − min_i Q_i(s, a)) + w · actor equivariance, a ~ π reparameterized."""
   params = dict(params, policy=policy_params)
   obs = batch["obs"]
   g = net.reflection
-  if reflex is not None:  # one policy pass over [s; g s]
+  if regularize:  # one policy pass over [s; g s]
     loc_all, scale_all = net.distribution(params, jnp.concatenate([obs, g.reflect_obs(obs)]))
     (loc, loc_m), (scale, scale_m) = jnp.split(loc_all, 2), jnp.split(scale_all, 2)
   else:
@@ -73,7 +74,7 @@ def actor_loss(policy_params, params: dict, batch: dict, key, alpha, weight, *,
   sac = jnp.mean(alpha * log_prob - jnp.min(q, axis=0))
   metrics = dict(actor_loss=sac, entropy=-jnp.mean(log_prob))
   loss = sac
-  if reflex is not None:
+  if regularize:
     term = regularizer.actor_term(g, loc, scale, loc_m, scale_m, kind=reflex.actor_loss,
                                   detach_target=reflex.detach_target)
     loss = loss + weight * term

@@ -56,8 +56,7 @@ class SACConfig:
   mask_nonfinite: bool = False       # end episodes at NaN/inf simulator steps (envs.NonFiniteMask)
   num_logs: int = 10
   num_eval_envs: int = 16
-  reflex: regularizer.ReflexConfig | None = None
-  reflex_weight: float = 0.1
+  reflex: regularizer.ReflexConfig | None = None  # None: plain SAC; w0 is reflex.weight
   num_devices: int | None = None
 
   def __post_init__(self):
@@ -72,7 +71,6 @@ class SACConfig:
     checks.in_unit_interval(self, "gamma")
     checks.positive(self, "learning_rate", "init_alpha", "reward_scaling", "max_grad_norm",
                     "episode_length", "action_repeat", "num_devices")
-    checks.non_negative(self, "reflex_weight")
     if self.buffer_size < self.num_envs:
       raise ValueError(f"SACConfig.buffer_size {self.buffer_size} holds less than one step of "
                        f"{self.num_envs} envs")
@@ -106,9 +104,14 @@ class Trainer:
   """The pure functions of one run: `init`, `prefill`, `train_chunk`."""
 
   def __init__(self, env: Env, config: SACConfig, reflection: Reflection | None,
-               iterations_per_log: int, total_iterations: int, prefill_iterations: int):
+               iterations_per_log: int, total_iterations: int, prefill_iterations: int, *,
+               regularize: bool | None = None):
+    """`regularize`: compute the Reflex terms (regularizer.regularizes of the runs' weights;
+    default: of config.reflex.weight)."""
     reflection = runs.trainer_reflection(env, config, reflection)
     self.env, self.config, self.reflection = env, config, reflection
+    self.regularize = (regularizer.regularizes(config.reflex, getattr(config.reflex, "weight", 0))
+                       if regularize is None else regularize)
     self.iterations_per_log, self.total_iterations = iterations_per_log, total_iterations
     self.prefill_iterations = prefill_iterations
     self.net = ActorTwinCritic.create(
@@ -183,13 +186,15 @@ class Trainer:
 
     (_, critic_metrics), q_grads = jax.value_and_grad(losses.critic_loss, has_aux=True)(
         params["q"], params, params["target_q"], batch, k_critic, alpha, weight, net=net,
-        gamma=c.gamma, reward_scaling=c.reward_scaling, reflex=c.reflex)
+        gamma=c.gamma, reward_scaling=c.reward_scaling, reflex=c.reflex,
+        regularize=self.regularize)
     q_updates, q_opt = self.optimizer.update(q_grads, opt_state["q"], params["q"])
     q_params = optax.apply_updates(params["q"], q_updates)
 
     (_, (actor_metrics, log_prob)), policy_grads = jax.value_and_grad(
         losses.actor_loss, has_aux=True)(params["policy"], dict(params, q=q_params), batch,
-                                         k_actor, alpha, weight, net=net, reflex=c.reflex)
+                                         k_actor, alpha, weight, net=net, reflex=c.reflex,
+                                         regularize=self.regularize)
     policy_updates, policy_opt = self.optimizer.update(policy_grads, opt_state["policy"],
                                                        params["policy"])
     alpha_grad = jax.grad(losses.alpha_loss)(params["log_alpha"], log_prob, self.target_entropy)
@@ -237,8 +242,8 @@ class Trainer:
     return state, out
 
 
-def make_trainer(env: str | Env, config: SACConfig, reflection: Reflection | None = None
-                 ) -> tuple[Env, Trainer]:
+def make_trainer(env: str | Env, config: SACConfig, reflection: Reflection | None = None, *,
+                 regularize: bool | None = None) -> tuple[Env, Trainer]:
   """(the single simulator, the Trainer) for `config`: prefill iterations, then iterations
   rounded so every logging interval runs the same number."""
   sim = runs.simulator(env, config.equalize_asymmetries)
@@ -249,7 +254,8 @@ def make_trainer(env: str | Env, config: SACConfig, reflection: Reflection | Non
   remaining = max(-(-config.num_timesteps // config.steps_per_iteration) - prefill,
                   config.num_logs)
   per_log = -(-remaining // config.num_logs)
-  return sim, Trainer(train_env, config, reflection, per_log, per_log * config.num_logs, prefill)
+  return sim, Trainer(train_env, config, reflection, per_log, per_log * config.num_logs, prefill,
+                      regularize=regularize)
 
 
 def train(env: str | Env, config: SACConfig = SACConfig(), seed: int | Sequence[int] = 0, *,
@@ -263,10 +269,10 @@ def train(env: str | Env, config: SACConfig = SACConfig(), seed: int | Sequence[
   buffer is part of the checkpointed state. metrics add the SAC losses, α, Q statistics and
   `gradient_updates_per_second`.
   """
-  grid = runs.RunGrid.create(seed, reflex_weight, config.reflex_weight,
-                             config.reflex is not None, "SAC")
+  grid = runs.RunGrid.create(seed, reflex_weight, config.reflex, "SAC")
   config.budget().check("num_timesteps", notify=True)
-  sim, trainer = make_trainer(env, config, reflection)
+  sim, trainer = make_trainer(env, config, reflection,
+                              regularize=regularizer.regularizes(config.reflex, grid.weights))
 
   def init():
     state = jax.jit(jax.vmap(trainer.init))(grid.keys, grid.weights)

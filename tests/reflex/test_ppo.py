@@ -145,7 +145,6 @@ def test_bad_config_is_named(change, message):
     (dict(entropy_coef=-1e-3), "PPOConfig.entropy_coef must be finite and >= 0, got -0.001"),
     (dict(value_coef=-0.5), "PPOConfig.value_coef must be finite and >= 0, got -0.5"),
     (dict(max_grad_norm=0.0), "PPOConfig.max_grad_norm must be finite and > 0, got 0.0"),
-    (dict(reflex_weight=-5.0), "PPOConfig.reflex_weight must be finite and >= 0, got -5.0"),
 ])
 def test_bad_values_are_named(change, message):
   with pytest.raises(ValueError) as error:
@@ -153,6 +152,8 @@ def test_bad_values_are_named(change, message):
   assert message in str(error.value)
   with pytest.raises(ValueError, match="ReflexConfig.value_coef must be finite and >= 0"):
     ppo.ReflexConfig(value_coef=-1.0)
+  with pytest.raises(ValueError, match="ReflexConfig.weight must be finite and >= 0, got -5.0"):
+    ppo.ReflexConfig(weight=-5.0)
 
 
 def test_train_refuses_a_budget_it_would_overshoot_by_far():

@@ -80,7 +80,7 @@ def test_ppo_loss_against_hand_computed_values():
   eps, vclip, vcoef, ecoef = 0.2, 0.3, 0.5, 0.01
   loss, m = ppo_loss(params, batch, 0.0, net=net, clip_epsilon=eps, value_clip=vclip,
                      value_coef=vcoef, entropy_coef=ecoef, normalize_advantages=True,
-                     reflex=None)
+                     reflex=None, regularize=False)
 
   # By hand, in numpy.
   log_prob = (-0.5 * ((raw - loc) / scale) ** 2 - np.log(scale) - 0.5 * np.log(2 * np.pi)).sum(-1)
@@ -150,7 +150,7 @@ def test_reflex_gradients_reach_both_networks_and_respect_detach():
 
   def reflex_only(t, reflex):  # zero advantages and value coef: only the Reflex terms remain
     return ppo_loss(dict(t, normalizer=params["normalizer"]), batch, 1.0, reflex=reflex,
-                    **kwargs)[0]
+                    regularize=True, **kwargs)[0]
 
   grads = jax.grad(reflex_only)(trainable, regularizer.ReflexConfig())
   assert optax_norm(grads["policy"]) > 0 and optax_norm(grads["value"]) > 0

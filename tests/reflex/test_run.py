@@ -39,6 +39,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
     (["ppo.entropy_coef=-0.01"], "ppo.entropy_coef must be finite and >= 0, got -0.01"),
     (["reflex.weight=-5"], "reflex.weight must be finite and >= 0, got -5.0"),
     (["reflex.value_coef=-1"], "reflex.value_coef must be finite and >= 0, got -1.0"),
+    # w0 has one home, reflex.weight: the algorithm sections do not take it.
+    (["ppo.reflex_weight=0.3"], "reflex_weight"),
+    (["algo=sac", "sac.reflex_weight=0.3"], "reflex_weight"),
     (["algo=sac", "sac.gamma=1.5"], "sac.gamma must be in [0, 1], got 1.5"),
     (["algo=sac", "sac.learning_rate=0"], "sac.learning_rate must be finite and > 0, got 0.0"),
     (["algo=sac", "sac.init_alpha=-1"], "sac.init_alpha must be finite and > 0, got -1.0"),

@@ -128,9 +128,9 @@ def _reflex_terms(net, params, batch):
   def terms(params, batch):
     _, critic = losses.critic_loss(params["q"], params, params["target_q"], batch,
                                    jax.random.key(2), 1.0, 1.0, net=net, gamma=0.99,
-                                   reward_scaling=1.0, reflex=reflex)
+                                   reward_scaling=1.0, reflex=reflex, regularize=True)
     _, (actor, _) = losses.actor_loss(params["policy"], params, batch, jax.random.key(3), 1.0,
-                                      1.0, net=net, reflex=reflex)
+                                      1.0, net=net, reflex=reflex, regularize=True)
     return critic["reflex_critic"], actor["reflex_actor"]
   return terms(params, batch)
 
@@ -156,9 +156,24 @@ def test_critic_gradient_includes_the_invariance_term_with_its_weight():
   def loss(weight):
     return losses.critic_loss(params["q"], params, params["target_q"], batch, jax.random.key(2),
                               1.0, weight, net=net, gamma=0.99, reward_scaling=1.0,
-                              reflex=sac.ReflexConfig(value_coef=2.0))
+                              reflex=sac.ReflexConfig(value_coef=2.0), regularize=True)
   (l0, m0), (l1, m1) = loss(0.0), loss(0.5)
   np.testing.assert_allclose(l1 - l0, 0.5 * 2.0 * m1["reflex_critic"], rtol=1e-5)
+
+
+def test_only_a_regularizing_program_computes_the_mirrored_passes():
+  """One static flag for both losses: no Reflex terms for plain runs, for groups whose every
+  w0 is 0 (augment-only), or for symmetrized networks."""
+  from reflex_jax.regularizer import regularizes  # pylint: disable=import-outside-toplevel
+  assert not regularizes(None, [0.1])
+  assert not regularizes(sac.ReflexConfig(augment=True), [0.0, 0.0])
+  assert not regularizes(sac.ReflexConfig(symmetrize=True), [0.1])
+  assert regularizes(sac.ReflexConfig(), [0.0, 0.1]) and regularizes(sac.ReflexConfig(), 0.1)
+  env = envs.make(ENV, num_envs=4)
+  augment_only = sac.ReflexConfig(augment=True, weight=0.0)
+  config = dataclasses.replace(TINY, num_envs=4, reflex=augment_only)
+  assert not Trainer(env, config, None, 1, 1, 1).regularize
+  assert Trainer(env, config, None, 1, 1, 1, regularize=True).regularize
 
 
 def test_one_update_moves_targets_by_tau():
@@ -232,6 +247,10 @@ def test_reflex_options_train(augment, symmetrize, monkeypatch):
   assert np.all(np.isfinite(metrics["critic_loss"])) and np.all(np.isfinite(metrics["actor_loss"]))
   if symmetrize:  # hard equivariance: the measured error is rounding only
     assert np.all(metrics["policy_symmetry_error"] < 1e-5)
+    # and its Reflex terms are exactly 0: the program does not compute the mirrored passes
+    assert "reflex_critic" not in metrics and "reflex_actor" not in metrics
+  else:
+    assert np.all(np.isfinite(metrics["reflex_critic"]))
 
   iterations = TINY.num_timesteps // TINY.num_envs - TINY.learning_starts // TINY.num_envs
   assert len(seen) == iterations * TINY.grad_updates_per_step
@@ -258,7 +277,6 @@ def test_reflex_options_train(augment, symmetrize, monkeypatch):
     (dict(init_alpha=-1.0), "SACConfig.init_alpha must be finite and > 0, got -1.0"),
     (dict(reward_scaling=float("inf")), "SACConfig.reward_scaling must be finite and > 0"),
     (dict(max_grad_norm=-1.0), "SACConfig.max_grad_norm must be finite and > 0, got -1.0"),
-    (dict(reflex_weight=-0.1), "SACConfig.reflex_weight must be finite and >= 0, got -0.1"),
     (dict(tau=0.0), "SACConfig.tau must be in (0, 1], got 0.0"),
 ])
 def test_bad_values_are_named(change, message):
