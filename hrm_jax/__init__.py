@@ -1,5 +1,3 @@
-"""HRM-Text in JAX/Flax NNX (model, data, training, generation, evaluation).
-
-The model arrives with issue #4, training with #5 and inference/evaluation with #8; this
-package exists now so both halves share one installable distribution.
-"""
+"""HRM-Text in JAX/Flax NNX: model/ (architectures, Hugging Face format), data/ (sources,
+tokenizers, packing), train/ (loop, optimizer, sharding, checkpoints), generate.py (KV-cached
+decoding) and eval/ (the paper's benchmarks)."""

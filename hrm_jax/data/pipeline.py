@@ -25,8 +25,6 @@ from hrm_jax.data.layout import (IGNORE, EmptyResponseError, InstructionTooLongE
 from hrm_jax.data.tokenizer import PAD, load_tokenizer
 
 log = logging.getLogger(__name__)
-ROW_FIELDS = ("tokens", "labels", "segment_ids", "positions", "prefix_lengths")
-MIXTURE_KEYS = ("name", "weight", "cap")
 
 
 @dataclasses.dataclass

@@ -1,4 +1,5 @@
-"""Workarounds for known incompatibilities in the pinned simulators, applied on import.
+"""Workarounds for known incompatibilities in the pinned simulators, applied by the adapters
+(envs/brax.py, envs/playground.py) when they first make an environment.
 
 Each one is applied only where the problem exists, so an upgrade that fixes it upstream
 makes it a no-op.

@@ -3,7 +3,8 @@
     python -m reflex_jax.train env=brax/ant algo=ppo reflex.weight=0.1 seeds=8
 
 OmegaConf checks every key and value against the dataclasses (PPOConfig and SACConfig
-included), so a misspelt key or a bad choice fails at once with the valid ones named.
+included), so a misspelt key or a bad choice fails at load time, before anything runs, with
+the valid ones named.
 """
 
 from __future__ import annotations
