@@ -157,7 +157,7 @@ def hrm_benchmark(size: str, seq_len: int, rows_per_device: int, bp_steps: int, 
                         model_config(train_cfg).max_position_embeddings)
   overrides["max_position_embeddings"] = max(limit, seq_len)
   config = model_config(train_cfg)
-  bp_steps = min(bp_steps, config.num_calls)
+  bp_steps = config.window(bp_steps)
 
   train_cfg.mesh = MeshConfig(data=1, fsdp=-1, tensor=1)  # FSDP over every device
   train_cfg.schedule.accumulation = 1

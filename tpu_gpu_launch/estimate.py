@@ -77,8 +77,8 @@ def schedule_flops(config: TrainConfig) -> tuple[int, float]:
 def _mean_flops_per_token(model, seq_len: int, steps: int, kind: str, start: int, end: int,
                           warmup_fraction: float) -> float:
   windows = collections.Counter(
-      min(bp_steps_at(update, steps, kind, start=start, end=end, warmup_fraction=warmup_fraction),
-          model.num_calls)
+      model.window(bp_steps_at(update, steps, kind, start=start, end=end,
+                               warmup_fraction=warmup_fraction))
       for update in range(1, steps + 1))
   return sum(n * train_flops(model, seq_len, bp) for bp, n in windows.items()) / steps
 

@@ -126,7 +126,7 @@ def check_hrm(files: list[str], overrides: list[str], steps: int,
       f"accumulation {config.schedule.accumulation}, {model.compute_dtype}, remat {model.remat}")
   iterator = iter(make_dataset(dataclasses.replace(config.data, worker_count=0)))
   batch = sharding.put_batch(next(iterator), program.mesh)
-  bp = min(config.schedule.bp_end, model.num_calls)
+  bp = model.window(config.schedule.bp_end)
   step = program.step(bp)
   t0 = time.perf_counter()
   compiled = step.lower(program.buffers, program.abstract_state(), batch).compile()

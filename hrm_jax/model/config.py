@@ -102,6 +102,12 @@ class ModelConfig:
       return self.H_cycles * (self.L_cycles + 1)
     return {"ut": self.num_loops, "transformer": 1, "rins": self.num_loops + 1}[self.architecture]
 
+  def window(self, bp_steps: int) -> int:
+    """The gradient window this model runs for a scheduled `bp_steps`: clamped to its calls
+    (a one-pass transformer has one). The one place every caller (training loop, estimate,
+    plan, preflight, bench) asks."""
+    return min(bp_steps, self.num_calls)
+
   @property
   def num_stacks(self) -> int:
     """Distinct parameter sets of blocks: H and L for HRM and RINS, one otherwise."""

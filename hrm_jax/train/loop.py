@@ -374,7 +374,7 @@ def _bp_steps(config: TrainConfig, model_cfg, update: int) -> int:
   s = config.schedule
   bp = bp_steps_at(update, s.steps, s.bp_schedule, start=s.bp_start, end=s.bp_end,
                    warmup_fraction=s.bp_warmup_fraction)
-  return min(bp, model_cfg.num_calls)  # a one-pass transformer has one call
+  return model_cfg.window(bp)
 
 
 def _summarize(fetched, seconds, tokens_per_step, bp, flops_per_token, peak, devices) -> dict:

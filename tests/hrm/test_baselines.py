@@ -226,9 +226,11 @@ def test_flops_per_token_count_blocks_and_the_gradient_window():
     assert flops.forward_flops(config, seq) == pytest.approx(forward_blocks * block + head)
     assert flops.train_flops(config, seq, bp) == pytest.approx(
         forward_blocks * block + head + 2 * (window_blocks * block + head)), name
-  # a window reaches only calls that exist
+  # a window reaches only calls that exist; a scheduled one is clamped to them (config.window)
   with pytest.raises(ValueError, match="bp_steps must be in"):
     flops.train_flops(authors_baseline(b, "transformer"), seq, 2)
+  assert authors_baseline(b, "transformer").window(5) == 1
+  assert (b.window(5), b.window(9)) == (5, 8)
   with pytest.raises(ValueError, match="bp_steps must be in"):
     flops.train_flops(authors_baseline(b, "rins"), seq, 9)
 
