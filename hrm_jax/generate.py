@@ -19,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from hrm_jax.data.tokenizer import BOQ, EOA, EOQ, PAD
+from hrm_jax.data.layout import prompt_tokens
+from hrm_jax.data.tokenizer import EOA, PAD
 from hrm_jax.model.attention import Segments
 
 PROMPT_BUCKET = 16  # prompts pad to a multiple of this, so few lengths compile
@@ -37,10 +38,6 @@ class Sampling:
     if self.temperature < 0 or self.top_k < 0 or not 0.0 < self.top_p <= 1.0:
       raise ValueError(f"bad sampling settings {self}: need temperature >= 0, top_k >= 0, "
                        "0 < top_p <= 1")
-
-
-def prompt_tokens(tokenizer, instruction: str, tags=()) -> list[int]:
-  return [BOQ, *tokenizer.condition_ids(tags), *tokenizer.encode(instruction), EOQ]
 
 
 def sample(logits_BV: jax.Array, key: jax.Array, sampling: Sampling) -> jax.Array:

@@ -29,12 +29,18 @@ class InstructionTooLongError(ValueError):
   (instructions are never truncated: the question would change)."""
 
 
+def prompt_tokens(tokenizer, instruction: str, tags=()) -> list[int]:
+  """I = [BOQ, cond…, instruction…, EOQ]: the prefix of a training sample and the prompt that
+  generation and evaluation feed the model (one function, so the two cannot drift apart)."""
+  return [BOQ, *tokenizer.condition_ids(tags), *tokenizer.encode(instruction), EOQ]
+
+
 def make_sample(tokenizer, instruction: str, response: str, tags=(), *,
                 max_length: int | None = None) -> Sample:
   """One training sample; an over-long response is truncated (the instruction never is)."""
   if not response:
     raise EmptyResponseError("empty response")
-  prefix = [BOQ, *tokenizer.condition_ids(tags), *tokenizer.encode(instruction), EOQ]
+  prefix = prompt_tokens(tokenizer, instruction, tags)
   answer = [*tokenizer.encode(response), EOA]
   if max_length is not None:
     room = max_length + 1 - len(prefix)  # input drops R's last token

@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hrm_jax.data.layout import prompt_tokens
 from hrm_jax.eval.runner import load_model
-from hrm_jax.generate import Sampling, generate, prompt_tokens
+from hrm_jax.generate import Sampling, generate
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,9 +31,10 @@ import os
 import numpy as np
 import tqdm
 
+from hrm_jax.data.layout import prompt_tokens
 from hrm_jax.data.tokenizer import ByteTokenizer, load_tokenizer
 from hrm_jax.eval.benchmarks import Benchmark, Item
-from hrm_jax.generate import Sampling, generate, prompt_tokens
+from hrm_jax.generate import Sampling, generate
 
 LIMIT_BUCKET = 128  # compiled new-token lengths round up to this: few distinct programs
 

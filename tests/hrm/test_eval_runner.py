@@ -11,11 +11,12 @@ import sys
 import pytest
 from conftest import TINY, make_model
 
+from hrm_jax.data.layout import prompt_tokens
 from hrm_jax.data.tokenizer import ByteTokenizer
 from hrm_jax.eval import runner
 from hrm_jax.eval.__main__ import main as eval_main
 from hrm_jax.eval.benchmarks import BENCHMARKS, Item
-from hrm_jax.generate import Sampling, generate, prompt_tokens
+from hrm_jax.generate import Sampling, generate
 from hrm_jax.model import hf_io
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -8,8 +8,8 @@ from conftest import BYTE_TINY, TINY, make_model, padded_logits
 
 from hrm_jax.data.tokenizer import EOA, ByteTokenizer
 from hrm_jax.eval.answers import last_boxed
-from hrm_jax.generate import (Sampling, generate, greedy_answers, prompt_tokens,
-                              recompute_generate, sample)
+from hrm_jax.data.layout import prompt_tokens
+from hrm_jax.generate import Sampling, generate, greedy_answers, recompute_generate, sample
 
 
 INSTRUCTIONS = ("Reverse the string: abc", "What is 12 + 3?", "Sort: 3 1 2 and more words")
