@@ -60,13 +60,12 @@ def ppo_loss(params, batch: Batch, reflex_weight, *, net: ActorCritic, clip_epsi
              regularize: bool):
   """Clipped surrogate + value loss − entropy bonus + w_t · Reflex terms; (loss, metrics).
   `regularize` (regularizer.regularizes, static): whether the Reflex terms are computed."""
-  regularized = regularize
   obs = batch.obs
-  if regularized:  # one forward pass over [s; g_s s]: fewer, larger matmuls than two passes
+  if regularize:  # one forward pass over [s; g_s s]: fewer, larger matmuls than two passes
     obs = jnp.concatenate([obs, net.reflection.reflect_obs(obs)], axis=0)
   loc, scale = net.distribution(params, obs)
   value = net.value_fn(params, obs)
-  if regularized:
+  if regularize:
     (loc, loc_m), (scale, scale_m), (value, value_m) = (
         jnp.split(x, 2, axis=0) for x in (loc, scale, value))
   log_ratio = gaussian_log_prob(batch.raw_action, loc, scale) - batch.log_prob
@@ -89,7 +88,7 @@ def ppo_loss(params, batch: Batch, reflex_weight, *, net: ActorCritic, clip_epsi
   metrics = dict(policy_loss=policy_loss, value_loss=value_loss, entropy=entropy,
                  approx_kl=jnp.mean((ratio - 1) - log_ratio),
                  clip_fraction=jnp.mean(jnp.abs(ratio - 1) > clip_epsilon))
-  if regularized:
+  if regularize:
     actor = regularizer.actor_term(net.reflection, loc, scale, loc_m, scale_m,
                                    kind=reflex.actor_loss, detach_target=reflex.detach_target)
     critic = regularizer.invariance_term(value, value_m, detach_target=reflex.detach_target)
