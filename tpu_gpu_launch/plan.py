@@ -21,7 +21,7 @@ import dataclasses
 import sys
 
 from hrm_jax.model.config import ModelConfig
-from hrm_jax.model.flops import calls_with_gradient, parameter_count
+from hrm_jax.model.flops import parameter_count
 from hrm_jax.train.config import ConfigError, TrainConfig, load_config, model_config
 from hrm_jax.train.sharding import MeshConfig
 
@@ -95,7 +95,7 @@ def activation_bytes_per_row(model: ModelConfig, seq_len: int, bp_steps: int) ->
                "dots_no_batch": (4 * w + 2 * f + 3 * d) * dtype_bytes}
   per_block["dots"] = per_block["dots_no_batch"] + scores
   per_block["none"] = 2 * per_block["dots"]
-  calls = calls_with_gradient(model, model.window(bp_steps))
+  calls = sum(model.gradient_calls(model.window(bp_steps)))
   kept = calls * model.num_layers_per_stack * per_block[model.remat]
   logits = 3 * model.vocab_size * 4
   return seq_len * (kept + logits + 2 * scores)

@@ -1,11 +1,41 @@
-"""HRM-Text model and baselines (Flax NNX)."""
+"""HRM-Text model and baselines (Flax NNX).
+
+ARCHITECTURES is the one place where `ModelConfig.architecture` is dispatched. An entry is a
+LanguageModel subclass, which builds the model and declares what ModelConfig answers about it
+(num_calls, gradient_calls, num_stacks, takes_loop_init). A new architecture is a subclass
+plus one entry here.
+"""
+
+from flax import nnx
 
 from hrm_jax.model.attention import Segments, attention_mask
 from hrm_jax.model.baselines import (AUTHORS_BASELINES, AUTHORS_BP_STEPS, Looped, Rins,
-                                     authors_baseline, build, matched_flops)
+                                     Transformer, authors_baseline, matched_flops)
 from hrm_jax.model.config import PRESETS, ModelConfig, preset
-from hrm_jax.model.hrm import Buffer, HrmText, LanguageModel, gradient_window
+from hrm_jax.model.hrm import Buffer, HrmText, LanguageModel, Trm
 
-__all__ = ["AUTHORS_BASELINES", "AUTHORS_BP_STEPS", "Buffer", "HrmText", "LanguageModel",
-           "Looped", "ModelConfig", "PRESETS", "Rins", "Segments", "attention_mask",
-           "authors_baseline", "build", "gradient_window", "matched_flops", "preset"]
+ARCHITECTURES: dict[str, type[LanguageModel]] = {
+    "hrm": HrmText,
+    "trm": Trm,
+    "ut": Looped,
+    "transformer": Transformer,
+    "rins": Rins,
+}
+
+
+def architecture(name: str) -> type[LanguageModel]:
+  """The class registered as `name`."""
+  if name not in ARCHITECTURES:
+    raise ValueError(f"ModelConfig.architecture={name!r}; choose one of {tuple(ARCHITECTURES)}")
+  return ARCHITECTURES[name]
+
+
+def build(config: ModelConfig, *, rngs: nnx.Rngs) -> LanguageModel:
+  """The model for `config.architecture`."""
+  return architecture(config.architecture)(config, rngs=rngs)
+
+
+__all__ = ["ARCHITECTURES", "AUTHORS_BASELINES", "AUTHORS_BP_STEPS", "Buffer", "HrmText",
+           "LanguageModel", "Looped", "ModelConfig", "PRESETS", "Rins", "Segments",
+           "Transformer", "Trm", "architecture", "attention_mask", "authors_baseline", "build",
+           "matched_flops", "preset"]

@@ -16,7 +16,7 @@ in the exit RMSNorm; "from z_L_init" is HRM's fixed random start for z_L.
                                                 z_L_init; then H(z_L), no injection
 
 bp_steps counts the calls, from the last, that carry gradient (with H prioritized in the HRM
-recurrence, `gradient_window`); the others run without gradient, as the authors' calls under
+recurrence; ModelConfig.gradient_calls says which); the others run without gradient, as the authors' calls under
 `torch.no_grad`. Only HRM warms its window up (2 → 5 over the first 20 % of training); the
 baselines keep theirs fixed (`AUTHORS_BP_STEPS`): UT's 2 of 4 loops (bp_cycles), TRM's last
 L and last H call (H_bp_steps = L_bp_steps = 1), the matched-recurrence TRM's H0, L3–L5, H1
@@ -42,15 +42,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from hrm_jax.model.config import ModelConfig
-from hrm_jax.model.hrm import Buffer, HrmText, LanguageModel, run_cached
+from hrm_jax.model.hrm import LanguageModel, fixed_start, run_cached
 from hrm_jax.model.stack import Stack
-
-
-def _fixed_start(config: ModelConfig, rngs: nnx.Rngs) -> Buffer:
-  """A fixed random start state drawn as HrmText's z_L_init (std 1, truncated at 2 std and
-  rescaled back to unit std)."""
-  z = jax.random.truncated_normal(rngs.params(), -2.0, 2.0, (config.hidden_size,))
-  return Buffer(z / 0.87962566)
 
 
 def _start(model, x_BTD):
@@ -58,13 +51,6 @@ def _start(model, x_BTD):
   if model.config.loop_init == "zeros":
     return jnp.zeros_like(x_BTD)
   return jnp.broadcast_to(model.z_L_init[...].astype(x_BTD.dtype), x_BTD.shape)
-
-
-def _calls_with_gradient(bp_steps: int | None, calls: int) -> int:
-  with_grad = calls if bp_steps is None else bp_steps
-  if not 1 <= with_grad <= calls:
-    raise ValueError(f"bp_steps must be in [1, {calls}], got {bp_steps}")
-  return with_grad
 
 
 def _loops(config, stack, z, u, cos, sin, mask, count: int, with_grad: int):
@@ -77,23 +63,26 @@ def _loops(config, stack, z, u, cos, sin, mask, count: int, with_grad: int):
 
 
 class Looped(LanguageModel):
-  """z ← S(z, x) `num_loops` times (the transformer: once) from `loop_init`; the last
-  `bp_steps` loops carry gradient."""
+  """UT: z ← S(z, x) `num_loops` times from `loop_init`; the last `bp_steps` loops carry
+  gradient."""
+
+  num_stacks = 1
+  takes_loop_init = True
 
   def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
     super().__init__(config, rngs=rngs)
     self.stack = Stack(config, config.num_layers_per_stack, rngs=rngs)
     if config.loop_init == "z_L_init":
-      self.z_L_init = _fixed_start(config, rngs)
+      self.z_L_init = fixed_start(config, rngs)
+
+  @classmethod
+  def num_calls(cls, config: ModelConfig) -> int:
+    return config.num_loops
 
   def core(self, x_BTD, cos_BTH, sin_BTH, mask_B1TT, bp_steps):
-    loops = self.config.num_calls
-    return _loops(self.config, self.stack, _start(self, x_BTD), x_BTD, cos_BTH, sin_BTH,
-                  mask_B1TT, loops, _calls_with_gradient(bp_steps, loops))
-
-  @property
-  def num_cached_calls(self) -> int:
-    return self.config.num_calls
+    c = self.config
+    return _loops(c, self.stack, _start(self, x_BTD), x_BTD, cos_BTH, sin_BTH, mask_B1TT,
+                  c.num_calls, sum(c.gradient_calls(bp_steps)))
 
   def cached_core(self, x_BtD, cos_BtH, sin_BtH, mask_B1tS, cache, start_B):
     z = _start(self, x_BtD)
@@ -103,10 +92,21 @@ class Looped(LanguageModel):
     return z, cache
 
 
+class Transformer(Looped):
+  """One pass of the stack: z = S(loop_init, x)."""
+
+  @classmethod
+  def num_calls(cls, config: ModelConfig) -> int:
+    return 1
+
+
 class Rins(LanguageModel):
   """RINS: z_L ← L(z_L, x) `num_loops` times from `loop_init`, then one H pass over z_L
   without input injection, z = H(z_L). H and L are separate n-block stacks. The last
   `bp_steps` calls carry gradient: the H call and the last bp_steps − 1 loops."""
+
+  num_stacks = 2
+  takes_loop_init = True
 
   def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
     super().__init__(config, rngs=rngs)
@@ -114,25 +114,24 @@ class Rins(LanguageModel):
     self.L_module = Stack(config, n, rngs=rngs)
     self.H_module = Stack(config, n, rngs=rngs)
     if config.loop_init == "z_L_init":
-      self.z_L_init = _fixed_start(config, rngs)
+      self.z_L_init = fixed_start(config, rngs)
+
+  @classmethod
+  def num_calls(cls, config: ModelConfig) -> int:
+    return config.num_loops + 1
 
   def core(self, x_BTD, cos_BTH, sin_BTH, mask_B1TT, bp_steps):
     c = self.config
-    with_grad = _calls_with_gradient(bp_steps, c.num_calls)
     z_L = _loops(c, self.L_module, _start(self, x_BTD), x_BTD, cos_BTH, sin_BTH, mask_B1TT,
-                 c.num_loops, with_grad - 1)
+                 c.num_loops, sum(c.gradient_calls(bp_steps)) - 1)
     return self.H_module(z_L, None, cos_BTH, sin_BTH, mask_B1TT)
 
   def gradient_free(self, bp_steps: int | None) -> frozenset[str]:
-    """At bp 1 only the H call is in the window: neither L nor the embedding (read by the L
+    """With only the H call in the window (bp 1), neither L nor the embedding (read by the L
     calls only) gets gradient."""
-    if bp_steps is None or bp_steps > 1:
+    if any(self.config.gradient_calls(bp_steps)[:-1]):
       return frozenset()
     return frozenset({"embed_tokens", "L_module"})
-
-  @property
-  def num_cached_calls(self) -> int:
-    return self.config.num_calls
 
   def cached_core(self, x_BtD, cos_BtH, sin_BtH, mask_B1tS, cache, start_B):
     """Slots 0 … num_loops − 1: the L loops; slot num_loops: the H call."""
@@ -142,15 +141,6 @@ class Rins(LanguageModel):
       z, cache = run_cached(self.L_module, z, x_BtD, cos_BtH, sin_BtH, mask_B1tS, cache, call,
                             start_B)
     return run_cached(self.H_module, z, None, cos_BtH, sin_BtH, mask_B1tS, cache, loops, start_B)
-
-
-def build(config: ModelConfig, *, rngs: nnx.Rngs) -> LanguageModel:
-  """The model for `config.architecture`."""
-  if config.architecture in ("hrm", "trm"):
-    return HrmText(config, rngs=rngs)
-  if config.architecture == "rins":
-    return Rins(config, rngs=rngs)
-  return Looped(config, rngs=rngs)
 
 
 # The fixed gradient window each of the authors' baselines trains with (schedule.bp_schedule

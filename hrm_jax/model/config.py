@@ -6,7 +6,6 @@ import dataclasses
 import math
 
 ATTENTION_MODES = ("prefix_lm", "causal", "bidirectional")
-ARCHITECTURES = ("hrm", "trm", "ut", "transformer", "rins")
 LOOP_INITS = ("zeros", "z_L_init")
 REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")
 
@@ -45,11 +44,11 @@ class ModelConfig:
   scan_unroll: bool = False
   attention_impl: str | None = None  # None lets JAX choose (cuDNN on GPU where it can); "xla"
   pad_token_id: int = 0
-  # Baselines behind the same interface (baselines.py): "trm" shares one stack between the H
-  # and L roles; "ut" loops one stack `num_loops` times; "transformer" is one pass; "rins"
-  # loops the L stack `num_loops` times, then makes one H pass. `loop_init` is the state the
-  # loops of ut, transformer and rins start from: zeros, or a fixed random z_L_init as HRM's
-  # z_L (the authors' UT and RINS).
+  # A name in hrm_jax.model.ARCHITECTURES. The baselines (baselines.py): "trm" shares one stack
+  # between the H and L roles; "ut" loops one stack `num_loops` times; "transformer" is one
+  # pass; "rins" loops the L stack `num_loops` times, then makes one H pass. `loop_init` is the
+  # state the loops of ut, transformer and rins start from: zeros, or a fixed random z_L_init
+  # as HRM's z_L (the authors' UT and RINS).
   architecture: str = "hrm"
   num_loops: int = 8
   loop_init: str = "zeros"
@@ -62,14 +61,12 @@ class ModelConfig:
         raise ValueError(f"ModelConfig.{name} must be positive, got {getattr(self, name)}")
     if self.head_dim % 2:
       raise ValueError(f"ModelConfig.head_dim must be even for rotary embeddings, got {self.head_dim}")
-    if self.architecture not in ARCHITECTURES:
-      raise ValueError(f"ModelConfig.architecture={self.architecture!r}; "
-                       f"choose one of {ARCHITECTURES}")
+    arch = self.model_class  # an unknown architecture is named here
     if self.loop_init not in LOOP_INITS:
       raise ValueError(f"ModelConfig.loop_init={self.loop_init!r}; choose one of {LOOP_INITS}")
-    if self.loop_init != "zeros" and self.architecture in ("hrm", "trm"):
-      raise ValueError(f"ModelConfig.loop_init is for ut, transformer and rins; "
-                       f"{self.architecture!r} always starts z_L at z_L_init")
+    if self.loop_init != "zeros" and not arch.takes_loop_init:
+      raise ValueError(f"ModelConfig.loop_init={self.loop_init!r}: {self.architecture!r} takes "
+                       "no loop_init (its start is fixed)")
     if self.attention not in ATTENTION_MODES:
       raise ValueError(f"ModelConfig.attention={self.attention!r}; choose one of {ATTENTION_MODES}")
     if self.remat not in REMAT_POLICIES:
@@ -94,13 +91,27 @@ class ModelConfig:
     return self.embedding_scale if self.embedding_scale is not None else math.sqrt(self.hidden_size)
 
   @property
+  def model_class(self) -> type:
+    """The LanguageModel subclass registered for `architecture`: it answers the questions
+    below."""
+    # Imported here: the registry imports the model classes, which import this module.
+    from hrm_jax.model import architecture  # pylint: disable=import-outside-toplevel
+    return architecture(self.architecture)
+
+  @property
   def num_calls(self) -> int:
-    """Stack calls per forward pass (each of num_layers_per_stack blocks): H_cycles ·
+    """Stack calls per forward pass, each of num_layers_per_stack blocks: H_cycles ·
     (L_cycles + 1) for HRM/TRM, num_loops for UT, 1 for the transformer, num_loops + 1 for
     RINS."""
-    if self.architecture in ("hrm", "trm"):
-      return self.H_cycles * (self.L_cycles + 1)
-    return {"ut": self.num_loops, "transformer": 1, "rins": self.num_loops + 1}[self.architecture]
+    return self.model_class.num_calls(self)
+
+  def gradient_calls(self, bp_steps: int | None) -> tuple[bool, ...]:
+    """Which stack calls carry gradient at `bp_steps` (None: every call): one flag per call,
+    in call order. The one answer the forward passes, the optimizer's skipped parameters,
+    FLOPs and the memory plan all ask for; sum() of it is the window's calls."""
+    if bp_steps is None:
+      return (True,) * self.num_calls
+    return self.model_class.gradient_calls(self, bp_steps)
 
   def window(self, bp_steps: int) -> int:
     """The gradient window this model runs for a scheduled `bp_steps`: clamped to its calls
@@ -111,21 +122,23 @@ class ModelConfig:
   @property
   def num_stacks(self) -> int:
     """Distinct parameter sets of blocks: H and L for HRM and RINS, one otherwise."""
-    return 2 if self.architecture in ("hrm", "rins") else 1
+    return self.model_class.num_stacks
 
   def replace(self, **changes) -> ModelConfig:
     return dataclasses.replace(self, **changes)
 
 
-def _size(n: int, d: int, heads: int, width: int) -> ModelConfig:
-  return ModelConfig(hidden_size=d, num_attention_heads=heads, intermediate_size=width,
-                     num_layers_per_stack=n, compute_dtype="bfloat16")
+def _size(n: int, d: int, heads: int, width: int) -> dict:
+  return dict(hidden_size=d, num_attention_heads=heads, intermediate_size=width,
+              num_layers_per_stack=n, compute_dtype="bfloat16")
 
 
+# name → the ModelConfig fields it sets (kept as fields: a ModelConfig built while this module
+# is first imported could not reach the architecture registry yet).
 PRESETS = {
     # Small enough for CPU tests and the built-in training demo.
-    "tiny": ModelConfig(vocab_size=512, hidden_size=128, num_attention_heads=4, head_dim=32,
-                        num_layers_per_stack=2, max_position_embeddings=512),
+    "tiny": dict(vocab_size=512, hidden_size=128, num_attention_heads=4, head_dim=32,
+                 num_layers_per_stack=2, max_position_embeddings=512),
     "B": _size(6, 1024, 8, 2816),
     "L": _size(12, 1280, 10, 3584),
     "XL": _size(16, 1536, 12, 4096),  # the released HRM-Text-1B
@@ -135,5 +148,5 @@ PRESETS = {
 
 def preset(name: str, **overrides) -> ModelConfig:
   if name not in PRESETS:
-    raise KeyError(f"unknown model size {name!r}; choose one of {sorted(PRESETS)}")
-  return PRESETS[name].replace(**overrides)
+    raise ValueError(f"unknown model preset {name!r}; choose one of {sorted(PRESETS)}")
+  return ModelConfig(**{**PRESETS[name], **overrides})

@@ -4,7 +4,6 @@ norms are free; attention counts QKᵀ and AV over the keys a query actually see
 from __future__ import annotations
 
 from hrm_jax.model.config import ModelConfig
-from hrm_jax.model.hrm import gradient_window
 
 
 def layer_matmul_flops(config: ModelConfig) -> int:
@@ -30,26 +29,12 @@ def forward_flops(config: ModelConfig, seq_len: int) -> float:
   return config.num_calls * call_flops(config, seq_len) + 2 * config.hidden_size * config.vocab_size
 
 
-def calls_with_gradient(config: ModelConfig, bp_steps: int | None) -> int:
-  """Stack calls inside the gradient window at `bp_steps` (None: every call): the window's
-  calls of the HRM recurrence (`gradient_window`); otherwise the last bp_steps calls (UT and
-  transformer loops; RINS's H call and the loops before it)."""
-  calls = config.num_calls
-  if bp_steps is None:
-    return calls
-  if config.architecture in ("hrm", "trm"):
-    l_grad, h_grad = gradient_window(bp_steps, config.H_cycles, config.L_cycles)
-    return sum(l_grad) + sum(h_grad)
-  if not 1 <= bp_steps <= calls:
-    raise ValueError(f"bp_steps must be in [1, {calls}], got {bp_steps}")
-  return bp_steps
-
-
 def train_flops(config: ModelConfig, seq_len: int, bp_steps: int | None = None) -> float:
   """Per token: the forward pass plus a backward (2× forward) through the calls inside the
-  gradient window and the head. Calls outside the window cost forward only. Every call of
-  every architecture runs num_layers_per_stack blocks, so calls cost alike."""
-  in_window = calls_with_gradient(config, bp_steps)
+  gradient window (config.gradient_calls) and the head. Calls outside the window cost forward
+  only. Every call of every architecture runs num_layers_per_stack blocks, so calls cost
+  alike."""
+  in_window = sum(config.gradient_calls(bp_steps))
   head = 2 * config.hidden_size * config.vocab_size
   return forward_flops(config, seq_len) + 2 * (in_window * call_flops(config, seq_len) + head)
 

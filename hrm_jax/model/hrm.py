@@ -1,9 +1,11 @@
 """The HRM-Text language model: scaled embedding, H/L recurrence with MagicNorm stacks,
 untied head, and the truncated-backprop window (warm-up deep credit assignment).
 
-Recurrence (N = H_cycles, T = L_cycles, x = scale · E[tokens]):
+Recurrence (x = scale · E[tokens]):
   z_H ← x; z_L ← z_L_init
-  for i in 0..N−1: { T times: z_L ← L(z_L, z_H) }; z_H ← H(z_H, z_L);  logits = W_out z_H
+  H_cycles times: { L_cycles times: z_L ← L(z_L, z_H) }; z_H ← H(z_H, z_L)
+  logits = W_out z_H
+The gradient window is `HrmText.gradient_calls`; `Trm` shares one stack between both roles.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ EMBEDDING_INIT = nnx.initializers.variance_scaling(1.0, "fan_in", "truncated_nor
 @dataclasses.dataclass(frozen=True)
 class KVCache:
   """Keys and values of every (module call, layer): [calls, layers, B, S, heads, head_dim].
-  HRM-Text makes N·(T+1) module calls per token, each attending over its own history."""
+  Every module call of a token (config.num_calls) attends over its own history."""
   k: jax.Array
   v: jax.Array
 
@@ -43,26 +45,35 @@ class Buffer(nnx.Variable):
   """A fixed tensor saved with the model but never trained (z_L_init)."""
 
 
-def gradient_window(bp_steps: int, h_cycles: int, l_cycles: int):
-  """Which module calls run with gradient, H prioritized: (L flags [N·T], H flags [N]).
-
-  H_bp = min(N, bp − 1), L_bp = bp − H_bp; L call k has gradient iff k ≥ N·T − L_bp and
-  H call i iff i ≥ N − H_bp. bp 2 → {L5, H1}; 3 → {H0, L5, H1}; 5 → {H0, L3, L4, L5, H1}.
-  """
-  total = h_cycles * (l_cycles + 1)
-  if not 2 <= bp_steps <= total:
-    raise ValueError(f"bp_steps must be in [2, {total}] (the gradient must reach the last H "
-                     f"call), got {bp_steps}")
-  h_bp = min(h_cycles, bp_steps - 1)
-  l_bp = bp_steps - h_bp
-  n_l = h_cycles * l_cycles
-  return (tuple(k >= n_l - l_bp for k in range(n_l)),
-          tuple(i >= h_cycles - h_bp for i in range(h_cycles)))
+def fixed_start(config: ModelConfig, rngs: nnx.Rngs) -> Buffer:
+  """HRM's fixed random z_L_init: std 1, truncated at 2 std and rescaled back to unit std."""
+  z = jax.random.truncated_normal(rngs.params(), -2.0, 2.0, (config.hidden_size,))
+  return Buffer(z / 0.87962566)
 
 
 class LanguageModel(nnx.Module):
   """What every architecture shares: embedding, positions and mask, head. Subclasses
-  implement `core(x, cos, sin, mask, bp_steps) -> z` (the final hidden state)."""
+  implement `core(x, cos, sin, mask, bp_steps) -> z` (the final hidden state) and
+  `cached_core`, and declare the facts ModelConfig answers for them (through the registry in
+  hrm_jax/model/__init__.py): `num_calls`, `gradient_calls`, `num_stacks`, `takes_loop_init`.
+  """
+
+  num_stacks: int  # distinct parameter sets of blocks
+  takes_loop_init: bool = False  # whether config.loop_init sets where its loops start
+
+  @classmethod
+  def num_calls(cls, config: ModelConfig) -> int:
+    """Stack calls per forward pass (each runs num_layers_per_stack blocks)."""
+    raise NotImplementedError
+
+  @classmethod
+  def gradient_calls(cls, config: ModelConfig, bp_steps: int) -> tuple[bool, ...]:
+    """Per call in call order, whether it carries gradient at `bp_steps` (ask
+    ModelConfig.gradient_calls). By default the last `bp_steps` calls."""
+    calls = cls.num_calls(config)
+    if not 1 <= bp_steps <= calls:
+      raise ValueError(f"bp_steps must be in [1, {calls}], got {bp_steps}")
+    return tuple(k >= calls - bp_steps for k in range(calls))
 
   def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
     self.config = config
@@ -109,7 +120,10 @@ class LanguageModel(nnx.Module):
 
   # --- inference with a KV cache ----------------------------------------------------------------
 
-  num_cached_calls: int  # module calls per token, each with its own cache
+  @property
+  def num_cached_calls(self) -> int:
+    """Module calls per token, each with its own cache slot."""
+    return self.config.num_calls
 
   def init_cache(self, batch: int, length: int, dtype=None) -> KVCache:
     """An empty cache for `batch` rows of up to `length` positions."""
@@ -159,20 +173,45 @@ def run_cached(stack, z, u, cos, sin, mask, cache: KVCache, call: int, start_B):
 
 
 class HrmText(LanguageModel):
-  """Separate H (slow) and L (fast) stacks; with `architecture="trm"` one stack plays both."""
+  """Separate H (slow) and L (fast) stacks."""
+
+  num_stacks = 2
 
   def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
     super().__init__(config, rngs=rngs)
     n = config.num_layers_per_stack
     self.L_module = Stack(config, n, rngs=rngs)
-    self.H_module = self.L_module if config.architecture == "trm" else Stack(config, n, rngs=rngs)
-    # Fixed random initial z_L, std 1 (truncated at 2 std, rescaled back to unit std).
-    z = jax.random.truncated_normal(rngs.params(), -2.0, 2.0, (config.hidden_size,))
-    self.z_L_init = Buffer(z / 0.87962566)
+    self.H_module = Stack(config, n, rngs=rngs) if self.num_stacks == 2 else self.L_module
+    self.z_L_init = fixed_start(config, rngs)
 
-  @property
-  def num_cached_calls(self) -> int:
-    return self.config.num_calls
+  @classmethod
+  def num_calls(cls, config: ModelConfig) -> int:
+    return config.H_cycles * (config.L_cycles + 1)
+
+  @classmethod
+  def gradient_calls(cls, config: ModelConfig, bp_steps: int) -> tuple[bool, ...]:
+    """The window with H prioritized, in call order L0 L1 L2 H0 L3 L4 L5 H1 (2×3 model).
+
+    H_bp = min(H_cycles, bp − 1) of the H calls and L_bp = bp − H_bp of the L calls carry
+    gradient, each counted from the last: bp 2 → {L5, H1}; 3 → {H0, L5, H1}; 5 → {H0, L3,
+    L4, L5, H1}.
+    """
+    cycles, t = config.H_cycles, config.L_cycles
+    total = cls.num_calls(config)
+    if not 2 <= bp_steps <= total:
+      raise ValueError(f"bp_steps must be in [2, {total}] (the gradient must reach the last H "
+                       f"call), got {bp_steps}")
+    h_bp = min(cycles, bp_steps - 1)
+    l_bp = bp_steps - h_bp
+    flags = []
+    for i in range(cycles):
+      flags += [i * t + k >= cycles * t - l_bp for k in range(t)] + [i >= cycles - h_bp]
+    return tuple(flags)
+
+  def _cycles(self, bp_steps: int | None) -> list[tuple[bool, ...]]:
+    """The gradient flags of each cycle's calls: its L calls, then its H call."""
+    flags, size = self.config.gradient_calls(bp_steps), self.config.L_cycles + 1
+    return [flags[i:i + size] for i in range(0, len(flags), size)]
 
   def cached_core(self, x_BtD, cos_BtH, sin_BtH, mask_B1tS, cache, start_B):
     """The recurrence in call order (L0 L1 L2 H0 L3 …), call k using cache slot k."""
@@ -192,16 +231,12 @@ class HrmText(LanguageModel):
     """The embedding x is read only in the first cycle (as z_H, injected into its L calls and
     the residual of H call 0): it gets no gradient unless one of those calls is in the window
     (bp 2 of the paper's 2×3 model)."""
-    if bp_steps is None:
-      return frozenset()
-    c = self.config
-    l_grad, h_grad = gradient_window(bp_steps, c.H_cycles, c.L_cycles)
-    return frozenset() if h_grad[0] or any(l_grad[:c.L_cycles]) else frozenset({"embed_tokens"})
+    return frozenset() if any(self._cycles(bp_steps)[0]) else frozenset({"embed_tokens"})
 
   def core(self, x_BTD, cos_BTH, sin_BTH, mask_B1TT, bp_steps):
     c = self.config
-    n_cycles, t = c.H_cycles, c.L_cycles
-    l_grad, h_grad = gradient_window(bp_steps or c.num_calls, n_cycles, t)
+    t = c.L_cycles
+    cycles = self._cycles(bp_steps)
     run = lambda stack, z, u, frozen: stack(z, u, cos_BTH, sin_BTH, mask_B1TT, frozen=frozen)
     unroll = c.scan_unroll or 1
 
@@ -219,13 +254,20 @@ class HrmText(LanguageModel):
     z_H = x_BTD
     z_L = jnp.broadcast_to(self.z_L_init[...].astype(x_BTD.dtype), x_BTD.shape)
     # Cycles wholly before the gradient window run as one scan; the (at most bp) cycles it
-    # touches are laid out explicitly, so program size does not grow with H_cycles.
-    first = next(i for i in range(n_cycles) if h_grad[i] or any(l_grad[i * t:(i + 1) * t]))
+    # touches are laid out explicitly, so program size does not grow with H_cycles. Within a
+    # cycle the window's L calls are its last ones.
+    first = next(i for i, flags in enumerate(cycles) if any(flags))
     if first:
       (z_H, z_L), _ = jax.lax.scan(frozen_cycle, (z_H, z_L), None, length=first, unroll=unroll)
-    for i in range(first, n_cycles):
-      with_grad = sum(l_grad[i * t:(i + 1) * t])
+    for flags in cycles[first:]:
+      with_grad = sum(flags[:t])
       z_L = l_calls(z_L, z_H, t - with_grad, True)
       z_L = l_calls(z_L, z_H, with_grad, False)
-      z_H = run(self.H_module, z_H, z_L, not h_grad[i])
+      z_H = run(self.H_module, z_H, z_L, not flags[t])
     return z_H
+
+
+class Trm(HrmText):
+  """TRM: HRM's recurrence with one stack playing both the H and the L role."""
+
+  num_stacks = 1

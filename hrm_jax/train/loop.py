@@ -23,7 +23,7 @@ import optax
 from flax import nnx
 
 from hrm_jax.data.pipeline import make_dataset
-from hrm_jax.model.baselines import build
+from hrm_jax.model import build
 from hrm_jax.model.flops import train_flops
 from hrm_jax.model.hrm import Buffer
 from hrm_jax.train import sharding

@@ -13,8 +13,8 @@ from conftest import TINY, make_model, tokens
 from flax import nnx
 
 from hrm_jax.model import (AUTHORS_BASELINES, AUTHORS_BP_STEPS, Buffer, ModelConfig, Segments,
-                           attention_mask, authors_baseline, build, flops, gradient_window,
-                           matched_flops, preset)
+                           attention_mask, authors_baseline, build, flops, matched_flops,
+                           preset)
 from hrm_jax.model.rope import rotary_tables
 from hrm_jax.train.config import config_changes, load_config, model_config
 from hrm_jax.train.optimizer import bp_steps_at
@@ -121,7 +121,7 @@ def _reference_loss(m, tok, reference, objective):
 
 
 # The baselines whose window runs through Looped/Rins get their gradient compared (one
-# compiled program each); TRM's window is HrmText's `gradient_window` (its gradient is
+# compiled program each); TRM's window is HrmText's `gradient_calls` (its gradient is
 # compared in test_model.py), checked against the authors' bp split below, and the
 # transformer's one call always has gradient: for those the forward pass is compared.
 GRADIENT_CHECKED = ("ut", "rins")
@@ -170,14 +170,16 @@ def test_structure_and_computation_follow_the_authors_code(name):
     ("trm", 2, 1, 1, 1), ("trm_match_recurrence", 2, 3, 2, 3)])
 def test_trm_window_is_the_authors_bp_split(name, h_cycles, l_cycles, h_bp, l_bp):
   """trm_nocarry.py: L call k has gradient iff k ≥ H·L − L_bp, H call i iff i ≥ H − H_bp;
-  HrmText runs the window `gradient_window` gives at the fixed bp_steps."""
+  HrmText runs the window `gradient_calls` gives at the fixed bp_steps."""
   config = authors_baseline(TINY, name)
   assert (config.H_cycles, config.L_cycles) == (h_cycles, l_cycles)
-  want = (tuple(k >= h_cycles * l_cycles - l_bp for k in range(h_cycles * l_cycles)),
-          tuple(i >= h_cycles - h_bp for i in range(h_cycles)))
-  assert gradient_window(AUTHORS_BP_STEPS[name], h_cycles, l_cycles) == want
+  flags = config.gradient_calls(AUTHORS_BP_STEPS[name])  # call order: L calls, H, L calls, H
+  l_flags = tuple(f for k, f in enumerate(flags) if k % (l_cycles + 1) != l_cycles)
+  h_flags = flags[l_cycles::l_cycles + 1]
+  assert l_flags == tuple(k >= h_cycles * l_cycles - l_bp for k in range(h_cycles * l_cycles))
+  assert h_flags == tuple(i >= h_cycles - h_bp for i in range(h_cycles))
   # In TRM the embedding x reaches L1 and H1 only through L0 and H0, outside the window.
-  assert want == ((False, True), (False, True)) or name != "trm"
+  assert flags == (False, False, True, True) or name != "trm"
 
 
 def test_loop_windows_are_the_authors_split():
@@ -186,6 +188,8 @@ def test_loop_windows_are_the_authors_split():
   ut, rins = authors_baseline(TINY, "ut"), authors_baseline(TINY, "rins")
   assert (ut.num_loops, AUTHORS_BP_STEPS["ut"]) == (4, 2)
   assert (rins.num_loops, AUTHORS_BP_STEPS["rins"]) == (7, 4 + 1)
+  assert ut.gradient_calls(2) == (False, False, True, True)
+  assert rins.gradient_calls(5) == (False,) * 3 + (True,) * 5  # 7 L loops, then H
 
 
 def test_authors_configurations_at_size_B():
@@ -288,7 +292,7 @@ def test_matched_flops_is_our_own_sizing_and_unchanged():
 def test_loop_init_and_rins_window_are_checked():
   with pytest.raises(ValueError, match="loop_init"):
     TINY.replace(loop_init="ones")
-  with pytest.raises(ValueError, match="always starts z_L at z_L_init"):
+  with pytest.raises(ValueError, match="'hrm' takes no loop_init"):
     ModelConfig(loop_init="z_L_init")
   rins = make_model(authors_baseline(TINY, "rins"))
   assert rins.gradient_free(5) == frozenset() and rins.gradient_free(None) == frozenset()

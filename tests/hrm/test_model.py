@@ -8,7 +8,8 @@ import pytest
 from conftest import TINY, forward, make_model, tokens
 from flax import nnx
 
-from hrm_jax.model import Buffer, Segments, attention_mask, gradient_window, matched_flops
+from hrm_jax.model import (ARCHITECTURES, Buffer, ModelConfig, Segments, attention_mask,
+                           matched_flops)
 from hrm_jax.model import flops
 
 
@@ -67,16 +68,43 @@ def test_instruction_change_reaches_every_instruction_position(model):
     (2, {"L5", "H1"}), (3, {"H0", "L5", "H1"}), (4, {"H0", "L4", "L5", "H1"}),
     (5, {"H0", "L3", "L4", "L5", "H1"}), (8, {"L0", "L1", "L2", "L3", "L4", "L5", "H0", "H1"})])
 def test_gradient_window_is_h_prioritized(bp, calls):
-  l_flags, h_flags = gradient_window(bp, 2, 3)
-  got = {f"L{k}" for k, f in enumerate(l_flags) if f} | {f"H{i}" for i, f in enumerate(h_flags) if f}
-  assert got == calls
+  config = TINY.replace(H_cycles=2, L_cycles=3)
+  order = ["L0", "L1", "L2", "H0", "L3", "L4", "L5", "H1"]  # call order
+  flags = config.gradient_calls(bp)
+  assert len(flags) == config.num_calls == len(order)
+  assert {name for name, f in zip(order, flags) if f} == calls
 
 
 def test_gradient_window_rejects_out_of_range():
-  with pytest.raises(ValueError, match="bp_steps must be in"):
-    gradient_window(1, 2, 3)
-  with pytest.raises(ValueError, match="bp_steps must be in"):
-    gradient_window(9, 2, 3)
+  config = TINY.replace(H_cycles=2, L_cycles=3)
+  with pytest.raises(ValueError, match=r"bp_steps must be in \[2, 8\]"):
+    config.gradient_calls(1)
+  with pytest.raises(ValueError, match=r"bp_steps must be in \[2, 8\]"):
+    config.gradient_calls(9)
+  assert config.gradient_calls(None) == (True,) * 8
+
+
+def test_config_facts_come_from_the_registered_class():
+  """ModelConfig answers num_calls, gradient_calls and num_stacks by asking the class
+  registered for its architecture: a registered class is all a new architecture needs."""
+
+  class Twice(ARCHITECTURES["transformer"]):
+    @classmethod
+    def num_calls(cls, config):
+      return 2
+
+  ARCHITECTURES["twice"] = Twice
+  try:
+    config = TINY.replace(architecture="twice", loop_init="z_L_init")
+    assert (config.num_calls, config.num_stacks) == (2, 1)
+    assert config.gradient_calls(1) == (False, True)
+    assert flops.forward_flops(config, 64) == pytest.approx(
+        2 * flops.forward_flops(TINY.replace(architecture="transformer"), 64)
+        - 2 * TINY.hidden_size * TINY.vocab_size)
+  finally:
+    del ARCHITECTURES["twice"]
+  with pytest.raises(ValueError, match="choose one of"):
+    ModelConfig(architecture="twice")
 
 
 class _GradPrograms:
