@@ -15,6 +15,9 @@ whose velocities are perturbed at the rounding scale (ε = 1e-13, float32 1e-6) 
 under the same actions, and the mirror rollout passes if it drifts no more than
 CHAOS_FACTOR times that copy. A wrong map errs by far more than rounding at the first step,
 so it still fails.
+
+It lives above `envs` (which makes the simulators) and `symmetry` (the maps), so that
+`symmetry` never imports `envs`.
 """
 
 from __future__ import annotations
@@ -41,8 +44,6 @@ TOLERANCE = {"float64": {"obs": 1e-6, "reward": 1e-6, "rollout": 1e-6},
              "float32": {"obs": 1e-5, "reward": 1e-4, "rollout": 1e-3}}
 CHAOS_FACTOR = 10.0
 PERTURBATION = {"float64": 1e-13, "float32": 1e-6}
-# Tasks whose step computes partly in float32 even under x64 (their rounding is float32's).
-FLOAT32_INTERNALS = {"brax/inverted_double_pendulum": "its step returns float32 values under x64"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +60,7 @@ class VerifyResult:
   horizon: int
   seconds: float
   asymmetries: tuple[str, ...] = ()
+  float32_internals: str = ""  # the spec's note: why its rounding is float32's under x64
 
   @property
   def failures(self) -> list[str]:
@@ -72,7 +74,7 @@ class VerifyResult:
   @property
   def rounding(self) -> str:
     """The precision that bounds this run's rounding error."""
-    return "float32" if self.env_id in FLOAT32_INTERNALS else self.dtype
+    return "float32" if self.float32_internals else self.dtype
 
   @property
   def passed(self) -> bool:
@@ -162,7 +164,8 @@ def verify(env_id: str, *, equalize: bool = True, x64: bool = True, num_states: 
   return VerifyResult(env_id, spec.kind, equalize, dtype, float(obs_err.max()),
                       float(rew_err.max()), float(roll_err.max()), float(chaos_err.max()),
                       within_chaos, horizon, time.perf_counter() - start,
-                      tuple(asymmetry.find_asymmetries(sim.mj_model, state_map)))
+                      tuple(asymmetry.find_asymmetries(sim.mj_model, state_map)),
+                      spec.float32_internals)
 
 
 def format_row(r: VerifyResult) -> str:
@@ -184,8 +187,8 @@ def format_table(results: list[VerifyResult], verbose: bool = False) -> str:
                "break the mirror (listed with --verbose)")
   lines.append(f"tolerances by rounding precision: {tol}; or rollout ≤ {CHAOS_FACTOR:g} × chaos "
                "floor (drift of a copy perturbed at the rounding scale) for every state")
-  lines += [f"  {env_id}: float32 tolerances, {why}" for env_id, why in FLOAT32_INTERNALS.items()
-            if any(r.env_id == env_id for r in results)]
+  notes = {r.env_id: r.float32_internals for r in results if r.float32_internals}
+  lines += [f"  {env_id}: float32 tolerances, {why}" for env_id, why in notes.items()]
   for r in results:
     if verbose:
       lines += [f"  {r.env_id}: {a}" for a in r.asymmetries]

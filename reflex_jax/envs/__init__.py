@@ -1,4 +1,5 @@
-"""Environments by id: ``brax/<name>``, ``playground/<Name>`` and the pure-JAX ``toy/<name>``.
+"""Environments by id ``<prefix>/<name>``: one simulator library per prefix in `ADAPTERS`
+(``brax/<name>``, ``playground/<Name>``, the pure-JAX ``toy/<name>``).
 
     env = reflex_jax.envs.make("brax/ant", num_envs=128)
     state = env.reset(jax.random.key(0))            # batched EnvState
@@ -9,65 +10,69 @@ from __future__ import annotations
 
 import copy
 import importlib
+import inspect
 
 from reflex_jax.envs.base import Env, EnvState, SimulatorEnv, Wrapper
 from reflex_jax.envs.rate import step_rate
 from reflex_jax.envs.wrappers import AutoResetWrapper, BatchWrapper, EpisodeWrapper, NonFiniteMask
-from reflex_jax.symmetry import asymmetry, registry
+from reflex_jax.symmetry import registry
 
 
 class UnknownEnvironmentError(registry.UnknownEnvironmentError):
   """An environment id no library provides."""
 
 
-# Each library of tasks: id prefix -> its adapter module, imported only when named (importing
-# MJX and Playground takes seconds).
-LIBRARIES = {"brax": "reflex_jax.envs.brax", "playground": "reflex_jax.envs.playground",
-             "toy": "reflex_jax.envs.toy"}
+# Each simulator library: id prefix -> its adapter, a `SimulatorEnv` subclass (see there),
+# named by path and imported only when an id asks for it (importing MJX and Playground takes
+# seconds). Adding a library is adding its adapter module and its entry here.
+ADAPTERS = {"brax": "reflex_jax.envs.brax.BraxEnv",
+            "playground": "reflex_jax.envs.playground.PlaygroundEnv",
+            "toy": "reflex_jax.envs.toy.ToyEnv"}
 
 
-def _library(prefix: str):
-  return importlib.import_module(LIBRARIES[prefix]) if prefix in LIBRARIES else None
+def _adapter(prefix: str) -> type[SimulatorEnv] | None:
+  if prefix not in ADAPTERS:
+    return None
+  module, _, name = ADAPTERS[prefix].rpartition(".")
+  return getattr(importlib.import_module(module), name)
 
 
 def known_env_ids() -> list[str]:
-  """Every id `make` accepts (brax tasks, Playground tasks, the pure-JAX toy tasks)."""
-  return [f"{prefix}/{name}" for prefix in LIBRARIES for name in _library(prefix).available()]
+  """Every id `make` accepts, library by library."""
+  return [f"{prefix}/{name}" for prefix in ADAPTERS for name in _adapter(prefix).available()]
 
 
 def is_known(env_id: str) -> bool:
   """Whether `make` accepts `env_id` (imports only the library the id names)."""
   prefix, _, name = env_id.partition("/")
-  library = _library(prefix)
-  return library is not None and name in library.available()
+  adapter = _adapter(prefix)
+  return adapter is not None and name in adapter.available()
 
 
-def make_simulator(env_id: str, *, backend: str | None = None, impl: str | None = None,
-                   equalize_asymmetries: bool = False) -> SimulatorEnv:
+def make_simulator(env_id: str, *, equalize_asymmetries: bool = False,
+                   **options) -> SimulatorEnv:
   """The bare single environment (no time limit, no auto-reset, no batching).
 
-  backend: brax physics backend (brax ids only); impl: MJX implementation (playground only).
-  equalize_asymmetries: apply the known model fixes that make the task's reflection exact.
+  options: the library's own, those its adapter takes (brax: backend=, Playground: impl=);
+  None means the adapter's default. equalize_asymmetries: apply the fixes of the task's
+  symmetry entry, which make its reflection exact.
   """
   if not is_known(env_id):
     raise UnknownEnvironmentError(
         f"unknown environment {env_id!r}; known environments: " + ", ".join(known_env_ids()))
-  library, _, name = env_id.partition("/")
-  if library == "toy":
-    if backend is not None or impl is not None:
-      raise ValueError("toy tasks are pure JAX: they take neither backend= nor impl=")
-    env = _library(library).ToyEnv(name)
-  elif library == "brax":
-    if impl is not None:
-      raise ValueError(f"impl={impl!r} applies to playground tasks; brax tasks take backend=")
-    env = _library(library).BraxEnv(name, backend=backend)
-  else:
-    if backend is not None:
-      raise ValueError(f"backend={backend!r} applies to brax tasks; playground tasks take impl=")
-    env = _library(library).PlaygroundEnv(name, impl=impl)
-  if equalize_asymmetries and env_id in asymmetry.FIXES:
+  prefix, _, name = env_id.partition("/")
+  adapter = _adapter(prefix)
+  takes = [p for p in inspect.signature(adapter).parameters if p != "name"]
+  options = {k: v for k, v in options.items() if v is not None}
+  unknown = sorted(set(options) - set(takes))
+  if unknown:
+    raise ValueError(f"{unknown[0]}= is not an option of {prefix} tasks; they take "
+                     + (", ".join(f"{p}=" for p in takes) or "none"))
+  env = adapter(name, **options)
+  spec = registry.SPECS.get(env_id)
+  if equalize_asymmetries and spec is not None and spec.fixes:
     model = copy.copy(env.mj_model)
-    asymmetry.equalize(env_id, model, registry.get(env_id).plane)
+    spec.equalize(model)
     env.push_model(model)
   return env
 
@@ -101,6 +106,6 @@ def wrap(env: Env, *, num_envs: int | None = None, episode_length: int | None = 
   return env
 
 
-__all__ = ["AutoResetWrapper", "BatchWrapper", "Env", "EnvState", "EpisodeWrapper", "NonFiniteMask",
-           "SimulatorEnv", "UnknownEnvironmentError", "Wrapper", "is_known", "known_env_ids", "make",
-           "make_simulator", "step_rate", "wrap"]
+__all__ = ["ADAPTERS", "AutoResetWrapper", "BatchWrapper", "Env", "EnvState", "EpisodeWrapper",
+           "NonFiniteMask", "SimulatorEnv", "UnknownEnvironmentError", "Wrapper", "is_known",
+           "known_env_ids", "make", "make_simulator", "step_rate", "wrap"]

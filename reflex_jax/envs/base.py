@@ -75,20 +75,23 @@ class Env(abc.ABC):
   @abc.abstractmethod
   def step(self, state: EnvState, action: jax.Array) -> EnvState: ...
 
-  @property
-  def unwrapped(self) -> "Env":
-    return self
-
 
 class SimulatorEnv(Env):
   """An adapter around a library environment, with direct access to its physics state.
 
-  The physics accessors let the symmetry verifier put a simulator into the mirror image
+  Each subclass is one simulator library's entry in `envs.ADAPTERS`: `available()` names its
+  tasks and `Adapter(name, **options)` makes one, its keyword options being the library's
+  own. The physics accessors let the symmetry verifier put a simulator into the mirror image
   of a state and read the observation there. `_env` is the wrapped library environment;
   brax and Playground states both carry obs, reward and done.
   """
 
   _env: Any
+
+  @staticmethod
+  @abc.abstractmethod
+  def available() -> list[str]:
+    """The names of the library's tasks (ids are ``<prefix>/<name>``)."""
 
   def reset(self, key: jax.Array) -> EnvState:
     native = jax.tree.map(jnp.asarray, self._env.reset(key))
@@ -130,7 +133,6 @@ class Wrapper(Env):
   action_size = property(lambda self: self.env.action_size)
   mj_model = property(lambda self: self.env.mj_model)
   dt = property(lambda self: self.env.dt)
-  unwrapped = property(lambda self: self.env.unwrapped)
 
   def reset(self, key: jax.Array) -> EnvState:
     return self.env.reset(key)

@@ -15,16 +15,16 @@ from reflex_jax.envs.base import SimulatorEnv
 BACKENDS = ("mjx", "generalized", "positional", "spring")
 
 
-def available() -> list[str]:
-  from brax import envs  # pylint: disable=import-outside-toplevel
-  return sorted(envs._envs)  # pylint: disable=protected-access
-
-
 class BraxEnv(SimulatorEnv):
   """A brax `PipelineEnv`. backend=None picks "mjx" (MuJoCo physics) where the task allows
   it and "generalized" otherwise (swimmer's fluid model exists only there)."""
 
-  def __init__(self, name: str, backend: str | None = None, **kwargs):
+  @staticmethod
+  def available() -> list[str]:
+    from brax import envs  # pylint: disable=import-outside-toplevel
+    return sorted(envs._envs)  # pylint: disable=protected-access
+
+  def __init__(self, name: str, backend: str | None = None):
     from brax import envs  # pylint: disable=import-outside-toplevel
     compat.patch_brax_fluid()
     if backend is not None and backend not in BACKENDS:
@@ -32,11 +32,11 @@ class BraxEnv(SimulatorEnv):
     self.env_id = f"brax/{name}"
     if backend is None:
       try:
-        self._env, self.backend = envs.get_environment(name, backend="mjx", **kwargs), "mjx"
+        self._env, self.backend = envs.get_environment(name, backend="mjx"), "mjx"
       except ValueError:
-        self._env, self.backend = envs.get_environment(name, **kwargs), "generalized"
+        self._env, self.backend = envs.get_environment(name), "generalized"
     else:
-      self._env, self.backend = envs.get_environment(name, backend=backend, **kwargs), backend
+      self._env, self.backend = envs.get_environment(name, backend=backend), backend
     self._obs_takes_action = len(inspect.signature(self._env._get_obs).parameters) > 1
 
   @functools.cached_property

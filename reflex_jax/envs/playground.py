@@ -12,14 +12,14 @@ from reflex_jax.envs.base import SimulatorEnv
 IMPLS = ("jax", "warp", "c", "cpp")
 
 
-def available() -> list[str]:
-  from mujoco_playground import registry  # pylint: disable=import-outside-toplevel
-  return sorted(registry.ALL_ENVS)
-
-
 class PlaygroundEnv(SimulatorEnv):
   """A playground `MjxEnv`. impl defaults to "jax": playground 0.2 defaults to "warp",
   which targets NVIDIA GPUs and floods the log on CPU."""
+
+  @staticmethod
+  def available() -> list[str]:
+    from mujoco_playground import registry  # pylint: disable=import-outside-toplevel
+    return sorted(registry.ALL_ENVS)
 
   def __init__(self, name: str, impl: str | None = None, config_overrides: dict | None = None):
     from mujoco_playground import registry  # pylint: disable=import-outside-toplevel

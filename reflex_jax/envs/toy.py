@@ -79,12 +79,12 @@ class _PointMass:
 TASKS = {"point_mass": (_POINT_MASS_XML, _PointMass)}
 
 
-def available() -> list[str]:
-  return sorted(TASKS)
-
-
 class ToyEnv(SimulatorEnv):
   """A `toy/<name>` task: its model, its pure-JAX dynamics."""
+
+  @staticmethod
+  def available() -> list[str]:
+    return sorted(TASKS)
 
   def __init__(self, name: str):
     xml, dynamics = TASKS[name]

@@ -1,8 +1,9 @@
-"""Known model asymmetries that make a task's reflection only approximate, and their fixes.
+"""Model asymmetries that make a reflection only approximate: the kinds of fix, and a finder.
 
-Each fix edits a `mujoco.MjModel` in place; the environment adapters push the edited model
-into their simulator (brax System or MJX Model). With the fixes applied the reflection is
-exact up to floating-point rounding; without them the verifier shows the drift they cause.
+Each fix edits a `mujoco.MjModel` in place; which fixes a task needs is part of its entry in
+registry.py, and the environment adapters push the edited model into their simulator (brax
+System or MJX Model). With the fixes applied the reflection is exact up to floating-point
+rounding; without them the verifier shows the drift they cause.
 """
 
 from __future__ import annotations
@@ -93,35 +94,9 @@ def _id(model, obj, name: str, what: str) -> int:
 
 Fix = CopyFromTwin | OntoMirrorPlane | GroundContactsOnly
 
-_BRAX_HUMANOID = (
-    CopyFromTwin("dof_armature", "right_hip_y", "left_hip_y",
-                 "right_hip_y armature is 0.008, left_hip_y 0.01"),
-    CopyFromTwin("jnt_stiffness", "left_knee", "right_knee",
-                 "left_knee has stiffness 1, right_knee 0"),
-)
-_DMC_HUMANOID = (
-    CopyFromTwin("jnt_range", "left_hip_y", "right_hip_y",
-                 "left_hip_y range starts at -120 deg, right_hip_y at -110 deg"),
-    GroundContactsOnly("floor", "limb-limb contacts are not mirror-equivariant in MJX "
-                       "(rollouts jump from 1e-13 to 1e-3 at such a contact)"),
-)
 
-FIXES: dict[str, tuple[Fix, ...]] = {
-    "brax/walker2d": (CopyFromTwin("geom_friction", "foot_geom", "foot_left_geom",
-                                   "foot friction 0.9 vs 1.9; Gymnasium v5 uses 1.9 on both"),),
-    "brax/humanoid": _BRAX_HUMANOID,
-    "brax/humanoidstandup": _BRAX_HUMANOID + (CopyFromTwin(
-        "jnt_range", "left_hip_y", "right_hip_y", "left_hip_y range differs from right_hip_y"),),
-    "brax/inverted_pendulum": (OntoMirrorPlane("pole", "pole fromto is offset 0.001 in x"),),
-    "playground/HumanoidStand": _DMC_HUMANOID,
-    "playground/HumanoidWalk": _DMC_HUMANOID,
-    "playground/HumanoidRun": _DMC_HUMANOID,
-}
-
-
-def equalize(env_id: str, model: mujoco.MjModel, plane: str) -> tuple[Fix, ...]:
-  """Applies the known fixes for `env_id` to `model` in place; returns what was applied."""
-  fixes = FIXES.get(env_id, ())
+def equalize(fixes: tuple[Fix, ...], model: mujoco.MjModel, plane: str) -> tuple[Fix, ...]:
+  """Applies `fixes` to `model` in place (mirror `plane`); returns them."""
   for fix in fixes:
     fix.apply(model, plane)
   if fixes:  # recompute derived constants (invweight0, dof_M0, ...) from the edited values

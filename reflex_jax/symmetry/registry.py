@@ -1,8 +1,11 @@
-"""Which reflection each environment has: env id -> `SymmetrySpec`.
+"""Every task's symmetry, one `SymmetrySpec` entry per env id in `SPECS`.
 
-Maps of the bigger bodies (ant, walker, humanoid) are derived from the MuJoCo model and an
-observation layout; small axial tasks use the hand-written tables of the spec. Either way the
-verifier (`python -m reflex_jax.verify`) checks them against the simulator.
+An entry says how the task's reflection is built (or why it has none), which fixes make its
+model's known asymmetries exact, and whether its step rounds like float32. Maps of the bigger
+bodies (ant, walker, humanoid) are derived from the MuJoCo model and an observation layout
+(blocks of derive.py); small axial tasks use the hand-written tables of the spec. Adding a
+symmetric task is adding its entry here; the verifier (`python -m reflex_jax.verify <id>`)
+then checks it against the simulator.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from typing import Sequence
 
 import mujoco
 
-from reflex_jax.symmetry import derive
+from reflex_jax.symmetry import asymmetry, derive
+from reflex_jax.symmetry.asymmetry import CopyFromTwin, GroundContactsOnly, OntoMirrorPlane
 from reflex_jax.symmetry.derive import (BodyInertia, BodyRotationEntries, BodyVectors,
                                         BodyVelocity, Invariant, Qpos, Qvel)
 from reflex_jax.symmetry.reflection import Reflection, SignedPermutation
@@ -35,6 +39,9 @@ class SymmetrySpec:
 
   plane: the axis the mirror negates. pairs: substring swaps naming left/right twins.
   obs_layout: blocks to derive the observation map from; obs_negated/obs_perm: a hand table.
+  fixes: edits that make the model's known asymmetries exact (`equalize`).
+  float32_internals: why the task's step computes partly in float32 even under x64, if it
+  does (the verifier then judges it by float32 tolerances).
   """
 
   env_id: str
@@ -45,6 +52,8 @@ class SymmetrySpec:
   obs_negated: tuple[int, ...] | None = None
   obs_perm: tuple[int, ...] | None = None
   no_reflection_reason: str = ""
+  fixes: tuple[asymmetry.Fix, ...] = ()
+  float32_internals: str = ""
 
   @property
   def has_reflection(self) -> bool:
@@ -66,6 +75,10 @@ class SymmetrySpec:
     reflection.check_sizes(obs_size, model.nu, name=self.env_id)
     return reflection
 
+  def equalize(self, model: mujoco.MjModel) -> tuple[asymmetry.Fix, ...]:
+    """Applies this task's fixes to `model` in place; returns them."""
+    return asymmetry.equalize(self.fixes, model, self.plane)
+
   def require(self) -> None:
     if not self.has_reflection:
       raise NoReflectionError(
@@ -73,12 +86,12 @@ class SymmetrySpec:
           "Reflex reduces to the plain baseline there, so run the baseline instead")
 
 
-def _axial(env_id, plane, negated: Sequence[int]) -> SymmetrySpec:
-  return SymmetrySpec(env_id, "axial", plane, obs_negated=tuple(negated))
+def _axial(env_id, plane, negated: Sequence[int], **more) -> SymmetrySpec:
+  return SymmetrySpec(env_id, "axial", plane, obs_negated=tuple(negated), **more)
 
 
-def _derived(env_id, kind, plane, layout, pairs=()) -> SymmetrySpec:
-  return SymmetrySpec(env_id, kind, plane, tuple(pairs), obs_layout=tuple(layout))
+def _derived(env_id, kind, plane, layout, pairs=(), **more) -> SymmetrySpec:
+  return SymmetrySpec(env_id, kind, plane, tuple(pairs), obs_layout=tuple(layout), **more)
 
 
 def _none(env_id, reason) -> SymmetrySpec:
@@ -102,16 +115,37 @@ _DMC_WALKER = (BodyRotationEntries(((0, 0), (0, 2))), Invariant(1), Qvel())
 # 3-velocity block (vx, vy, wz in the body frame, whose long axis is local +y) negates vx, wz.
 _SWIMMER6_NEGATED = tuple(range(6)) + tuple(i for b in range(7, 25, 3) for i in (b, b + 2))
 
+_BRAX_HUMANOID_FIXES = (
+    CopyFromTwin("dof_armature", "right_hip_y", "left_hip_y",
+                 "right_hip_y armature is 0.008, left_hip_y 0.01"),
+    CopyFromTwin("jnt_stiffness", "left_knee", "right_knee",
+                 "left_knee has stiffness 1, right_knee 0"),
+)
+_DMC_HUMANOID_FIXES = (
+    CopyFromTwin("jnt_range", "left_hip_y", "right_hip_y",
+                 "left_hip_y range starts at -120 deg, right_hip_y at -110 deg"),
+    GroundContactsOnly("floor", "limb-limb contacts are not mirror-equivariant in MJX "
+                       "(rollouts jump from 1e-13 to 1e-3 at such a contact)"),
+)
+
 SPECS: dict[str, SymmetrySpec] = {s.env_id: s for s in (
     _derived("brax/ant", "bilateral", "y", (Qpos(2), Qvel()), (("_1", "_4"), ("_2", "_3"))),
-    _derived("brax/walker2d", "bilateral", "y", (Qpos(1), Qvel()), _WALKER2D_PAIRS),
-    _derived("brax/humanoid", "bilateral", "y", _BRAX_HUMANOID, _LEFT_RIGHT),
-    _derived("brax/humanoidstandup", "bilateral", "y", _BRAX_HUMANOID, _LEFT_RIGHT),
+    _derived("brax/walker2d", "bilateral", "y", (Qpos(1), Qvel()), _WALKER2D_PAIRS,
+             fixes=(CopyFromTwin("geom_friction", "foot_geom", "foot_left_geom",
+                                 "foot friction 0.9 vs 1.9; Gymnasium v5 uses 1.9 on both"),)),
+    _derived("brax/humanoid", "bilateral", "y", _BRAX_HUMANOID, _LEFT_RIGHT,
+             fixes=_BRAX_HUMANOID_FIXES),
+    _derived("brax/humanoidstandup", "bilateral", "y", _BRAX_HUMANOID, _LEFT_RIGHT,
+             fixes=_BRAX_HUMANOID_FIXES + (CopyFromTwin(
+                 "jnt_range", "left_hip_y", "right_hip_y",
+                 "left_hip_y range differs from right_hip_y"),)),
     _derived("brax/swimmer", "axial", "y", (Qpos(2), Qvel())),
-    _derived("brax/inverted_pendulum", "axial", "x", (Qpos(), Qvel())),
+    _derived("brax/inverted_pendulum", "axial", "x", (Qpos(), Qvel()),
+             fixes=(OntoMirrorPlane("pole", "pole fromto is offset 0.001 in x"),)),
     _derived("toy/point_mass", "axial", "x", (Qpos(), Qvel())),
     _axial("brax/reacher", "y", (2, 3, 5, 7, 9)),
-    _axial("brax/inverted_double_pendulum", "x", (0, 1, 2, 5, 6, 7)),
+    _axial("brax/inverted_double_pendulum", "x", (0, 1, 2, 5, 6, 7),
+           float32_internals="its step returns float32 values under x64"),
     *(_axial(f"playground/Cartpole{v}", "x", (0, 2, 3, 4))
       for v in ("Balance", "BalanceSparse", "Swingup", "SwingupSparse")),
     _axial("playground/PendulumSwingup", "x", (0, 2)),
@@ -124,8 +158,8 @@ SPECS: dict[str, SymmetrySpec] = {s.env_id: s for s in (
     _axial("playground/SwimmerSwimmer6", "x", _SWIMMER6_NEGATED),
     *(_derived(f"playground/Walker{v}", "bilateral", "y", _DMC_WALKER, _LEFT_RIGHT)
       for v in ("Stand", "Walk", "Run")),
-    *(_derived(f"playground/Humanoid{v}", "bilateral", "y", _DMC_HUMANOID, _LEFT_RIGHT)
-      for v in ("Stand", "Walk", "Run")),
+    *(_derived(f"playground/Humanoid{v}", "bilateral", "y", _DMC_HUMANOID, _LEFT_RIGHT,
+               fixes=_DMC_HUMANOID_FIXES) for v in ("Stand", "Walk", "Run")),
     _none("brax/halfcheetah", _PLANAR + ", and front and back legs differ"),
     _none("brax/hopper", _PLANAR + " with a single leg"),
     _none("brax/pusher", "a single right arm pushing to an off-centre goal"),

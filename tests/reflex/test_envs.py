@@ -26,7 +26,6 @@ def test_batched_reset_and_step_shapes():
   assert_shape(state.obs, (3, env.observation_size))
   state = step(state, jnp.zeros((3, env.action_size)))
   assert_shape(state.reward, (3,))
-  assert env.unwrapped.impl == "jax"  # not playground's default "warp"
 
 
 def test_truncation_is_kept_apart_from_termination_and_auto_reset_restarts():
@@ -57,8 +56,17 @@ def test_unknown_env_and_bad_options_are_named():
     envs.make("brax/ant-v5")
   with pytest.raises(ValueError, match="unknown brax backend 'physx'"):
     envs.make_simulator("brax/ant", backend="physx")
-  with pytest.raises(ValueError, match="impl= .*playground tasks take impl|applies to playground"):
+  with pytest.raises(ValueError, match="impl= is not an option of brax tasks; they take backend="):
     envs.make_simulator("brax/ant", impl="jax")
+  with pytest.raises(ValueError, match="backend= is not an option of toy tasks; they take none"):
+    envs.make_simulator("toy/point_mass", backend="mjx")
+
+
+def test_each_library_makes_its_tasks_with_its_own_options():
+  assert envs.make_simulator("playground/CartpoleBalance").impl == "jax"  # not playground's "warp"
+  assert envs.make_simulator("toy/point_mass", backend=None).env_id == "toy/point_mass"
+  assert "toy/point_mass" in envs.known_env_ids() and envs.is_known("brax/ant")
+  assert not envs.is_known("gym/ant") and not envs.is_known("toy/nope")
 
 
 def test_brax_backend_choice_and_default():

@@ -1,6 +1,8 @@
 """Derived and hand-written maps against the spec's verified tables; registry errors."""
 
+import ast
 import functools
+import pathlib
 
 import numpy as np
 import pytest
@@ -144,3 +146,17 @@ def test_ground_contacts_only_keeps_floor_contacts_and_drops_body_body_ones():
   body = [g for g in range(model.ngeom) if g != floor]
   assert all(collides(g, floor) for g in body)
   assert not any(collides(g, h) for g in body for h in body)
+
+
+def test_symmetry_imports_neither_envs_nor_the_verifier():
+  """The verifier sits above both; an import back up would be a cycle."""
+  package = pathlib.Path(registry.__file__).parent
+  for path in package.glob("*.py"):
+    for node in ast.walk(ast.parse(path.read_text())):
+      if isinstance(node, ast.ImportFrom):
+        names = [f"{node.module}.{a.name}" for a in node.names]
+      elif isinstance(node, ast.Import):
+        names = [a.name for a in node.names]
+      else:
+        continue
+      assert not any(n.startswith(("reflex_jax.envs", "reflex_jax.verify")) for n in names), path

@@ -5,8 +5,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from reflex_jax import envs
-from reflex_jax.symmetry import registry, verify
+from reflex_jax import envs, verify
+from reflex_jax.symmetry import registry
 from reflex_jax.symmetry.reflection import Reflection, SignedPermutation
 
 FAST = dict(num_states=2, warmup=10, horizon=20)
@@ -69,6 +69,14 @@ def test_table_reports_every_column():
                             50, 1.0)
   table = verify.format_table([row])
   assert "FAIL (reward)" in table and "2.0e-03" in table and "3.0e-14" in table
+
+
+def test_a_float32_note_judges_by_float32_tolerances_and_is_printed():
+  row = verify.VerifyResult("brax/x", "axial", True, "float64", 0.0, 5e-5, 0.0, 0.0, False,
+                            50, 1.0)
+  noted = dataclasses.replace(row, float32_internals="its step computes in float32")
+  assert row.failures == ["reward"] and noted.passed
+  assert "brax/x: float32 tolerances, its step computes in float32" in verify.format_table([noted])
 
 
 @pytest.mark.parametrize("within_chaos,passed", [(True, True), (False, False)])
