@@ -23,9 +23,9 @@ import statistics
 import sys
 
 from hrm_jax.model.flops import train_flops
-from hrm_jax.train.config import ConfigError, TrainConfig, load_config, model_config
+from hrm_jax.train.config import (ConfigError, ScheduleConfig, TrainConfig, load_config,
+                                  model_config)
 from hrm_jax.train.metrics import PEAK_FLOPS, read_metrics
-from hrm_jax.train.optimizer import bp_steps_at
 from tpu_gpu_launch.plan import PlanError, device_spec
 
 # USD per device-hour, on demand (cloud list prices, late 2026; they vary by region and deal).
@@ -68,19 +68,16 @@ def _check_devices(devices: int) -> None:
 def schedule_flops(config: TrainConfig) -> tuple[int, float]:
   """(steps, mean train FLOPs per token over the run), following the bp_steps schedule."""
   s = config.schedule
-  return s.steps, _mean_flops_per_token(model_config(config), config.data.seq_len, s.steps,
-                                        s.bp_schedule, s.bp_start, s.bp_end,
-                                        s.bp_warmup_fraction)
+  return s.steps, _mean_flops_per_token(model_config(config), config.data.seq_len,
+                                        dataclasses.astuple(s))
 
 
 @functools.lru_cache(maxsize=8)  # one pass over every step; --target-hours asks twice
-def _mean_flops_per_token(model, seq_len: int, steps: int, kind: str, start: int, end: int,
-                          warmup_fraction: float) -> float:
-  windows = collections.Counter(
-      model.window(bp_steps_at(update, steps, kind, start=start, end=end,
-                               warmup_fraction=warmup_fraction))
-      for update in range(1, steps + 1))
-  return sum(n * train_flops(model, seq_len, bp) for bp, n in windows.items()) / steps
+def _mean_flops_per_token(model, seq_len: int, schedule: tuple) -> float:
+  s = ScheduleConfig(*schedule)
+  scheduled = collections.Counter(s.bp_steps(update) for update in range(1, s.steps + 1))
+  return sum(n * train_flops(model, seq_len, model.window(bp))
+             for bp, n in scheduled.items()) / s.steps
 
 
 def peak_flops(config: TrainConfig, device: str) -> float:

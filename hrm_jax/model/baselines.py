@@ -177,11 +177,12 @@ def matched_flops(config: ModelConfig, architecture: str) -> ModelConfig:
   as the HRM `config`: a transformer with num_calls × n layers, a UT looping the n-layer
   stack num_calls times from zeros, a TRM with the same cycles and one shared stack."""
   calls = config.replace(architecture="hrm").num_calls
-  if architecture == "transformer":
-    return config.replace(architecture="transformer",
-                          num_layers_per_stack=config.num_layers_per_stack * calls)
-  if architecture == "ut":
-    return config.replace(architecture="ut", num_loops=calls)
-  if architecture in ("trm", "hrm"):
-    return config.replace(architecture=architecture)
-  raise ValueError(f"unknown architecture {architecture!r}")
+  changes = {
+      "hrm": {},
+      "transformer": dict(num_layers_per_stack=config.num_layers_per_stack * calls),
+      "ut": dict(num_loops=calls),
+      "trm": {},
+  }
+  if architecture not in changes:
+    raise ValueError(f"unknown architecture {architecture!r}; choose one of {tuple(changes)}")
+  return config.replace(architecture=architecture, **changes[architecture])

@@ -15,7 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from hrm_jax.data.pipeline import DataConfig
 from hrm_jax.model.config import PRESETS, ModelConfig, preset
-from hrm_jax.train.optimizer import BP_SCHEDULES, SCHEDULES
+from hrm_jax.train.optimizer import SCHEDULES
 from hrm_jax.train.sharding import MeshConfig
 
 
@@ -39,6 +39,9 @@ class OptimizerConfig:
   ema_decay: float = 0.9999
 
 
+BP_SCHEDULES = ("staircase", "fixed")
+
+
 @dataclasses.dataclass
 class ScheduleConfig:
   steps: int = 10_000
@@ -47,6 +50,23 @@ class ScheduleConfig:
   bp_start: int = 2
   bp_end: int = 5
   bp_warmup_fraction: float = 0.2
+
+  def bp_steps(self, update: int) -> int:
+    """The scheduled gradient window of update k = `update` (1, 2, …; a Python int: each
+    value is its own compiled program), the authors' formula; a model runs
+    ModelConfig.window of it.
+
+    staircase: p = min(1, k / (bp_warmup_fraction · steps)); bp = bp_start + floor((bp_end −
+    bp_start) p), 2 → 3 → 4 → 5 over the first 20 % by default. fixed: always bp_end.
+    """
+    if self.bp_schedule == "fixed":
+      return self.bp_end
+    if self.bp_schedule != "staircase":
+      raise ValueError(f"unknown bp_steps schedule {self.bp_schedule!r}; choose one of "
+                       f"{BP_SCHEDULES}")
+    warmup = self.bp_warmup_fraction * self.steps
+    p = 1.0 if warmup <= 0 else min(1.0, update / warmup)
+    return min(self.bp_end, self.bp_start + int((self.bp_end - self.bp_start) * p))
 
 
 @dataclasses.dataclass

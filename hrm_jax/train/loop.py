@@ -33,7 +33,7 @@ from hrm_jax.train.config import (FREE_ON_RESUME, NOT_FREE_ON_RESUME, ConfigErro
                                   config_changes, describe_changes, free_on_resume, load_config,
                                   model_config, to_yaml)
 from hrm_jax.train.metrics import MetricWriter, device_peak_flops
-from hrm_jax.train.optimizer import adam_atan2, bp_steps_at, learning_rate_schedule
+from hrm_jax.train.optimizer import adam_atan2, learning_rate_schedule
 from hrm_jax.train.step import TrainState, eval_step, train_step
 
 log = logging.getLogger(__name__)
@@ -259,7 +259,7 @@ def train(config: TrainConfig, *, devices=None, max_steps: int | None = None,
   progress = _progress(config, start, total)
   try:
     for step in range(start, total):
-      bp = _bp_steps(config, model_cfg, step + 1)
+      bp = model_cfg.window(config.schedule.bp_steps(step + 1))
       batch = sharding.put_batch(next(iterator), mesh)
       state, metrics = program.step(bp)(buffers, state, batch)
       pending.append(metrics)
@@ -367,14 +367,6 @@ def _write_config(config: TrainConfig) -> None:
   except OSError as error:
     raise ConfigError(f"log.dir {config.log.dir!r} is not writable: "
                       f"{error.strerror or error}") from None
-
-
-def _bp_steps(config: TrainConfig, model_cfg, update: int) -> int:
-  """The gradient window of update `update` (1 for the first)."""
-  s = config.schedule
-  bp = bp_steps_at(update, s.steps, s.bp_schedule, start=s.bp_start, end=s.bp_end,
-                   warmup_fraction=s.bp_warmup_fraction)
-  return model_cfg.window(bp)
 
 
 def _summarize(fetched, seconds, tokens_per_step, bp, flops_per_token, peak, devices) -> dict:

@@ -1,5 +1,5 @@
-"""AdamATan2, parameter EMA, learning-rate and bp_steps schedules (spec §2, §4), with the
-semantics of the authors' training code.
+"""AdamATan2, parameter EMA and the learning-rate schedule (spec §2, §4), with the semantics
+of the authors' training code. The bp_steps schedule is ScheduleConfig.bp_steps (config.py).
 
 AdamATan2 has no epsilon and is invariant to the scale of the gradients:
   m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²
@@ -109,23 +109,3 @@ def learning_rate_schedule(peak: float, warmup_steps: int, total_steps: int,
     return jnp.where(k < warmup_steps, warming, after)
 
   return schedule
-
-
-BP_SCHEDULES = ("staircase", "fixed")
-
-
-def bp_steps_at(update: int, total_steps: int, kind: str = "staircase", *, start: int = 2,
-                end: int = 5, warmup_fraction: float = 0.2) -> int:
-  """The gradient window of update k = `update` (1, 2, …; a Python int: each value is its own
-  compiled program), the authors' formula.
-
-  staircase: p = min(1, k / (warmup_fraction · T)); bp = start + floor((end − start) p),
-  2 → 3 → 4 → 5 over the first 20 % by default. fixed: always `end`.
-  """
-  if kind == "fixed":
-    return end
-  if kind != "staircase":
-    raise ValueError(f"unknown bp_steps schedule {kind!r}; choose one of {BP_SCHEDULES}")
-  warmup = warmup_fraction * total_steps
-  p = 1.0 if warmup <= 0 else min(1.0, update / warmup)
-  return min(end, start + int((end - start) * p))

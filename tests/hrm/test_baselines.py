@@ -17,7 +17,6 @@ from hrm_jax.model import (AUTHORS_BASELINES, AUTHORS_BP_STEPS, Buffer, ModelCon
                            preset)
 from hrm_jax.model.rope import rotary_tables
 from hrm_jax.train.config import config_changes, load_config, model_config
-from hrm_jax.train.optimizer import bp_steps_at
 
 EXPERIMENTS = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "hrm"
 # Small programs compiled once each: LLVM's expensive passes cost more than they save here.
@@ -249,9 +248,7 @@ def test_training_configs_load_and_build(name):
   assert all(key.startswith(("model.overrides.", "schedule.bp_")) or key == "log.dir"
              for key in config_changes(hrm, config))
   s = config.schedule
-  window = [min(bp_steps_at(k, s.steps, s.bp_schedule, start=s.bp_start, end=s.bp_end,
-                            warmup_fraction=s.bp_warmup_fraction), model.num_calls)
-            for k in (1, s.steps // 10, s.steps)]
+  window = [model.window(s.bp_steps(k)) for k in (1, s.steps // 10, s.steps)]
   assert window == ([2, 3, 5] if name == "hrm" else [AUTHORS_BP_STEPS[name]] * 3)
   abstract = nnx.eval_shape(lambda: build(model, rngs=nnx.Rngs(config.seed)))
   assert sum(x.size for x in jax.tree.leaves(nnx.state(abstract, nnx.Param))) == \

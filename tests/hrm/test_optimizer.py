@@ -6,7 +6,8 @@ import numpy as np
 import optax
 import pytest
 
-from hrm_jax.train.optimizer import adam_atan2, bp_steps_at, ema_update, learning_rate_schedule
+from hrm_jax.train.config import ScheduleConfig
+from hrm_jax.train.optimizer import adam_atan2, ema_update, learning_rate_schedule
 
 
 def reference(theta, grads, lr, b1=0.9, b2=0.95, wd=0.1):
@@ -95,14 +96,15 @@ def test_ema():
 
 def test_bp_steps_staircase_follows_the_authors_formula():
   total = 1000  # warm-up over the first 200 updates
-  assert [bp_steps_at(k, total) for k in range(1, total + 1)] == \
+  schedule = ScheduleConfig(steps=total)
+  assert [schedule.bp_steps(k) for k in range(1, total + 1)] == \
       [_authors_bp(k, total) for k in range(1, total + 1)]
   # Update k uses k: the window widens at update 67 (2 + floor(3 · 67/200) = 3), not 68.
-  assert [bp_steps_at(k, total) for k in (66, 67, 133, 134, 199, 200)] == [2, 3, 3, 4, 4, 5]
-  assert bp_steps_at(1, total, "fixed") == 5
+  assert [schedule.bp_steps(k) for k in (66, 67, 133, 134, 199, 200)] == [2, 3, 3, 4, 4, 5]
+  assert ScheduleConfig(steps=total, bp_schedule="fixed").bp_steps(1) == 5
   for kind in ("ramp", "jump"):
     with pytest.raises(ValueError, match="unknown bp_steps schedule"):
-      bp_steps_at(1, total, kind)
+      ScheduleConfig(steps=total, bp_schedule=kind).bp_steps(1)
 
 
 def test_a_skipped_parameter_keeps_weights_moments_and_its_own_step_count():
