@@ -191,7 +191,7 @@ def hrm_benchmark(size: str, seq_len: int, rows_per_device: int, bp_steps: int, 
 
 def section_hrm(args, size: str) -> dict:
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from hrm_jax.train.metrics import device_peak_flops  # pylint: disable=import-outside-toplevel
+  from hrm_jax.train.devices import peak_flops  # pylint: disable=import-outside-toplevel
   from tpu_gpu_launch.preflight import matmul_flops_per_second  # pylint: disable=import-outside-toplevel
   sys.path.insert(0, HERE)
   seq_len, rows = HRM_SHAPES[size][args.small]
@@ -202,7 +202,7 @@ def section_hrm(args, size: str) -> dict:
                                    jnp.dtype(r["compute_dtype"]))
   r["matmul_flops_per_s"] = matmul
   r["of_matmul_rate"] = r["model_flops_per_s"] / (matmul * r["devices"])
-  peak = device_peak_flops(r["compute_dtype"])
+  peak = peak_flops(r["compute_dtype"])
   if peak:
     r["peak_flops"] = peak
     r["mfu"] = r["model_flops_per_s"] / (peak * r["devices"])

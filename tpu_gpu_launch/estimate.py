@@ -9,8 +9,8 @@
 FLOPs per token follow the bp_steps schedule step by step (the window grows 2 → 5, so early
 steps are cheaper), counted as in hrm_jax.model.flops (the MFU convention: recomputation from
 remat is not counted). Take the MFU from `bench/accelerator.py`, the preflight, or a run's
-metrics.jsonl on the same device kind. Prices are rough on-demand list prices per device-hour;
-pass --price for yours.
+metrics.jsonl on the same device kind. Peaks and prices are hrm_jax/train/devices.py's (prices
+are rough on-demand list prices per device-hour); pass --price for yours.
 """
 
 from __future__ import annotations
@@ -25,13 +25,8 @@ import sys
 from hrm_jax.model.flops import train_flops
 from hrm_jax.train.config import (ConfigError, ScheduleConfig, TrainConfig, load_config,
                                   model_config)
-from hrm_jax.train.metrics import PEAK_FLOPS, read_metrics
+from hrm_jax.train.metrics import read_metrics
 from tpu_gpu_launch.plan import PlanError, device_spec
-
-# USD per device-hour, on demand (cloud list prices, late 2026; they vary by region and deal).
-PRICE_PER_DEVICE_HOUR = {"H100": 3.00, "H200": 3.80, "A100": 1.80, "TPU v4": 3.22,
-                         "TPU v5 lite": 1.20, "TPU v5p": 4.20, "TPU v6 lite": 2.70}
-
 
 @dataclasses.dataclass
 class Estimate:
@@ -81,11 +76,11 @@ def _mean_flops_per_token(model, seq_len: int, schedule: tuple) -> float:
 
 
 def peak_flops(config: TrainConfig, device: str) -> float:
-  name, _, _ = device_spec(device)
+  spec = device_spec(device)
   dtype = model_config(config).compute_dtype
-  peak = PEAK_FLOPS[name].get(dtype)
+  peak = spec.peak_flops.get(dtype)
   if peak is None:
-    raise PlanError(f"no peak FLOP/s known for {name} in {dtype}")
+    raise PlanError(f"no peak FLOP/s known for {spec.name} in {dtype}")
   return peak
 
 
@@ -109,8 +104,7 @@ def estimate(config: TrainConfig, devices: int, device: str, mfu: float,
   tokens = float(steps) * config.data.batch_size * config.data.seq_len
   peak = peak_flops(config, device)
   hours = tokens * per_token / (devices * peak * mfu) / 3600
-  name, _, _ = device_spec(device)
-  rate = PRICE_PER_DEVICE_HOUR[name] if price is None else price
+  rate = device_spec(device).price if price is None else price
   return Estimate(steps, tokens, per_token, tokens * per_token, peak, devices, mfu, hours,
                   hours * devices * rate)
 
@@ -143,7 +137,7 @@ def main(argv=None) -> int:
     config = load_config(args.config, args.overrides)
     if args.target_hours is not None:
       mfu = mfu_for_hours(config, args.devices, args.device, args.target_hours)
-      print(f"{args.target_hours:g} h on {args.devices} × {device_spec(args.device)[0]} needs "
+      print(f"{args.target_hours:g} h on {args.devices} × {device_spec(args.device).name} needs "
             f"MFU {mfu:.1%}")
       if mfu > 1:
         print("  (over 100 %: not reachable on this many devices)")

@@ -22,24 +22,11 @@ import sys
 
 from hrm_jax.model.config import ModelConfig
 from hrm_jax.model.flops import parameter_count
+from hrm_jax.train.devices import ALIASES, KNOWN, Device, find
 from hrm_jax.train.config import ConfigError, TrainConfig, load_config, model_config
 from hrm_jax.train.sharding import MeshConfig
 
 GIB = 2**30
-
-# device name → (memory per device in GiB, platform). Names as jax reports `device_kind` (the
-# key is matched as a substring), plus the short names people type.
-DEVICES = {
-    "H100": (80, "gpu"),
-    "H200": (141, "gpu"),
-    "A100": (80, "gpu"),
-    "TPU v4": (32, "tpu"),
-    "TPU v5 lite": (16, "tpu"),
-    "TPU v5p": (95, "tpu"),
-    "TPU v6 lite": (32, "tpu"),
-}
-ALIASES = {"v4": "TPU v4", "v5e": "TPU v5 lite", "v5litepod": "TPU v5 lite", "v5p": "TPU v5p",
-           "v6e": "TPU v6 lite"}
 
 # Of each device's memory, the share the plan fills: XLA_PYTHON_CLIENT_MEM_FRACTION=0.90 in
 # env.sh on GPUs, and a margin for fragmentation and the estimate's error.
@@ -63,16 +50,15 @@ def tpu_topology(accelerator_type: str) -> tuple[int, int, str]:
   if family in ("v4", "v5p"):
     chips = max(1, n // 2)
     return chips, max(1, chips // 4), ALIASES[family]
-  return n, 1 if n <= 8 else n // 4, ALIASES["v5e" if family == "v5litepod" else family]
+  return n, 1 if n <= 8 else n // 4, ALIASES[family]
 
 
-def device_spec(name: str) -> tuple[str, float, str]:
-  """(canonical name, memory GiB, platform) for a name like H100, v5e or 'TPU v5 lite'."""
-  key = ALIASES.get(name, name)
-  for known, (memory, platform) in DEVICES.items():
-    if known.lower() in key.lower():
-      return known, memory, platform
-  raise PlanError(f"unknown device {name!r}; known: {sorted(DEVICES) + sorted(ALIASES)}")
+def device_spec(name: str) -> Device:
+  """The device (hrm_jax/train/devices.py) for a name like H100, v5e or 'TPU v5 lite'."""
+  found = find(name)
+  if found is None:
+    raise PlanError(f"unknown device {name!r}; known: {KNOWN}")
+  return found
 
 
 def state_bytes(model: ModelConfig) -> float:
@@ -131,7 +117,8 @@ def plan(config: TrainConfig, devices: int, device: str, hosts: int = 1,
          global_tokens: int | None = None, max_rows_per_device: int | None = None) -> Plan:
   """The layout of `global_tokens` per optimizer step (default: the config's
   data.batch_size × data.seq_len) on `devices` devices of kind `device` over `hosts` hosts."""
-  name, memory, platform = device_spec(device)
+  spec = device_spec(device)
+  name, memory, platform = spec.name, spec.memory_gib, spec.platform
   for flag, value in (("--devices", devices), ("--hosts", hosts),
                       ("--global-tokens", global_tokens),
                       ("--max-rows-per-device", max_rows_per_device)):
@@ -191,7 +178,7 @@ def main(argv=None) -> int:
   parser.add_argument("--devices", type=int, help="all devices of the job")
   parser.add_argument("--hosts", type=int, default=1, help="processes / nodes / TPU workers")
   parser.add_argument("--device",
-                      help=f"device kind: {', '.join(sorted(DEVICES) + sorted(ALIASES))}")
+                      help=f"device kind: {', '.join(KNOWN)}")
   parser.add_argument("--global-tokens", type=int, default=None,
                       help="tokens per optimizer step (default: data.batch_size × seq_len)")
   parser.add_argument("--max-rows-per-device", type=int, default=None,

@@ -115,8 +115,8 @@ def check_hrm(files: list[str], overrides: list[str], steps: int,
   from hrm_jax.model.flops import train_flops
   from hrm_jax.train import sharding
   from hrm_jax.train.config import load_config, model_config
+  from hrm_jax.train.devices import peak_flops
   from hrm_jax.train.loop import Program
-  from hrm_jax.train.metrics import device_peak_flops
 
   config = load_config(files, overrides)
   model = model_config(config)
@@ -160,7 +160,7 @@ def check_hrm(files: list[str], overrides: list[str], steps: int,
   seconds = float(np.median(times[1:]))
   tokens_per_s = config.data.batch_size * config.data.seq_len / seconds
   flops = tokens_per_s * train_flops(model, config.data.seq_len, bp)
-  peak = config.log.peak_flops or device_peak_flops(model.compute_dtype)
+  peak = config.log.peak_flops or peak_flops(model.compute_dtype)
   mfu = flops / (peak * jax.device_count()) if peak else None
   say(f"  step {seconds * 1e3:.1f} ms (median of {steps}), {tokens_per_s:,.0f} tokens/s, "
       f"{flops / 1e12:.2f} model TFLOP/s" + (f", MFU {mfu:.1%}" if mfu else "")

@@ -32,7 +32,8 @@ from hrm_jax.train.checkpoint import Checkpoints, checkpoint_directory, has_chec
 from hrm_jax.train.config import (FREE_ON_RESUME, NOT_FREE_ON_RESUME, ConfigError, TrainConfig,
                                   config_changes, describe_changes, free_on_resume, load_config,
                                   model_config, to_yaml)
-from hrm_jax.train.metrics import MetricWriter, device_peak_flops
+from hrm_jax.train.devices import peak_flops
+from hrm_jax.train.metrics import MetricWriter
 from hrm_jax.train.optimizer import adam_atan2, learning_rate_schedule
 from hrm_jax.train.step import TrainState, eval_step, train_step
 
@@ -252,7 +253,7 @@ def train(config: TrainConfig, *, devices=None, max_steps: int | None = None,
                         enabled=jax.process_index() == 0, resume_step=resume_step)
 
   seq_len, rows = config.data.seq_len, config.data.batch_size
-  peak = config.log.peak_flops or device_peak_flops(model_cfg.compute_dtype)
+  peak = config.log.peak_flops or peak_flops(model_cfg.compute_dtype)
   total = config.schedule.steps if max_steps is None else min(max_steps, config.schedule.steps)
   start = int(state.step)
   history, pending, t0 = [], [], time.perf_counter()

@@ -1,33 +1,10 @@
 """Metric lines to JSONL and TensorBoard event files (tensorboardX: TensorBoard itself is not
-needed to write them), and the model-FLOPs utilization."""
+needed to write them)."""
 
 from __future__ import annotations
 
 import json
 import os
-
-import jax
-
-# Dense peak FLOP/s per device (vendor data sheets), by compute dtype. fp32 on GPUs runs on
-# tensor cores as TF32 under JAX's default matmul precision.
-PEAK_FLOPS = {
-    "H100": {"bfloat16": 989e12, "float32": 494e12},
-    "H200": {"bfloat16": 989e12, "float32": 494e12},
-    "A100": {"bfloat16": 312e12, "float32": 156e12},
-    "TPU v4": {"bfloat16": 275e12, "float32": 275e12},
-    "TPU v5 lite": {"bfloat16": 197e12, "float32": 197e12},
-    "TPU v5p": {"bfloat16": 459e12, "float32": 459e12},
-    "TPU v6 lite": {"bfloat16": 918e12, "float32": 918e12},
-}
-
-
-def device_peak_flops(compute_dtype: str, device=None) -> float | None:
-  """Peak FLOP/s of one device for `compute_dtype`, or None where unknown (CPUs)."""
-  kind = (device or jax.devices()[0]).device_kind
-  for name, peaks in PEAK_FLOPS.items():
-    if name.lower() in kind.lower():
-      return peaks.get(compute_dtype)
-  return None
 
 
 class MetricWriter:

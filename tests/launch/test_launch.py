@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from hrm_jax.model.flops import train_flops
+from hrm_jax.train import devices
 from hrm_jax.train.config import load_config, model_config
 from reflex_jax.run import grid
 from tests.helpers import run_to_completion, xla_flags
@@ -82,6 +83,18 @@ def test_plan_errors_name_the_problem():
     plan.plan(hrm_config("B"), 256, "v6e", 64)
 
 
+def test_one_device_table_serves_the_mfu_the_plan_and_the_estimate():
+  """jax's device_kind (the training loop's MFU), a typed name and an alias (plan, estimate)
+  find the same row of hrm_jax/train/devices.py."""
+  h100 = devices.find("NVIDIA H100 80GB HBM3")
+  assert h100 is devices.find("H100") is plan.device_spec("H100")
+  assert (h100.memory_gib, h100.peak_flops["bfloat16"]) == (80, 989e12)
+  assert devices.find("v5e") is devices.find("TPU v5 lite") is plan.device_spec("v5litepod")
+  assert devices.find("cpu") is None
+  with pytest.raises(plan.PlanError, match="unknown device 'cpu'"):
+    plan.device_spec("cpu")
+
+
 def test_tpu_types_give_chips_hosts_and_device():
   assert plan.tpu_topology("v5litepod-8") == (8, 1, "TPU v5 lite")
   assert plan.tpu_topology("v5litepod-16") == (16, 4, "TPU v5 lite")
@@ -112,7 +125,7 @@ def test_paper_xl_46_hours_on_16_h100_implies_a_plausible_mfu():
   e = estimate.estimate(config, 16, "H100", mfu)
   assert e.hours == pytest.approx(46)
   assert e.steps == 305_000 and e.tokens == pytest.approx(305_000 * 48 * 4096)
-  assert e.cost == pytest.approx(46 * 16 * estimate.PRICE_PER_DEVICE_HOUR["H100"])
+  assert e.cost == pytest.approx(46 * 16 * devices.find("H100").price)
   model = model_config(config)
   # The staircase spends 20 % of the steps growing the window 2 → 5.
   assert train_flops(model, 4096, 2) < e.flops_per_token < train_flops(model, 4096, 5)
