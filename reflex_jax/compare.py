@@ -20,6 +20,7 @@ import argparse
 import os
 import sys
 
+from reflex_jax.algorithms import ALGORITHMS
 from reflex_jax.run import config as run_config
 from reflex_jax.run.cli import report_errors
 from reflex_jax.run.experiment import run_experiment
@@ -29,39 +30,41 @@ from reflex_jax.symmetry import registry
 DEFAULT_ENV = "brax/inverted_double_pendulum"
 
 
+def _defaults(field: str) -> str:
+  """e.g. "64 for ppo, 16 for sac": each algorithm's experiment default of `field`."""
+  return ", ".join(f"{getattr(entry.experiment_config(), field):,} for {name}"
+                   for name, entry in ALGORITHMS.items())
+
+
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(prog="python -m reflex_jax.compare", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--algo", choices=("ppo", "sac"), default="ppo")
+  parser.add_argument("--algo", choices=tuple(ALGORITHMS), default="ppo")
   parser.add_argument("--env", default=DEFAULT_ENV, help="a task with a registered reflection: "
                       + ", ".join(registry.symmetric_env_ids()))
   parser.add_argument("--seeds", type=int, default=4)
   parser.add_argument("--steps", type=int, default=None,
-                      help="env steps per run (default: 600,000 for PPO, 30,000 for SAC)")
+                      help=f"env steps per run (default: {_defaults('num_timesteps')})")
   parser.add_argument("--num-envs", type=int, default=None,
-                      help="parallel environments (default: 64 for PPO, 16 for SAC)")
+                      help=f"parallel environments (default: {_defaults('num_envs')})")
   parser.add_argument("--weight", type=float, default=0.1, help="Reflex w0 (linear decay)")
   parser.add_argument("--threshold", type=float, default=None,
                       help="return threshold (default: 80%% of the way from the first logged "
                       "mean return to the best final mean return)")
   parser.add_argument("--logs", type=int, default=None,
-                      help="logging intervals (default: 20 for PPO, 10 for SAC)")
+                      help=f"logging intervals (default: {_defaults('num_logs')})")
   parser.add_argument("--out", default="runs/compare", help="where runs and reports go")
   parser.add_argument("--force-new-config", action="store_true",
                       help="when the run directory holds a run with other settings, delete it "
                       "and start this one (default: refuse)")
   args = parser.parse_args(argv)
-  try:
-    registry.get(args.env).require()
-  except (registry.UnknownEnvironmentError, registry.NoReflectionError) as err:
-    parser.error(str(err))
   overrides = [f"env={args.env}", f"algo={args.algo}", f"seeds={args.seeds}",
                f"reflex.weight={args.weight}", "variants=[baseline,reflex]",
                f"out_dir={os.path.join(args.out, '{env}', '{algo}')}"]
   if args.steps is not None:
     overrides.append(f"steps={args.steps}")
-    if args.algo == "sac":
-      overrides.append(f"sac.learning_starts={min(10_000, args.steps // 10)}")
+    overrides += [f"{args.algo}.{key}={value}"
+                  for key, value in ALGORITHMS[args.algo].compare_overrides(args.steps).items()]
   if args.num_envs is not None:
     overrides.append(f"{args.algo}.num_envs={args.num_envs}")
   if args.logs is not None:

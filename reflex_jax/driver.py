@@ -1,6 +1,8 @@
-"""What PPO and SAC share around their update: the environment and its reflection, the device
-mesh over environments, the grid of runs (Reflex weights × seeds, vmapped into one
-program), the host loop (one compiled call per logging interval) and the final evaluation.
+"""The driver every algorithm shares around its update: the environment and its reflection
+(resolved once per training), the trainer's common setup, the device mesh over environments,
+the grid of runs (Reflex weights × seeds, vmapped into one program), the host loop (one
+compiled call per logging interval) and the final evaluation. What an algorithm must provide
+to be driven is written down in `reflex_jax.algorithms`.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import numpy as np
 import tqdm
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from reflex_jax import envs
+from reflex_jax import envs, regularizer
 from reflex_jax.envs import Env
 from reflex_jax.envs.base import all_finite
 from reflex_jax.evaluate import evaluate
+from reflex_jax.networks import NetworkFactory
+from reflex_jax.regularizer import ReflexConfig
 from reflex_jax.symmetry import Reflection, registry
 
 
@@ -40,37 +44,29 @@ def wrap(sim: Env, config, num_envs: int, auto_reset: bool) -> Env:
                    mask_nonfinite=config.mask_nonfinite)
 
 
-def task_reflection(env: Env) -> Reflection | None:
-  """The registered reflection of `env`, or None when it has none (or is not registered)."""
-  try:
-    spec = registry.get(env.env_id)
-  except registry.UnknownEnvironmentError:
-    return None
-  return spec.reflection(env.mj_model, env.observation_size) if spec.has_reflection else None
-
-
-def require_reflection(env: Env, reflection: Reflection | None) -> Reflection:
-  """The reflection Reflex needs: the one passed, else the registered one, else an error
-  that says why the task has none."""
-  reflection = reflection if reflection is not None else task_reflection(env)
-  if reflection is not None:
-    return reflection
-  try:
-    registry.get(env.env_id).require()  # raises NoReflectionError with the registry's reason
-  except registry.UnknownEnvironmentError as e:
-    raise registry.NoReflectionError(
-        f"{env.env_id} has no registered reflection; pass reflection= to use Reflex") from e
-  raise registry.NoReflectionError(f"{env.env_id} has no registered reflection")
-
-
-def trainer_reflection(env: Env, config, reflection: Reflection | None) -> Reflection | None:
-  """The reflection a trainer uses: required (and looked up) when `config.reflex` is set,
-  otherwise the one given (for the symmetry metrics); checked against the env's sizes."""
-  if config.reflex is not None:
-    reflection = require_reflection(env, reflection)
+def resolve_reflection(env: Env, reflex: ReflexConfig | None = None,
+                       reflection: Reflection | None = None) -> Reflection | None:
+  """A training's reflection, resolved once (by `TrainerBase`): the one passed wins, else the
+  task's registered one, else None (no symmetry metrics). Reflex (`reflex` set) requires one:
+  NoReflectionError saying why the task has none. Checked against the env's sizes."""
+  if reflection is None:
+    reflection = _registered_reflection(env, required=reflex is not None)
   if reflection is not None:
     reflection.check_sizes(env.observation_size, env.action_size, name=env.env_id)
   return reflection
+
+
+def _registered_reflection(env: Env, required: bool) -> Reflection | None:
+  try:
+    spec = registry.get(env.env_id)
+  except registry.UnknownEnvironmentError as e:
+    if not required:
+      return None
+    raise registry.NoReflectionError(
+        f"{env.env_id} has no registered reflection; pass reflection= to use Reflex") from e
+  if required:
+    spec.require()  # NoReflectionError with the registry's reason
+  return spec.reflection(env.mj_model, env.observation_size) if spec.has_reflection else None
 
 
 def env_sharding(num_envs: int, num_devices: int | None) -> NamedSharding | None:
@@ -90,6 +86,31 @@ def constrain(tree, sharding: NamedSharding | None):
   if sharding is None:
     return tree
   return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, sharding), tree)
+
+
+class TrainerBase:
+  """What every algorithm's Trainer sets up alike: the env and config, the network (from
+  `network_factory`, given the reflection resolved here; the network is where the
+  reflection is held), whether the program computes the Reflex terms, and the env sharding.
+
+  `regularize`: regularizer.regularizes of the runs' weights (`RunGrid.regularize`); default:
+  of config.reflex.weight."""
+
+  def __init__(self, env: Env, config, reflection: Reflection | None,
+               network_factory: NetworkFactory, regularize: bool | None = None):
+    self.env, self.config = env, config
+    reflection = resolve_reflection(env, config.reflex, reflection)
+    self.net = network_factory(env.observation_size, env.action_size, config, reflection)
+    if getattr(self.net, "reflection", None) is not reflection:
+      raise TypeError("network_factory must keep the reflection it is given as the network's "
+                      "`reflection` (the Reflex terms and symmetry metrics read it there)")
+    self.regularize = (regularizer.regularizes(config.reflex, getattr(config.reflex, "weight", 0))
+                       if regularize is None else regularize)
+    self._env_sharding = env_sharding(config.num_envs, config.num_devices)
+
+  def shard_envs(self, tree):
+    """`tree` (env states or a batch over envs) constrained to the env sharding."""
+    return constrain(tree, self._env_sharding)
 
 
 def summarize_chunk(m: dict) -> dict:
@@ -126,6 +147,7 @@ class RunGrid:
   seeds: np.ndarray
   weights: np.ndarray
   shape: tuple[int, ...]
+  regularize: bool  # whether the program computes the Reflex terms (regularizer.regularizes)
 
   @classmethod
   def create(cls, seed, reflex_weight, reflex, algorithm: str) -> RunGrid:
@@ -144,7 +166,7 @@ class RunGrid:
         (() if np.ndim(seed) == 0 else (seeds.size,))
     run_seeds = np.tile(seeds, weights.size)
     return cls(jax.vmap(jax.random.key)(run_seeds), run_seeds, np.repeat(weights, seeds.size),
-               shape)
+               shape, regularizer.regularizes(reflex, weights))
 
   def describe(self, run: int) -> str:
     """Names run `run` of the flattened grid: its seed and Reflex weight."""

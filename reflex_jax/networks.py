@@ -9,13 +9,34 @@ itself, so a reflection can be applied before the (not mirror-symmetric) normali
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Protocol, Sequence
 
 import jax
 import jax.numpy as jnp
 from flax import nnx, struct
 
 from reflex_jax.symmetry import Reflection
+
+class Network(Protocol):
+  """What the driver and every trainer use of a network (ActorCritic, ActorTwinCritic, or one
+  of a custom `network_factory`); each algorithm's losses use more (PPO: `value_fn`; SAC:
+  `sample`, `q_values`), as its `train` documents."""
+
+  reflection: Reflection | None  # the task's, held here only: the Reflex terms read it
+
+  def init(self, key: jax.Array, obs_size: int) -> dict:
+    """Parameters, including a "normalizer" (Normalizer) the trainers update."""
+
+  def distribution(self, params: dict, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(loc, scale) of the pre-squash Gaussian at raw observations."""
+
+  def act(self, params: dict, obs: jax.Array, key: jax.Array | None) -> tuple[jax.Array, dict]:
+    """(action in [-1, 1], extras), sampled, or the mode when key is None."""
+
+
+# network_factory(observation_size, action_size, algorithm config, reflection) → Network; it
+# keeps the reflection (None: the task has none) as the network's `reflection`.
+NetworkFactory = Callable[[int, int, Any, Reflection | None], Network]
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "tanh": jnp.tanh, "relu": jax.nn.relu, "swish": jax.nn.swish, "elu": jax.nn.elu}
@@ -214,6 +235,18 @@ class ActorCritic:
         raw_action=u, log_prob=gaussian_log_prob(u, loc, scale))
 
 
+def _symmetrize(config) -> bool:
+  return config.reflex is not None and config.reflex.symmetrize
+
+
+def make_actor_critic(observation_size: int, action_size: int, config,
+                      reflection: Reflection | None) -> ActorCritic:
+  """PPO's default `network_factory`: the networks a PPOConfig describes (`policy`,
+  `value_hidden`, `value_activation`), hard-equivariant when `config.reflex.symmetrize`."""
+  return ActorCritic.create(observation_size, action_size, config.policy, config.value_hidden,
+                            config.value_activation, reflection, symmetrize=_symmetrize(config))
+
+
 def tanh_gaussian_log_prob(u, loc, scale):
   """log π(tanh u) for u ~ N(loc, scale): the Gaussian term minus log|d tanh/du|, written
   as 2(log 2 − u − softplus(−2u)) to stay finite where tanh saturates."""
@@ -280,3 +313,12 @@ class ActorTwinCritic:
       return jnp.tanh(self.distribution(params, obs)[0]), {}
     action, log_prob, _, _ = self.sample(params, obs, key)
     return action, dict(log_prob=log_prob)
+
+
+def make_actor_twin_critic(observation_size: int, action_size: int, config,
+                           reflection: Reflection | None) -> ActorTwinCritic:
+  """SAC's default `network_factory`: the networks a SACConfig describes (`policy`, `q_hidden`,
+  `q_activation`, `q_layer_norm`, `num_q`), hard-equivariant when `config.reflex.symmetrize`."""
+  return ActorTwinCritic.create(observation_size, action_size, config.policy, config.q_hidden,
+                                config.q_activation, config.q_layer_norm, config.num_q,
+                                reflection, symmetrize=_symmetrize(config))

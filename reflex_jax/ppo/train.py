@@ -18,9 +18,9 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from reflex_jax import checks, regularizer, runs
+from reflex_jax import checks, driver, regularizer
 from reflex_jax.envs import Env, EnvState
-from reflex_jax.networks import ActorCritic, PolicyConfig, gaussian_log_prob
+from reflex_jax.networks import NetworkFactory, PolicyConfig, gaussian_log_prob, make_actor_critic
 from reflex_jax.ppo.losses import Batch, gae, mirrored_batch, ppo_loss
 from reflex_jax.symmetry import Reflection
 
@@ -77,10 +77,10 @@ class PPOConfig:
   def steps_per_update(self) -> int:
     return self.num_envs * self.unroll_length * (self.action_repeat or 1)
 
-  def budget(self) -> runs.Budget:
+  def budget(self) -> driver.Budget:
     """The env steps a run takes: whole updates, the same number in every logging interval."""
     repeat = f" × action repeat {self.action_repeat}" if (self.action_repeat or 1) > 1 else ""
-    return runs.Budget(self.num_timesteps, 0, self.steps_per_update * self.num_logs,
+    return driver.Budget(self.num_timesteps, 0, self.steps_per_update * self.num_logs,
                        f"{self.num_envs} envs × unroll {self.unroll_length}{repeat} × "
                        f"{self.num_logs} logs", ("num_envs", "unroll_length", "num_logs"))
 
@@ -117,37 +117,25 @@ def _trainable(params: dict) -> dict:
 SYMMETRY_PROBE_STEPS = 4  # unroll steps (× num_envs states) probed for the symmetry metrics
 
 
-class Trainer:
+class Trainer(driver.TrainerBase):
   """The pure functions of one run: `init(key, w0)` and `train_chunk(state)`."""
 
   def __init__(self, env: Env, config: PPOConfig, reflection: Reflection | None,
-               updates_per_log: int, total_updates: int, *, regularize: bool | None = None):
-    """`regularize`: compute the Reflex terms (regularizer.regularizes of the runs' weights;
-    default: of config.reflex.weight)."""
-    reflection = runs.trainer_reflection(env, config, reflection)
-    self.env, self.config, self.reflection = env, config, reflection
-    self.regularize = (regularizer.regularizes(config.reflex, getattr(config.reflex, "weight", 0))
-                       if regularize is None else regularize)
+               updates_per_log: int, total_updates: int, *, regularize: bool | None = None,
+               network_factory: NetworkFactory = make_actor_critic):
+    super().__init__(env, config, reflection, network_factory, regularize)
     self.updates_per_log, self.total_updates = updates_per_log, total_updates
-    self.net = ActorCritic.create(
-        env.observation_size, env.action_size, config.policy, config.value_hidden,
-        config.value_activation, reflection,
-        symmetrize=config.reflex is not None and config.reflex.symmetrize)
     grad_steps = total_updates * config.num_epochs * config.num_minibatches
     lr = (config.learning_rate if config.lr_schedule == "constant"
           else optax.linear_schedule(config.learning_rate, 0.0, grad_steps))
     self.optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
                                  optax.adam(lr))
-    self._env_sharding = runs.env_sharding(config.num_envs, config.num_devices)
-
-  def _shard_envs(self, tree):
-    return runs.constrain(tree, self._env_sharding)
 
   def init(self, key: jax.Array, reflex_weight: jax.Array) -> TrainState:
     k_net, k_env, k_train = jax.random.split(key, 3)
     params = self.net.init(k_net, self.env.observation_size)
     trainable = _trainable(params)
-    env_state = self._shard_envs(self.env.reset(k_env))
+    env_state = self.shard_envs(self.env.reset(k_env))
     return TrainState(params, self.optimizer.init(trainable), env_state, k_train,
                       jnp.zeros((), jnp.int32), jnp.asarray(reflex_weight, jnp.float32))
 
@@ -156,7 +144,7 @@ class Trainer:
   def _rollout(self, params, env_state, key):
     def step(state, k):
       action, extras = self.net.act(params, state.obs, k)
-      nxt = self._shard_envs(self.env.step(state, action))
+      nxt = self.shard_envs(self.env.step(state, action))
       m = nxt.metrics
       done = jnp.maximum(nxt.terminated, nxt.truncated)
       return nxt, Transition(state.obs, extras["raw_action"], nxt.reward, nxt.terminated, done,
@@ -165,7 +153,7 @@ class Trainer:
     return jax.lax.scan(step, env_state, jax.random.split(key, self.config.unroll_length))
 
   def _update(self, state: TrainState, _) -> tuple[TrainState, dict]:
-    c, net, g = self.config, self.net, self.reflection
+    c, net, g = self.config, self.net, self.net.reflection
     key, k_roll, k_sgd = jax.random.split(state.key, 3)
     env_state, traj = self._rollout(state.params, state.env_state, k_roll)
 
@@ -234,28 +222,29 @@ class Trainer:
   def train_chunk(self, state: TrainState) -> tuple[TrainState, dict]:
     """`updates_per_log` updates; metrics averaged (losses) or summed (episodes) over them."""
     state, m = jax.lax.scan(self._update, state, None, length=self.updates_per_log)
-    return state, runs.summarize_chunk(m)
+    return state, driver.summarize_chunk(m)
 
 
 def make_trainer(env: str | Env, config: PPOConfig, reflection: Reflection | None = None, *,
-                 regularize: bool | None = None) -> tuple[Env, Trainer]:
+                 regularize: bool | None = None,
+                 network_factory: NetworkFactory = make_actor_critic) -> tuple[Env, Trainer]:
   """(the single simulator, the Trainer) for `config`: the update schedule rounded so every
   logging interval runs the same number of updates."""
-  sim = runs.simulator(env, config.equalize_asymmetries)
-  train_env = runs.wrap(sim, config, config.num_envs, auto_reset=True)
-  if reflection is None:
-    reflection = runs.task_reflection(train_env)
+  sim = driver.simulator(env, config.equalize_asymmetries)
+  train_env = driver.wrap(sim, config, config.num_envs, auto_reset=True)
   total_updates = -(-config.num_timesteps // config.steps_per_update)
   updates_per_log = -(-total_updates // config.num_logs)
   return sim, Trainer(train_env, config, reflection, updates_per_log,
-                      updates_per_log * config.num_logs, regularize=regularize)
+                      updates_per_log * config.num_logs, regularize=regularize,
+                      network_factory=network_factory)
 
 
 def train(env: str | Env, config: PPOConfig = PPOConfig(), seed: int | Sequence[int] = 0, *,
           reflex_weight: float | Sequence[float] | None = None,
           reflection: Reflection | None = None,
           progress_fn: Callable[[int, dict], None] | None = None,
-          checkpoints=None, progress_bar: bool = False):
+          checkpoints=None, progress_bar: bool = False,
+          network_factory: NetworkFactory = make_actor_critic):
   """Trains PPO (Reflex-PPO when `config.reflex` is set) and returns (make_policy, params, metrics).
 
   seed: an int, or a sequence of seeds trained together (vmapped).
@@ -266,23 +255,26 @@ def train(env: str | Env, config: PPOConfig = PPOConfig(), seed: int | Sequence[
   progress_fn(env_steps, metrics) is called once per logging interval with host numpy values.
   checkpoints: a `reflex_jax.run.RunCheckpoints`; the run resumes from its latest checkpoint.
   progress_bar: a tqdm bar with the live return, steps/s and ETA.
+  network_factory(observation_size, action_size, config, reflection) → the networks, with
+    ActorCritic's interface (networks.Network and `value_fn`); default: those the config
+    describes (networks.make_actor_critic).
   metrics: per-interval arrays under their names, the final evaluation under eval/...,
   and timing (compile_seconds, train_seconds, env_steps_per_second).
-  Raises runs.NonFiniteError when a loss, parameter or simulator state becomes NaN/inf, and
+  Raises driver.NonFiniteError when a loss, parameter or simulator state becomes NaN/inf, and
   ValueError when `num_timesteps` rounds up to whole updates by more than
-  runs.BUDGET_TOLERANCE (a smaller rounding prints a one-line note).
+  driver.BUDGET_TOLERANCE (a smaller rounding prints a one-line note).
   """
-  grid = runs.RunGrid.create(seed, reflex_weight, config.reflex, "PPO")
+  grid = driver.RunGrid.create(seed, reflex_weight, config.reflex, "PPO")
   config.budget().check("num_timesteps", notify=True)
-  sim, trainer = make_trainer(env, config, reflection,
-                              regularize=regularizer.regularizes(config.reflex, grid.weights))
+  sim, trainer = make_trainer(env, config, reflection, regularize=grid.regularize,
+                              network_factory=network_factory)
   steps_per_log = trainer.updates_per_log * config.steps_per_update
-  state, metrics, compile_seconds, train_seconds = runs.drive(
+  state, metrics, compile_seconds, train_seconds = driver.drive(
       lambda: jax.jit(jax.vmap(trainer.init))(grid.keys, grid.weights), trainer.train_chunk,
       grid, config.num_logs, steps_per_log, progress_fn=progress_fn, checkpoints=checkpoints,
       progress_bar=progress_bar)
-  policy_factory = runs.make_policy(trainer.net)
-  metrics.update(runs.final_evaluation(sim, config, policy_factory, state.params, grid))
+  policy_factory = driver.make_policy(trainer.net)
+  metrics.update(driver.final_evaluation(sim, config, policy_factory, state.params, grid))
   total_steps = trainer.total_updates * config.steps_per_update
   metrics.update(compile_seconds=compile_seconds, train_seconds=train_seconds,
                  env_steps_per_second=total_steps * len(grid.weights) / max(train_seconds, 1e-9),

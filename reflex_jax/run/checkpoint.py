@@ -35,7 +35,7 @@ def _unstored(template, value):
 
 
 class RunCheckpoints:
-  """`save(logs_done, state, history)` / `restore(abstract_state)` for `runs.drive`."""
+  """`save(logs_done, state, history)` / `restore(abstract_state)` for `driver.drive`."""
 
   def __init__(self, directory: str, *, keep: int = 2, every: int = 1):
     if every < 1 or keep < 1:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from reflex_jax import runs
+from reflex_jax import driver
 from reflex_jax.run import config as run_config
 from reflex_jax.run.experiment import run_experiment
 from reflex_jax.run.report import format_experiment
@@ -56,7 +56,7 @@ def report_errors(fn) -> int:
   (1: training stopped at a NaN/inf; 2: a refused config or an unwritable run directory)."""
   try:
     fn()
-  except runs.NonFiniteError as error:
+  except driver.NonFiniteError as error:
     print(f"error: {error}", file=sys.stderr)
     return 1
   except (run_config.ConfigError, OSError) as error:

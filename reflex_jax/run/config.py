@@ -2,9 +2,9 @@
 
     python -m reflex_jax.train env=brax/ant algo=ppo reflex.weight=0.1 seeds=8
 
-OmegaConf checks every key and value against the dataclasses (PPOConfig and SACConfig
-included), so a misspelt key or a bad choice fails at load time, before anything runs, with
-the valid ones named.
+OmegaConf checks every key and value against the dataclasses (each registered algorithm's
+config included), so a misspelt key or a bad choice fails at load time, before anything runs,
+with the valid ones named.
 """
 
 from __future__ import annotations
@@ -15,16 +15,15 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from reflex_jax import envs, ppo, sac
+from reflex_jax import envs
+from reflex_jax.algorithms import ALGORITHMS
 from reflex_jax.regularizer import ReflexConfig
 from reflex_jax.symmetry import registry
-
-ALGORITHMS = ("ppo", "sac")
 
 # variant → its overrides of the experiment's `reflex` section (a ReflexConfig). Variants whose
 # settings differ only in the weight run in one program (their weights are vmapped like seeds).
 VARIANTS: dict[str, dict[str, Any]] = {
-    "baseline": {"weight": 0.0, "augment": False, "symmetrize": False},  # plain PPO / SAC
+    "baseline": {"weight": 0.0, "augment": False, "symmetrize": False},  # the plain algorithm
     "reflex": {},                                  # the paper's regularizer
     "reflex_kl": {"actor_loss": "kl"},             # KL instead of MSE actor term
     "reflex_actor_only": {"value_coef": 0.0},      # no critic invariance term
@@ -35,18 +34,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 
 @dataclasses.dataclass
-class ExperimentConfig:
+class ExperimentSettings:
+  """An experiment's settings but the algorithms' sections (ExperimentConfig adds those)."""
   env: str = "brax/inverted_double_pendulum"
   algo: str = "ppo"
   seeds: int = 5                  # seeds first_seed … first_seed + seeds − 1, vmapped
   first_seed: int = 0
   variants: list[str] = dataclasses.field(default_factory=lambda: ["baseline", "reflex"])
-  steps: int | None = None        # env steps per run; None: ppo/sac.num_timesteps
+  steps: int | None = None        # env steps per run; None: <algo>.num_timesteps
   reflex: ReflexConfig = dataclasses.field(default_factory=ReflexConfig)  # w0 = reflex.weight
-  ppo: ppo.PPOConfig = dataclasses.field(default_factory=lambda: ppo.PPOConfig(
-      num_envs=64, num_timesteps=600_000, num_logs=20))
-  sac: sac.SACConfig = dataclasses.field(default_factory=lambda: sac.SACConfig(
-      num_envs=16, num_timesteps=30_000, learning_starts=3_000, num_logs=10))
   out_dir: str = "runs/reflex/{env}/{algo}"  # {env} and {algo} are filled in
   checkpoint_every: int = 1       # logging intervals between checkpoints
   keep_checkpoints: int = 2
@@ -58,8 +54,18 @@ class ExperimentConfig:
     return list(range(self.first_seed, self.first_seed + self.seeds))
 
 
+# The settings and a section per registered algorithm (`ppo.*`, `sac.*`, ...): its config
+# dataclass with the experiment's defaults. Every section is there whichever `algo` is chosen,
+# so that YAML layers and overrides merge in any order.
+ExperimentConfig = dataclasses.make_dataclass(
+    "ExperimentConfig",
+    [(name, entry.config, dataclasses.field(default_factory=entry.experiment_config))
+     for name, entry in ALGORITHMS.items()],
+    bases=(ExperimentSettings,), namespace={"__module__": __name__})
+
 # Dataclasses whose __post_init__ checks name fields "Owner.field", → the key's section.
-CHECKED_SECTIONS = {"PPOConfig.": "ppo.", "SACConfig.": "sac.", "ReflexConfig.": "reflex."}
+CHECKED_SECTIONS = {"ReflexConfig.": "reflex.", **{
+    f"{entry.config.__name__}.": f"{name}." for name, entry in ALGORITHMS.items()}}
 
 
 class ConfigError(ValueError):
@@ -117,14 +123,18 @@ def validate(config: ExperimentConfig, *, check_budget: bool = True) -> None:
     except (registry.UnknownEnvironmentError, registry.NoReflectionError) as error:
       raise ConfigError(f"variants {config.variants} need a reflection: {error}") from None
   if check_budget:
-    algorithm_config = getattr(config, config.algo)
-    if config.steps is not None:
-      algorithm_config = dataclasses.replace(algorithm_config, num_timesteps=config.steps)
     name = "steps" if config.steps is not None else f"{config.algo}.num_timesteps"
     try:
-      algorithm_config.budget().check(name, f"{config.algo}.")
+      algorithm_config(config).budget().check(name, f"{config.algo}.")
     except ValueError as error:
       raise ConfigError(str(error)) from None
+
+
+def algorithm_config(config: ExperimentConfig):
+  """The chosen algorithm's section, with `steps` (when set) as its num_timesteps."""
+  section = getattr(config, config.algo)
+  return (section if config.steps is None
+          else dataclasses.replace(section, num_timesteps=config.steps))
 
 
 def variant_reflex(config: ExperimentConfig, variant: str) -> ReflexConfig:
@@ -138,16 +148,14 @@ class VariantGroup:
   name: str
   variants: tuple[str, ...]
   weights: tuple[float, ...]
-  algorithm_config: Any  # PPOConfig | SACConfig
+  algorithm_config: Any  # the algorithm's config (ALGORITHMS[algo].config)
 
 
 def variant_groups(config: ExperimentConfig) -> list[VariantGroup]:
   """The experiment's variants grouped by program: variants whose Reflex settings differ only
   in the weight share one (e.g. `baseline` is `reflex` at weight 0). A group whose weights are
-  all 0 and that neither augments nor symmetrizes is plain PPO/SAC (config.reflex None)."""
-  base = getattr(config, config.algo)
-  if config.steps is not None:
-    base = dataclasses.replace(base, num_timesteps=config.steps)
+  all 0 and that neither augments nor symmetrizes is the plain algorithm (config.reflex None)."""
+  base = algorithm_config(config)
   groups: dict[ReflexConfig, list[str]] = {}
   for variant in config.variants:
     groups.setdefault(dataclasses.replace(variant_reflex(config, variant), weight=0.0),
@@ -156,9 +164,8 @@ def variant_groups(config: ExperimentConfig) -> list[VariantGroup]:
   for key, variants in groups.items():
     weights = tuple(variant_reflex(config, v).weight for v in variants)
     plain = not any(weights) and not key.augment and not key.symmetrize
-    algorithm_config = dataclasses.replace(base, reflex=None if plain else key)
     out.append(VariantGroup("+".join(variants), tuple(variants), (0.0,) if plain else weights,
-                            algorithm_config))
+                            dataclasses.replace(base, reflex=None if plain else key)))
   return out
 
 

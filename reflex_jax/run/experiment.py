@@ -25,13 +25,13 @@ import numpy as np
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from reflex_jax import ppo, runs, sac
+from reflex_jax import driver
+from reflex_jax.algorithms import ALGORITHMS
 from reflex_jax.run import config as run_config
 from reflex_jax.run.checkpoint import RunCheckpoints
 from reflex_jax.run.logging import MetricLog
 from reflex_jax.symmetry import registry
 
-TRAINERS = {"ppo": ppo, "sac": sac}
 CURVES = ("episode_return", "policy_symmetry_error", "value_symmetry_error")
 
 
@@ -78,7 +78,7 @@ def run_experiment(config: run_config.ExperimentConfig, run_dir: str | None = No
                   {k: np.reshape(v, (len(group.variants), len(seeds))) for k, v in m.items()
                    if k != "env_steps"})
 
-      _, _, metrics = TRAINERS[config.algo].train(
+      _, _, metrics = ALGORITHMS[config.algo].module.train(
           config.env, group.algorithm_config, seed=seeds, reflex_weight=list(group.weights)
           if group.algorithm_config.reflex is not None else None,
           progress_fn=progress, checkpoints=checkpoints, progress_bar=config.progress)
@@ -213,11 +213,11 @@ def load_policy(run_dir: str, variant: str, seed: int):
   if seed not in seeds:
     raise ValueError(f"{run_dir} has seeds {seeds}, not {seed}")
   group = next(g for g in run_config.variant_groups(config) if variant in g.variants)
-  sim, trainer = TRAINERS[config.algo].make_trainer(config.env, group.algorithm_config)
+  sim, trainer = ALGORITHMS[config.algo].module.make_trainer(config.env, group.algorithm_config)
   params = load_params(run_dir, group, config, trainer)
   run = group.variants.index(variant) * len(seeds) + seeds.index(seed)
   run_params = jax.tree.map(lambda x: x[run], params)
-  return runs.make_policy(trainer.net)(run_params, deterministic=True), sim
+  return driver.make_policy(trainer.net)(run_params, deterministic=True), sim
 
 
 def load_params(run_dir: str, group: run_config.VariantGroup,
@@ -225,9 +225,9 @@ def load_params(run_dir: str, group: run_config.VariantGroup,
   """The parameters of every run of `group` ([runs, ...] leaves) at its latest checkpoint.
   `trainer`: the group's Trainer when the caller has built it already."""
   if trainer is None:
-    _, trainer = TRAINERS[config.algo].make_trainer(config.env, group.algorithm_config)
+    _, trainer = ALGORITHMS[config.algo].module.make_trainer(config.env, group.algorithm_config)
   weights = group.weights if group.algorithm_config.reflex is not None else None
-  grid = runs.RunGrid.create(config.seed_list, list(weights) if weights else None,
+  grid = driver.RunGrid.create(config.seed_list, list(weights) if weights else None,
                              group.algorithm_config.reflex, config.algo.upper())
   abstract = jax.eval_shape(jax.vmap(trainer.init), grid.keys, grid.weights)
   checkpoints = RunCheckpoints(os.path.join(run_dir, "checkpoints", group.name))

@@ -19,9 +19,9 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from reflex_jax import checks, regularizer, runs
+from reflex_jax import checks, driver, regularizer
 from reflex_jax.envs import Env, EnvState
-from reflex_jax.networks import ActorTwinCritic, PolicyConfig
+from reflex_jax.networks import NetworkFactory, PolicyConfig, make_actor_twin_critic
 from reflex_jax.sac import losses, replay
 from reflex_jax.symmetry import Reflection
 
@@ -79,12 +79,12 @@ class SACConfig:
   def steps_per_iteration(self) -> int:
     return self.num_envs * (self.action_repeat or 1)
 
-  def budget(self) -> runs.Budget:
+  def budget(self) -> driver.Budget:
     """The env steps a run takes: the prefill in whole iterations, then at least one
     iteration per logging interval, the same number in each."""
     repeat = f" × action repeat {self.action_repeat}" if (self.action_repeat or 1) > 1 else ""
     prefill = -(-self.learning_starts // self.steps_per_iteration) * self.steps_per_iteration
-    return runs.Budget(self.num_timesteps, prefill, self.steps_per_iteration * self.num_logs,
+    return driver.Budget(self.num_timesteps, prefill, self.steps_per_iteration * self.num_logs,
                        f"{self.num_envs} envs{repeat} × {self.num_logs} logs",
                        ("num_envs", "num_logs"))
 
@@ -100,29 +100,20 @@ class TrainState:
   reflex_weight: jax.Array
 
 
-class Trainer:
+class Trainer(driver.TrainerBase):
   """The pure functions of one run: `init`, `prefill`, `train_chunk`."""
 
   def __init__(self, env: Env, config: SACConfig, reflection: Reflection | None,
                iterations_per_log: int, total_iterations: int, prefill_iterations: int, *,
-               regularize: bool | None = None):
-    """`regularize`: compute the Reflex terms (regularizer.regularizes of the runs' weights;
-    default: of config.reflex.weight)."""
-    reflection = runs.trainer_reflection(env, config, reflection)
-    self.env, self.config, self.reflection = env, config, reflection
-    self.regularize = (regularizer.regularizes(config.reflex, getattr(config.reflex, "weight", 0))
-                       if regularize is None else regularize)
+               regularize: bool | None = None,
+               network_factory: NetworkFactory = make_actor_twin_critic):
+    super().__init__(env, config, reflection, network_factory, regularize)
     self.iterations_per_log, self.total_iterations = iterations_per_log, total_iterations
     self.prefill_iterations = prefill_iterations
-    self.net = ActorTwinCritic.create(
-        env.observation_size, env.action_size, config.policy, config.q_hidden,
-        config.q_activation, config.q_layer_norm, config.num_q, reflection,
-        symmetrize=config.reflex is not None and config.reflex.symmetrize)
     clip = ([optax.clip_by_global_norm(config.max_grad_norm)] if config.max_grad_norm else [])
     self.optimizer = optax.chain(*clip, optax.adam(config.learning_rate))
     self.target_entropy = (-float(env.action_size) if config.target_entropy is None
                            else config.target_entropy)
-    self._env_sharding = runs.env_sharding(config.num_envs, config.num_devices)
 
   def init(self, key: jax.Array, reflex_weight: jax.Array) -> TrainState:
     k_net, k_env, k_train = jax.random.split(key, 3)
@@ -131,7 +122,7 @@ class Trainer:
                   log_alpha=jnp.log(jnp.asarray(self.config.init_alpha, jnp.float32)))
     opt_state = {part: self.optimizer.init(params[key_])
                  for part, key_ in (("policy", "policy"), ("q", "q"), ("alpha", "log_alpha"))}
-    env_state = runs.constrain(self.env.reset(k_env), self._env_sharding)
+    env_state = self.shard_envs(self.env.reset(k_env))
     example = self._transition(env_state, jnp.zeros((self.config.num_envs, self.env.action_size)),
                                env_state)
     # A buffer larger than the run's transitions would never fill: cap it (memory, checkpoints).
@@ -148,7 +139,7 @@ class Trainer:
                 next_obs=nxt.metrics["final_obs"] if "final_obs" in nxt.metrics else nxt.obs)
 
   def _env_step(self, state: TrainState, action) -> tuple[TrainState, dict]:
-    nxt = runs.constrain(self.env.step(state.env_state, action), self._env_sharding)
+    nxt = self.shard_envs(self.env.step(state.env_state, action))
     params = state.params
     if self.config.normalize_observations:
       params = dict(params, normalizer=params["normalizer"].update(state.env_state.obs))
@@ -181,7 +172,7 @@ class Trainer:
     batch = replay.sample(buffer, k_batch, c.batch_size)
     if c.reflex is not None and c.reflex.augment:
       batch = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), batch,
-                           losses.mirrored(batch, self.reflection))
+                           losses.mirrored(batch, self.net.reflection))
     alpha = jnp.exp(params["log_alpha"])
 
     (_, critic_metrics), q_grads = jax.value_and_grad(losses.critic_loss, has_aux=True)(
@@ -210,7 +201,7 @@ class Trainer:
     return (params, dict(q=q_opt, policy=policy_opt, alpha=alpha_opt)), metrics
 
   def _iteration(self, state: TrainState, _) -> tuple[TrainState, dict]:
-    c, g = self.config, self.reflection
+    c, g = self.config, self.net.reflection
     key, k_act, k_updates = jax.random.split(state.key, 3)
     action, _ = self.net.act(state.params, state.env_state.obs, k_act)
     obs = state.env_state.obs
@@ -237,54 +228,56 @@ class Trainer:
   def train_chunk(self, state: TrainState) -> tuple[TrainState, dict]:
     """`iterations_per_log` iterations; losses averaged, episodes summed."""
     state, m = jax.lax.scan(self._iteration, state, None, length=self.iterations_per_log)
-    out = runs.summarize_chunk(m)
+    out = driver.summarize_chunk(m)
     out["buffer_size"] = replay.size(state.buffer)
     return state, out
 
 
 def make_trainer(env: str | Env, config: SACConfig, reflection: Reflection | None = None, *,
-                 regularize: bool | None = None) -> tuple[Env, Trainer]:
+                 regularize: bool | None = None,
+                 network_factory: NetworkFactory = make_actor_twin_critic
+                 ) -> tuple[Env, Trainer]:
   """(the single simulator, the Trainer) for `config`: prefill iterations, then iterations
   rounded so every logging interval runs the same number."""
-  sim = runs.simulator(env, config.equalize_asymmetries)
-  train_env = runs.wrap(sim, config, config.num_envs, auto_reset=True)
-  if reflection is None:
-    reflection = runs.task_reflection(train_env)
+  sim = driver.simulator(env, config.equalize_asymmetries)
+  train_env = driver.wrap(sim, config, config.num_envs, auto_reset=True)
   prefill = -(-config.learning_starts // config.steps_per_iteration)
   remaining = max(-(-config.num_timesteps // config.steps_per_iteration) - prefill,
                   config.num_logs)
   per_log = -(-remaining // config.num_logs)
   return sim, Trainer(train_env, config, reflection, per_log, per_log * config.num_logs, prefill,
-                      regularize=regularize)
+                      regularize=regularize, network_factory=network_factory)
 
 
 def train(env: str | Env, config: SACConfig = SACConfig(), seed: int | Sequence[int] = 0, *,
           reflex_weight: float | Sequence[float] | None = None,
           reflection: Reflection | None = None,
           progress_fn: Callable[[int, dict], None] | None = None,
-          checkpoints=None, progress_bar: bool = False):
+          checkpoints=None, progress_bar: bool = False,
+          network_factory: NetworkFactory = make_actor_twin_critic):
   """Trains SAC (Reflex-SAC when `config.reflex` is set) → (make_policy, params, metrics).
 
   Arguments, run grid, checkpoints and outputs as in `reflex_jax.ppo.train`; the replay
   buffer is part of the checkpointed state. metrics add the SAC losses, α, Q statistics and
-  `gradient_updates_per_second`.
+  `gradient_updates_per_second`. network_factory: as for PPO, with ActorTwinCritic's
+  interface (`sample`, `q_values`); default networks.make_actor_twin_critic.
   """
-  grid = runs.RunGrid.create(seed, reflex_weight, config.reflex, "SAC")
+  grid = driver.RunGrid.create(seed, reflex_weight, config.reflex, "SAC")
   config.budget().check("num_timesteps", notify=True)
-  sim, trainer = make_trainer(env, config, reflection,
-                              regularize=regularizer.regularizes(config.reflex, grid.weights))
+  sim, trainer = make_trainer(env, config, reflection, regularize=grid.regularize,
+                              network_factory=network_factory)
 
   def init():
     state = jax.jit(jax.vmap(trainer.init))(grid.keys, grid.weights)
     return jax.jit(jax.vmap(trainer.prefill), donate_argnums=0)(state)
 
   first_steps = trainer.prefill_iterations * config.steps_per_iteration
-  state, metrics, compile_seconds, train_seconds = runs.drive(
+  state, metrics, compile_seconds, train_seconds = driver.drive(
       init, trainer.train_chunk, grid, config.num_logs,
       trainer.iterations_per_log * config.steps_per_iteration, first_steps=first_steps,
       progress_fn=progress_fn, checkpoints=checkpoints, progress_bar=progress_bar)
-  policy_factory = runs.make_policy(trainer.net)
-  metrics.update(runs.final_evaluation(sim, config, policy_factory, state.params, grid))
+  policy_factory = driver.make_policy(trainer.net)
+  metrics.update(driver.final_evaluation(sim, config, policy_factory, state.params, grid))
   iterations = trainer.total_iterations
   seconds = max(train_seconds, 1e-9)
   metrics.update(

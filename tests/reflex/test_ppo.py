@@ -8,7 +8,8 @@ import jax
 import numpy as np
 import pytest
 
-from reflex_jax import envs, ppo, runs
+from reflex_jax import driver, envs, ppo
+from reflex_jax.networks import ActorCritic, PolicyConfig
 from reflex_jax.symmetry import registry
 from tests.helpers import assert_close
 
@@ -27,6 +28,7 @@ def sweep():
   return ppo.train(ENV, REFLEX, seed=[0, 1], reflex_weight=[0.0, 0.1])
 
 
+@pytest.mark.long
 def test_runs_carry_leading_axes_for_weights_and_seeds(sweep):
   make_policy, params, metrics = sweep
   assert metrics["episode_return"].shape == (2, 2, 2)  # logs × weights × seeds
@@ -39,6 +41,7 @@ def test_runs_carry_leading_axes_for_weights_and_seeds(sweep):
   assert action.shape == (3, 2) and np.all(np.abs(action) <= 1)
 
 
+@pytest.mark.long
 def test_plain_ppo_is_deterministic_equals_reflex_with_zero_weight_and_shards(sweep):
   assert len(jax.devices()) == 8  # tests/conftest.py asks for 8 host devices
   _, sweep_params, _ = sweep
@@ -55,6 +58,7 @@ def test_plain_ppo_is_deterministic_equals_reflex_with_zero_weight_and_shards(sw
   assert_close(m_eight["episode_return"], metrics["episode_return"][:, 0], rtol=1e-4)
 
 
+@pytest.mark.long
 def test_return_improves_on_the_toy_task():
   config = dataclasses.replace(TINY, num_timesteps=64 * 32 * 24, num_envs=64, unroll_length=32,
                                num_minibatches=8, num_epochs=4, num_logs=4, episode_length=1000)
@@ -77,6 +81,7 @@ def _rows(*columns) -> list[tuple]:
           for i in range(len(columns[0]))]
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("augment,symmetrize", [(True, False), (False, True)])
 def test_reflex_options_train(augment, symmetrize, monkeypatch):
   # Every minibatch the loss sees is recorded, to check what augmentation put in it.
@@ -101,7 +106,7 @@ def test_reflex_options_train(augment, symmetrize, monkeypatch):
   samples = TINY.num_envs * TINY.unroll_length // TINY.num_minibatches
   assert {len(s[0]) for s in seen} == {2 * samples if augment else samples}
   obs, action, advantage, target, log_prob = (np.concatenate(x) for x in zip(*seen))
-  g = runs.task_reflection(envs.make_simulator(ENV))
+  g = driver.resolve_reflection(envs.make_simulator(ENV))
   # Each epoch goes once over the (augmented) batch, so with augmentation the samples are
   # closed under the reflection: (g_s s, g_a u) is there for every (s, u), with the same
   # advantage and value target. Without, mirror images are (almost surely) absent.
@@ -178,9 +183,25 @@ def test_ppo_solves_inverted_pendulum():
 
 
 def test_trainer_without_a_reflection_argument_uses_the_registered_one():
-  from reflex_jax import envs  # pylint: disable=import-outside-toplevel
   from reflex_jax.ppo.train import Trainer  # pylint: disable=import-outside-toplevel
   env = envs.make(ENV, num_envs=4)
   trainer = Trainer(env, REFLEX, None, updates_per_log=1, total_updates=1)
-  assert trainer.reflection is not None
-  trainer.reflection.check_sizes(env.observation_size, env.action_size)  # raises on mismatch
+  assert trainer.net.reflection is not None  # the one place it is held
+  trainer.net.reflection.check_sizes(env.observation_size, env.action_size)  # raises on mismatch
+
+
+def test_a_custom_network_factory_makes_the_networks_trained():
+  def small(observation_size, action_size, config, reflection):
+    del config
+    return ActorCritic.create(observation_size, action_size, PolicyConfig(hidden=(8,)), (4, 4),
+                              "relu", reflection)
+  config = dataclasses.replace(TINY, num_timesteps=16 * 16, num_logs=1)  # one update
+  make_policy, params, metrics = ppo.train(ENV, config, network_factory=small)
+  assert params["policy"]["net"]["hidden"][0]["kernel"].shape == (4, 8)
+  assert [params["value"]["hidden"][i]["kernel"].shape for i in (0, 1)] == [(4, 4), (4, 4)]
+  assert np.isfinite(metrics["policy_loss"]).all() and np.isfinite(metrics["eval/return"])
+  assert make_policy(params, deterministic=True)(np.zeros((3, 4), np.float32)).shape == (3, 2)
+  # The network holds the task's reflection (the Reflex terms read it there): a factory that
+  # drops it is refused before anything is compiled.
+  with pytest.raises(TypeError, match="keep the reflection"):
+    ppo.make_trainer(ENV, REFLEX, network_factory=lambda o, a, c, r: small(o, a, c, None))

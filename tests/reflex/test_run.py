@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from reflex_jax import envs, ppo, runs
+from reflex_jax import driver, envs, ppo
+from reflex_jax.algorithms import ALGORITHMS
 from reflex_jax.envs.base import Wrapper
 from reflex_jax.run import RunCheckpoints
 from reflex_jax.run import config as run_config
@@ -125,11 +126,12 @@ SMALL_PPO = ppo.PPOConfig(num_timesteps=16 * 32 * 8 * 6, num_envs=16, unroll_len
                           episode_length=200)
 
 
+@pytest.mark.long
 def test_non_finite_simulator_state_stops_naming_the_step_and_keeps_the_last_checkpoint(
     tmp_path):
   sim = BlowsUpWhenBalancing(envs.make_simulator("toy/point_mass"), steps=60)
   checkpoints = RunCheckpoints(str(tmp_path / "ckpt"))
-  with pytest.raises(runs.NonFiniteError) as error:
+  with pytest.raises(driver.NonFiniteError) as error:
     ppo.train(sim, SMALL_PPO, seed=[0, 1], checkpoints=checkpoints)
   message = str(error.value)
   assert "non-finite" in message and "between env steps" in message and "seed" in message
@@ -165,6 +167,7 @@ def _train_command(run_dir, env_id, size):
 
 
 # Three CLI runs: under a minute on the pure-JAX task, ~5 min on an MJX one (`make test-all`).
+@pytest.mark.long
 @pytest.mark.parametrize("env_id,size", [
     ("toy/point_mass", ["steps=4096", "ppo.num_envs=16", "ppo.num_logs=8",
                         "ppo.episode_length=100", "ppo.policy.hidden=[32,32]"]),
@@ -235,9 +238,8 @@ RUN_ARGS = ["env=brax/inverted_pendulum", "seeds=2", "steps=40960", "progress=fa
 
 @pytest.fixture
 def fake_training(monkeypatch):
-  """`ppo.train` replaced by instant fake results: the experiment's bookkeeping without a
-  compile. Returns the list of configs it was called with."""
-  from reflex_jax.run import experiment  # pylint: disable=import-outside-toplevel
+  """`ppo.train` replaced (in the registry) by instant fake results: the experiment's
+  bookkeeping without a compile. Returns the list of configs it was called with."""
   calls = []
 
   class FakePPO:
@@ -258,7 +260,7 @@ def fake_training(monkeypatch):
                                      "env_steps_per_second", "total_env_steps")}}
       return None, None, metrics
 
-  monkeypatch.setitem(experiment.TRAINERS, "ppo", FakePPO)
+  monkeypatch.setitem(ALGORITHMS, "ppo", dataclasses.replace(ALGORITHMS["ppo"], module=FakePPO))
   return calls
 
 

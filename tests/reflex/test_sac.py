@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from reflex_jax import envs, runs, sac
+from reflex_jax import driver, envs, sac
 from reflex_jax.networks import ActorTwinCritic, PolicyConfig, gaussian_log_prob, tanh_gaussian_log_prob
 from reflex_jax.sac import losses, replay
 from reflex_jax.sac.train import Trainer
@@ -176,6 +176,7 @@ def test_only_a_regularizing_program_computes_the_mirrored_passes():
   assert Trainer(env, config, None, 1, 1, 1, regularize=True).regularize
 
 
+@pytest.mark.long
 def test_one_update_moves_targets_by_tau():
   from reflex_jax import envs  # pylint: disable=import-outside-toplevel
   env = envs.make(ENV, num_envs=4)
@@ -193,6 +194,7 @@ def test_one_update_moves_targets_by_tau():
   assert np.isfinite(metrics["critic_loss"]) and np.isfinite(metrics["actor_loss"])
 
 
+@pytest.mark.long
 def test_sac_improves_and_runs_plain_and_reflex_in_one_program():
   config = sac.SACConfig(num_timesteps=6_000, num_envs=16, learning_starts=512,
                          grad_updates_per_step=4, batch_size=128, buffer_size=20_000,
@@ -220,6 +222,7 @@ def test_sac_improves_and_runs_plain_and_reflex_in_one_program():
     sac.train(ENV, sac.SACConfig(num_timesteps=100), reflex_weight=0.1)
 
 
+@pytest.mark.long
 def test_sharded_over_8_devices_matches_one_device_and_is_deterministic():
   assert len(jax.devices()) == 8  # tests/conftest.py asks for 8 host devices
   _, twice, m_twice = sac.train(ENV, TINY, seed=[3, 3])
@@ -231,6 +234,7 @@ def test_sharded_over_8_devices_matches_one_device_and_is_deterministic():
   assert_close(m_eight["critic_loss"], m_twice["critic_loss"][:, 0], rtol=1e-4)
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("augment,symmetrize", [(True, False), (False, True)])
 def test_reflex_options_train(augment, symmetrize, monkeypatch):
   # Every batch the critic loss sees is recorded, to check what augmentation put in it.
@@ -255,7 +259,7 @@ def test_reflex_options_train(augment, symmetrize, monkeypatch):
   iterations = TINY.num_timesteps // TINY.num_envs - TINY.learning_starts // TINY.num_envs
   assert len(seen) == iterations * TINY.grad_updates_per_step
   n = TINY.batch_size
-  g = runs.task_reflection(envs.make_simulator(ENV))
+  g = driver.resolve_reflection(envs.make_simulator(ENV))
   for batch in seen:
     # Augmented: the sampled transitions, then their exact mirror images (g_s s, g_a a, r, d,
     # g_s s′). Plain: the sampled transitions only, which are not mirror images of each other.
@@ -296,6 +300,18 @@ def test_train_refuses_a_budget_it_would_overshoot_by_far():
   assert str(error.value).startswith(
       "num_timesteps=200 would train 224 env steps (+12%): a run takes the 128-step prefill + "
       "whole iterations of 16 envs × 2 logs = 32; ask for 192 or 224")
+
+
+def test_a_custom_network_factory_makes_the_networks_trained():
+  def three_small_critics(observation_size, action_size, config, reflection):
+    return ActorTwinCritic.create(observation_size, action_size, config.policy, (8,), "relu",
+                                  False, 3, reflection)
+  config = dataclasses.replace(TINY, num_timesteps=16 * 9, learning_starts=16 * 8, num_logs=1)
+  make_policy, params, metrics = sac.train(ENV, config, network_factory=three_small_critics)
+  assert params["q"]["hidden"][0]["kernel"].shape == (3, 4 + 2, 8)  # 3 critics of (s, a) → 8
+  assert params["target_q"]["out"]["kernel"].shape == (3, 8, 1)
+  assert np.isfinite(metrics["critic_loss"]).all() and np.isfinite(metrics["eval/return"])
+  assert make_policy(params, deterministic=True)(np.zeros((3, 4), np.float32)).shape == (3, 2)
 
 
 @pytest.mark.slow

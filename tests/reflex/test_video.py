@@ -5,21 +5,21 @@ import dataclasses
 import jax
 import numpy as np
 
-from reflex_jax import envs, ppo, runs
+from reflex_jax import driver, envs, ppo
 from reflex_jax.networks import ActorCritic
 from reflex_jax.run.video import rollouts, side_by_side
 
 
 def _policy(env, symmetrize: bool, seed: int = 0):
   config = ppo.PPOConfig(policy=dataclasses.replace(ppo.PPOConfig().policy, init_log_std=0.0))
-  reflection = runs.task_reflection(env)
+  reflection = driver.resolve_reflection(env)
   net = ActorCritic.create(env.observation_size, env.action_size, config.policy,
                            config.value_hidden, config.value_activation, reflection,
                            symmetrize=symmetrize)
   params = net.init(jax.random.key(seed), env.observation_size)
   # A random policy is too timid to show anything: scale its last layer up.
   params = jax.tree.map(lambda x: 8.0 * x, params)
-  return runs.make_policy(net)(params, deterministic=True)
+  return driver.make_policy(net)(params, deterministic=True)
 
 
 def test_symmetric_policy_plays_the_mirror_image_from_the_mirrored_start():
