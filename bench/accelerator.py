@@ -151,11 +151,8 @@ def hrm_benchmark(size: str, seq_len: int, rows_per_device: int, bp_steps: int, 
   from hrm_jax.train.sharding import MeshConfig  # pylint: disable=import-outside-toplevel
   path = os.path.join(ROOT, "experiments", "hrm", f"{size}.yaml")
   train_cfg = (load_config([path]) if os.path.exists(path)
-               else load_config([], [f"model.size={size}"]))
-  overrides = train_cfg.model.overrides
-  limit = overrides.get("max_position_embeddings",
-                        model_config(train_cfg).max_position_embeddings)
-  overrides["max_position_embeddings"] = max(limit, seq_len)
+               else load_config([], [f"model.preset={size}"]))
+  train_cfg.model.max_position_embeddings = max(train_cfg.model.max_position_embeddings, seq_len)
   config = model_config(train_cfg)
   bp_steps = config.window(bp_steps)
 

@@ -159,7 +159,7 @@ def plan(config: TrainConfig, devices: int, device: str, hosts: int = 1,
   rows_each = rows // batch_axes
   if fit < 1:
     raise PlanError(
-        f"model {config.model.size} does not fit: ≈{state / GIB:.1f} GiB of state plus "
+        f"model {config.model.preset} does not fit: ≈{state / GIB:.1f} GiB of state plus "
         f"≈{per_row / GIB:.1f} GiB per {seq_len}-token row on a {memory} GiB {name}; use more "
         "devices, remat: full, or a shorter data.seq_len")
   accumulation = next(a for a in range(1, rows_each + 1)

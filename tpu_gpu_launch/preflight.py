@@ -121,7 +121,7 @@ def check_hrm(files: list[str], overrides: list[str], steps: int,
   config = load_config(files, overrides)
   model = model_config(config)
   program = Program.build(config)
-  say(f"HRM-Text {config.model.size}: mesh {dict(program.mesh.shape)}, "
+  say(f"HRM-Text {config.model.preset}: mesh {dict(program.mesh.shape)}, "
       f"{config.data.batch_size} rows × {config.data.seq_len} tokens per step, "
       f"accumulation {config.schedule.accumulation}, {model.compute_dtype}, remat {model.remat}")
   iterator = iter(make_dataset(dataclasses.replace(config.data, worker_count=0)))

@@ -22,7 +22,7 @@ def main(argv=None) -> int:
       description="Train HRM-Text on instruction-response data (default: the built-in "
                   "generator, no download). Re-running the same command resumes.",
       epilog="Every key below can be set as key=value (e.g. data.seq_len=512 "
-             "model.size=B optimizer.learning_rate=1e-4):\n\n" + to_yaml(TrainConfig()))
+             "model.preset=B model.remat=full optimizer.learning_rate=1e-4):\n\n" + to_yaml(TrainConfig()))
   parser.add_argument("--config", action="append", default=[], metavar="FILE",
                       help="YAML config (e.g. experiments/hrm/tiny.yaml); later files win")
   parser.add_argument("--print-config", action="store_true",

@@ -2,15 +2,21 @@
 
 OmegaConf checks every key and value against the dataclasses, so a misspelt key fails at
 once with the valid choice named ("Key 'seqlen' not in 'DataConfig'. Did you mean ...").
+
+The `model` section is `preset` (a name in hrm_jax.model.PRESETS) plus every ModelConfig
+field: the preset is the first layer, and a field given anywhere (file or command line) wins
+over it, as in `model.preset=B model.remat=full`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from typing import Any
 
-from omegaconf import OmegaConf
+import yaml
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hrm_jax.data.pipeline import DataConfig
@@ -19,10 +25,21 @@ from hrm_jax.train.optimizer import SCHEDULES
 from hrm_jax.train.sharding import MeshConfig
 
 
-@dataclasses.dataclass
-class ModelSpec:
-  size: str = "tiny"  # a preset: tiny, B, L, XL, XXL
-  overrides: dict[str, Any] = dataclasses.field(default_factory=dict)  # ModelConfig fields
+MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig))
+# The `model` section's schema: `preset`, then ModelConfig's fields with their types (one
+# definition of them: ModelConfig's), defaulting to the tiny preset.
+ModelSection = dataclasses.make_dataclass("ModelSection", [
+    ("preset", str, dataclasses.field(default="tiny")),
+    *((name, typing.get_type_hints(ModelConfig)[name],
+       dataclasses.field(default=getattr(preset("tiny"), name))) for name in MODEL_FIELDS)])
+
+
+def model_section(name: str):
+  """The `model` section of preset `name`, every field at the preset's value."""
+  if name not in PRESETS:
+    raise ConfigError(f"unknown model.preset {name!r}; choose one of {sorted(PRESETS)}")
+  model = preset(name)
+  return ModelSection(preset=name, **{f: getattr(model, f) for f in MODEL_FIELDS})
 
 
 @dataclasses.dataclass
@@ -97,7 +114,7 @@ class InitConfig:
 
 @dataclasses.dataclass
 class TrainConfig:
-  model: ModelSpec = dataclasses.field(default_factory=ModelSpec)
+  model: ModelSection = dataclasses.field(default_factory=ModelSection)
   data: DataConfig = dataclasses.field(default_factory=DataConfig)
   # Held-out data for the evaluation loss; by default the generator with another seed.
   eval_sources: list[dict[str, Any]] = dataclasses.field(
@@ -115,19 +132,24 @@ class ConfigError(ValueError):
 
 
 def load_config(files=(), overrides=()) -> TrainConfig:
-  """Defaults ← each YAML file in order ← `key=value` overrides."""
-  merged = OmegaConf.structured(TrainConfig)
+  """Defaults ← the model preset ← each YAML file in order ← `key=value` overrides."""
+  bad = [o for o in overrides if "=" not in o]
+  if bad:
+    raise ConfigError(f"overrides must be key=value, got {bad}")
   try:
-    for path in files:
-      merged = OmegaConf.merge(merged, OmegaConf.load(path))
-    bad = [o for o in overrides if "=" not in o]
-    if bad:
-      raise ConfigError(f"overrides must be key=value, got {bad}")
-    merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
+    layers = [(str(path), OmegaConf.load(path)) for path in files]
+    layers.append(("the command line", OmegaConf.from_dotlist(list(overrides))))
+    for source, layer in layers:
+      _reject_old_model_form(source, layer)
+    names = [OmegaConf.select(layer, "model.preset") for _, layer in layers]
+    name = next((n for n in reversed(names) if n is not None), ModelSection().preset)
+    merged = OmegaConf.structured(TrainConfig(model=model_section(name)))
+    for _, layer in layers:
+      merged = OmegaConf.merge(merged, layer)
   except OmegaConfBaseException as error:
     raise ConfigError(str(error).split("\n")[0] + _where(error)) from None
   config = OmegaConf.to_object(merged)
-  model_config(config)  # fail fast on a bad model size or field
+  model_config(config)  # fail fast on a bad model field
   validate(config)
   return config
 
@@ -199,17 +221,26 @@ def _where(error) -> str:
   return f" (key: {key})" if key else ""
 
 
+def _reject_old_model_form(source: str, layer) -> None:
+  """model.size / model.overrides were the section's old form: name the new one."""
+  model = layer.get("model") if isinstance(layer, DictConfig) else None
+  if not isinstance(model, DictConfig) or not {"size", "overrides"} & set(model):
+    return
+  old = OmegaConf.to_container(model)
+  new = {**({"preset": old.pop("size")} if "size" in old else {}), **old.pop("overrides", {}),
+         **old}
+  flow = yaml.safe_dump(new, default_flow_style=True, sort_keys=False, width=1000).strip()
+  raise ConfigError(f"{source}: model.size and model.overrides are the old form of the model "
+                    f"section; write the preset and the fields directly (model: {flow} in "
+                    "YAML, model.preset=… model.<field>=… on the command line)")
+
+
 def model_config(config: TrainConfig) -> ModelConfig:
-  if config.model.size not in PRESETS:
-    raise ConfigError(f"unknown model.size {config.model.size!r}; choose one of {sorted(PRESETS)}")
-  fields = {f.name for f in dataclasses.fields(ModelConfig)}
-  unknown = sorted(set(config.model.overrides) - fields)
-  if unknown:
-    raise ConfigError(f"unknown model.overrides keys {unknown}; valid: {sorted(fields)}")
+  """The ModelConfig of the config's `model` section."""
   try:
-    return preset(config.model.size, **config.model.overrides)
+    return ModelConfig(**{f: getattr(config.model, f) for f in MODEL_FIELDS})
   except (ValueError, TypeError) as error:
-    raise ConfigError(f"model: {error}") from None
+    raise ConfigError(f"model: {str(error).replace('ModelConfig.', 'model.')}") from None
 
 
 def to_yaml(config: TrainConfig) -> str:
@@ -232,7 +263,7 @@ def _flat(tree, prefix: str = "") -> dict[str, Any]:
 
 def config_changes(old: TrainConfig, new: TrainConfig) -> dict[str, tuple[Any, Any]]:
   """{dotted key: (old value, new value)} for every key that differs; a key present in one
-  config only (a model override) pairs with None."""
+  config only pairs with None."""
   a, b = (_flat(OmegaConf.to_container(OmegaConf.structured(c))) for c in (old, new))
   return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 

@@ -112,8 +112,8 @@ def _warm_start(config: TrainConfig, params, buffers):
                          if getattr(model.config, f.name) != getattr(ours_cfg, f.name))
       raise ConfigError(
           f"init: {source!r} does not fit this run's model ({fields}): {name} {k} is "
-          f"{got.get(k)} there, {want.get(k)} here ({len(differ)} differ); set model.size and "
-          "model.overrides to the source's sizes")
+          f"{got.get(k)} there, {want.get(k)} here ({len(differ)} differ); set model.preset and "
+          "the model fields to the source's sizes")
   cast = lambda ref, value: jnp.asarray(value, ref.dtype)
   return (jax.tree.map(cast, params, got_params), jax.tree.map(cast, buffers, got_buffers))
 
@@ -348,7 +348,7 @@ def _check_vocabulary(config: TrainConfig, model_cfg) -> None:
   if tokenizer.num_tokens > model_cfg.vocab_size:
     raise ConfigError(
         f"data.tokenizer {config.data.tokenizer!r} has {tokenizer.num_tokens:,} tokens but the "
-        f"model's vocab_size is {model_cfg.vocab_size:,}: set model.overrides.vocab_size="
+        f"model's vocab_size is {model_cfg.vocab_size:,}: set model.vocab_size="
         f"{tokenizer.vocab_size} (or more), or use a smaller tokenizer")
 
 

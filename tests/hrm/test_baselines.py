@@ -245,7 +245,7 @@ def test_training_configs_load_and_build(name):
   config = load_config([str(path)])
   model = model_config(config)
   assert model == authors_baseline(model_config(hrm), name)
-  assert all(key.startswith(("model.overrides.", "schedule.bp_")) or key == "log.dir"
+  assert all(key.startswith(("model.", "schedule.bp_")) or key == "log.dir"
              for key in config_changes(hrm, config))
   s = config.schedule
   window = [model.window(s.bp_steps(k)) for k in (1, s.steps // 10, s.steps)]

@@ -14,9 +14,10 @@ import pytest
 from flax import nnx
 
 from hrm_jax.data.layout import IGNORE
+from hrm_jax.model import preset
 from hrm_jax.model.hrm import Buffer
 from hrm_jax.train import sharding
-from hrm_jax.train.config import ConfigError, load_config
+from hrm_jax.train.config import ConfigError, TrainConfig, load_config, model_config, to_yaml
 from hrm_jax.train.loop import NonFiniteError, _check_finite
 from hrm_jax.train.metrics import read_metrics
 from hrm_jax.train.optimizer import adam_atan2
@@ -180,21 +181,50 @@ def test_sharded_step_equals_single_device_step_on_8_cpu_devices():
 
 
 def test_config_errors_name_the_key_and_value(tmp_path):
-  assert load_config(overrides=["data.seq_len=64", "model.size=B"]).data.seq_len == 64
+  assert load_config(overrides=["data.seq_len=64", "model.preset=B"]).data.seq_len == 64
   with pytest.raises(ConfigError, match="seqlen"):
     load_config(overrides=["data.seqlen=64"])
   with pytest.raises(ConfigError, match="learning_rate"):
     load_config(overrides=["optimizer.learning_rate=fast"])
-  with pytest.raises(ConfigError, match="unknown model.size 'huge'"):
-    load_config(overrides=["model.size=huge"])
-  with pytest.raises(ConfigError, match="hiden_size"):
-    load_config(overrides=["model.overrides.hiden_size=3"])
+  with pytest.raises(ConfigError, match="unknown model.preset 'huge'"):
+    load_config(overrides=["model.preset=huge"])
+  with pytest.raises(ConfigError, match=r"hiden_size.*\(key: model.hiden_size\)"):
+    load_config(overrides=["model.hiden_size=3"])
+  with pytest.raises(ConfigError, match=r"\(key: model.hidden_size\)"):
+    load_config(overrides=["model.hidden_size=wide"])
+  with pytest.raises(ConfigError, match="model.remat='sometimes'; choose one of"):
+    load_config(overrides=["model.remat=sometimes"])
+  with pytest.raises(ConfigError, match="the command line: model.size and model.overrides are "
+                                        "the old form"):
+    load_config(overrides=["model.size=B"])
+  with pytest.raises(ConfigError, match="the command line: .*old form"):
+    load_config(overrides=["model.overrides.remat=full"])
   with pytest.raises(ConfigError, match="key=value"):
     load_config(overrides=["steps"])
   bad = tmp_path / "bad.yaml"
   bad.write_text("schedule:\n  stepz: 3\n")
   with pytest.raises(ConfigError, match="stepz"):
     load_config([str(bad)])
+  old = tmp_path / "old.yaml"
+  old.write_text("model:\n  size: B\n  overrides: {remat: full}\n")
+  with pytest.raises(ConfigError, match=r"old.yaml: .*old form.*model: \{preset: B, remat: full\}"):
+    load_config([str(old)])
+
+
+def test_the_model_preset_is_the_first_layer_under_every_model_key(tmp_path):
+  """A model field set anywhere wins over the preset, whichever layer names the preset."""
+  wide = tmp_path / "wide.yaml"
+  wide.write_text("model:\n  hidden_size: 256\n")
+  config = load_config([str(wide)], ["model.preset=B"])
+  assert (config.model.preset, config.model.hidden_size, config.model.num_layers_per_stack,
+          config.model.vocab_size) == ("B", 256, 6, 65_536)
+  assert model_config(config) == preset("B", hidden_size=256)
+  assert model_config(load_config()) == preset("tiny")  # the default section
+  assert model_config(TrainConfig()) == preset("tiny")
+  # The saved config.yaml holds every field, so it loads as the same model.
+  saved = tmp_path / "saved.yaml"
+  saved.write_text(to_yaml(config))
+  assert model_config(load_config([str(saved)])) == model_config(config)
   configs = {name: load_config([os.path.join(ROOT, "experiments", "hrm", f"{name}.yaml")])
              for name in ("tiny", "B", "L", "XL", "sft")}
   # The authors' runs (their README): L at 2.5e-4 with 172,032 tokens a step, XL at 2.2e-4
@@ -230,7 +260,7 @@ def _train_command(run_dir):
           os.path.join(ROOT, "experiments", "hrm", "tiny.yaml"), f"log.dir={run_dir}",
           "schedule.steps=40", "log.every=1", "log.eval_every=0", "log.checkpoint_every=5",
           "log.progress=false", "log.tensorboard=false", "data.seq_len=64", "data.batch_size=8",
-          "model.overrides={hidden_size: 32, num_attention_heads: 2, head_dim: 16, "
+          "model={hidden_size: 32, num_attention_heads: 2, head_dim: 16, "
           "intermediate_size: 64, num_layers_per_stack: 1, H_cycles: 1, L_cycles: 2}",
           "schedule.bp_schedule=fixed", "schedule.bp_end=3"]
 
@@ -278,7 +308,7 @@ def test_tiny_model_learns_string_reversal_to_high_exact_match(tmp_path):
 # --- refusing what cannot train, resuming what can --------------------------------------------
 
 # A model small enough that a step compiles in seconds; one bp_steps value: one program.
-_SMALL = ["model.overrides={hidden_size: 32, num_attention_heads: 2, head_dim: 16, "
+_SMALL = ["model={hidden_size: 32, num_attention_heads: 2, head_dim: 16, "
           "intermediate_size: 64, num_layers_per_stack: 1, H_cycles: 1, L_cycles: 1}",
           "data.sources=[{kind: synthetic, size: 200, tasks: [addition]}]", "data.seq_len=32",
           "data.batch_size=2", "data.packing_bins=2", "schedule.bp_schedule=fixed",
@@ -340,7 +370,7 @@ def test_warm_start_from_a_run_or_its_export_begins_at_the_source_loss(small_run
   with pytest.raises(ConfigError, match=r"does not fit this run's model \(hidden_size is 32 "
                                         r"there, 48 here\): parameter .* is \(1, 64, 32\) there, "
                                         r"\(1, 64, 48\) here"):
-    _train_small(tmp_path / "wider", "schedule.steps=1", "model.overrides.hidden_size=48",
+    _train_small(tmp_path / "wider", "schedule.steps=1", "model.hidden_size=48",
                  f"init.from_run={small_run}")
   with pytest.raises(ConfigError, match="init.from_hf="):
     _train_small(tmp_path / "missing", "schedule.steps=1", f"init.from_hf={tmp_path / 'nope'}")
@@ -410,9 +440,9 @@ def test_resume_refuses_a_changed_config_before_writing_anything(small_run, tmp_
                                         r"--allow-config-change"):
     _train_small(run_dir, "schedule.steps=3", "optimizer.learning_rate=1e-3")
   # Another model shape never reaches Orbax, even when config changes are allowed.
-  with pytest.raises(ConfigError, match=r"another model shape \(model.overrides.hidden_size: "
+  with pytest.raises(ConfigError, match=r"another model shape \(model.hidden_size: "
                                         r"32 → 64\)"):
-    _train_small(run_dir, "schedule.steps=3", "model.overrides.hidden_size=64",
+    _train_small(run_dir, "schedule.steps=3", "model.hidden_size=64",
                  allow_config_change=True)
   assert (run_dir / "config.yaml").read_text() == written
   assert [m["step"] for m in read_metrics(str(run_dir / "metrics.jsonl"))] == [1, 2]

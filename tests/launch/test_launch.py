@@ -152,7 +152,7 @@ def test_estimate_reads_the_mfu_a_run_measured(tmp_path, capsys):
 
 # A small HRM-Text step (one gradient window, a shallow model: seconds to compile on CPU).
 SMALL_HRM = ["data.batch_size=8", "data.seq_len=64", "mesh.data=1", "mesh.fsdp=8",
-             "schedule.bp_end=2", "model.overrides={hidden_size: 64, head_dim: 16, "
+             "schedule.bp_end=2", "model={hidden_size: 64, head_dim: 16, "
              "num_layers_per_stack: 1, H_cycles: 1, L_cycles: 2}"]
 
 
@@ -262,7 +262,7 @@ def test_ssh_launcher_trains_hrm_as_two_processes_of_one_job(tmp_path):
       ["tpu_gpu_launch/gpu_ssh.sh", "hrm", "schedule.steps=4", "data.batch_size=8",
        "data.seq_len=64", "log.every=2", "log.eval_every=0", "log.checkpoint_every=4",
        "log.progress=false", "mesh.data=-1", "schedule.bp_schedule=fixed", "schedule.bp_end=2",
-       "model.overrides={hidden_size: 32, num_attention_heads: 2, head_dim: 16, "
+       "model={hidden_size: 32, num_attention_heads: 2, head_dim: 16, "
        "intermediate_size: 64, num_layers_per_stack: 1, H_cycles: 1, L_cycles: 2}"],
       env=env, cwd=ROOT, timeout=600)
   out = done.stdout
