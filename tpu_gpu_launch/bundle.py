@@ -50,7 +50,7 @@ PARTS = {
     "reflex": {
         "modules": ["reflex_jax.ppo", "reflex_jax.sac", "reflex_jax.run.experiment",
                     "reflex_jax.run.report", "reflex_jax.envs.brax",
-                    "reflex_jax.envs.playground", "reflex_jax.symmetry.verify"],
+                    "reflex_jax.envs.playground", "reflex_jax.verify"],
         "loads": ["from reflex_jax import envs; envs.make_simulator('brax/ant')",
                   "from reflex_jax import envs; envs.make_simulator('playground/CartpoleBalance')"],
     },

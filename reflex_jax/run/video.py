@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402  pylint: disable=wrong-import-position
 
 from reflex_jax import envs  # noqa: E402  pylint: disable=wrong-import-position
 from reflex_jax.symmetry import registry  # noqa: E402  pylint: disable=wrong-import-position
-from reflex_jax.symmetry.verify import mirror_physics  # noqa: E402  pylint: disable=wrong-import-position
+from reflex_jax.verify import mirror_physics  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def rollouts(policy, sim: envs.SimulatorEnv, *, steps: int, seed: int = 0):
