@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 @dataclasses.dataclass
 class DataConfig:
   """`sources`: one dict per source, `kind` and its options (see sources.open_source) plus the
-  mixture keys: `weight` (copies per epoch; 10 repeats GSM8K ten times, 0.5 takes half),
-  `cap` (at most this many examples per epoch, a fresh random subset each epoch), `name`."""
+  mixture keys: `weight` (copies per epoch; 10 repeats GSM8K ten times, 0.5 takes half) and
+  `cap` (at most this many examples per epoch, a fresh random subset each epoch). Every other
+  key is the source's own (a tfds source's `name` is its dataset)."""
   sources: list[dict[str, Any]] = dataclasses.field(
       default_factory=lambda: [{"kind": "synthetic", "size": 200_000}])
   tokenizer: str = "byte"  # "byte" or a path to a tokenizer.json
@@ -137,17 +138,16 @@ def _row_fields(packed: dict) -> dict:
 
 
 def open_sources(config: DataConfig):
-  """(sources, weights, caps, names) from the config's source dicts."""
-  opened, weights, caps, names = [], [], [], []
-  for i, spec in enumerate(config.sources):
+  """(sources, weights, caps) from the config's source dicts."""
+  opened, weights, caps = [], [], []
+  for spec in config.sources:
     spec = dict(spec)
-    names.append(str(spec.pop("name", spec.get("kind", f"source{i}"))))
     weights.append(float(spec.pop("weight", 1.0)))
     caps.append(spec.pop("cap", None))
     if spec.get("kind") != "synthetic":
       spec.setdefault("on_error", config.on_error)
     opened.append(sources_lib.open_source(spec))
-  return opened, weights, caps, names
+  return opened, weights, caps
 
 
 def make_dataset(config: DataConfig, *, process_index: int | None = None,
@@ -160,7 +160,7 @@ def make_dataset(config: DataConfig, *, process_index: int | None = None,
                      f"{process_count} hosts")
   if config.on_error not in ("report", "fail"):
     raise ValueError(f"DataConfig.on_error={config.on_error!r}; choose 'report' or 'fail'")
-  opened, weights, caps, _ = open_sources(config)
+  opened, weights, caps = open_sources(config)
   stream = grain.MapDataset.source(EpochMixture(opened, weights, caps, config.seed,
                                                 config.num_epochs))
   stream = stream[process_index::process_count]  # each host reads its own examples

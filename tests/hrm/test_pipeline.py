@@ -4,6 +4,7 @@ import collections
 import dataclasses
 import json
 import re
+import sys
 
 import grain
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from hrm_jax.data.layout import IGNORE
-from hrm_jax.data.pipeline import DataConfig, EpochMixture, make_dataset, pack_rows
+from hrm_jax.data.pipeline import DataConfig, EpochMixture, make_dataset, open_sources, pack_rows
 from hrm_jax.data.synthetic import Record
 from hrm_jax.data.tokenizer import ByteTokenizer
 
@@ -84,6 +85,26 @@ def _config(**changes):
   base = DataConfig(sources=[{"kind": "synthetic", "size": 500, "seed": 3}], seq_len=64,
                     batch_size=4, packing_bins=4, num_epochs=None, seed=7)
   return dataclasses.replace(base, **changes)
+
+
+def test_the_mixture_takes_weight_and_cap_and_leaves_name_to_the_source(monkeypatch):
+  """`name` is no mixture key: a tfds source gets it as its dataset, another kind refuses it."""
+  with pytest.raises(ValueError, match="synthetic source: unknown key 'name'"):
+    open_sources(_config(sources=[{"kind": "synthetic", "size": 5, "name": "mix"}]))
+  opened = []
+
+  class FakeTfds:  # tensorflow_datasets.data_source, recording the dataset asked for
+    @staticmethod
+    def data_source(name, split, data_dir):
+      opened.append((name, split, data_dir))
+      return [{"q": b"1 + 1?", "a": b"2"}] * 3
+
+  monkeypatch.setitem(sys.modules, "tensorflow_datasets", FakeTfds)
+  sources, weights, caps = open_sources(_config(sources=[
+      {"kind": "tfds", "name": "gsm8k", "split": "train", "instruction_key": "q",
+       "response_key": "a", "weight": 2, "cap": 1}]))
+  assert opened == [("gsm8k", "train", None)] and sources[0].task == "gsm8k"
+  assert (weights, caps) == ([2.0], [1])
 
 
 def test_batches_have_the_row_layout_and_labels_only_on_responses():
