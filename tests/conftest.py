@@ -27,3 +27,10 @@ def pytest_unconfigure(config):
   del config
   if _SESSION_CACHE is not None:
     shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(items):
+  # The `long` tests go first: xdist's workers then spend the end of the session on short
+  # tests, and neither waits for a long one the other started last. The sort is stable, so
+  # each worker still collects the same order.
+  items.sort(key=lambda item: item.get_closest_marker("long") is None)

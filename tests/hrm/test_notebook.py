@@ -8,6 +8,7 @@ from tests.helpers import execute_notebook, xla_flags
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+@pytest.mark.long
 def test_demo_notebook_trains_generates_and_evaluates(tmp_path, monkeypatch):
   # One CPU device, as on a CPU runtime (tests/conftest.py asks for 8, which doubles the time).
   outputs = execute_notebook(

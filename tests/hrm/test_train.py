@@ -24,7 +24,7 @@ from hrm_jax.train.optimizer import adam_atan2
 from hrm_jax.train.step import TrainState, segments_of, train_step
 
 from conftest import TINY, forward, make_model
-from tests.helpers import kill_at_checkpoint, run_to_completion
+from tests.helpers import kill_at_checkpoint, run_to_completion, xla_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -148,6 +148,7 @@ def test_parameters_are_sharded_by_logical_axes():
     sharding.make_mesh(sharding.MeshConfig(data=2, fsdp=3, tensor=1), jax.devices()[:1])
 
 
+@pytest.mark.long
 def test_sharded_step_equals_single_device_step_on_8_cpu_devices():
   # tests/conftest.py gives this process 8 CPU devices (float32 matmuls on CPU are exact
   # float32: no matmul precision to raise).
@@ -265,10 +266,12 @@ def _train_command(run_dir):
           "schedule.bp_schedule=fixed", "schedule.bp_end=3"]
 
 
+@pytest.mark.long
 def test_sigkill_and_rerun_resumes_to_the_same_loss_curve(tmp_path):
   # The three processes compile the same programs: the second and third read them from a
   # persistent compilation cache (the same executables; what is compared is the state resumed).
-  env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu",
+  # One CPU device, as a user's machine has (the suite's 8 only slow each process down).
+  env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags(1),
              JAX_COMPILATION_CACHE_DIR=str(tmp_path / "compilation_cache"),
              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
              JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")

@@ -59,6 +59,7 @@ def check_hrm_tiny(r: dict) -> None:
   assert "mfu" not in r and "peak_flops" not in r  # a CPU's peak is unknown
 
 
+@pytest.mark.long
 def test_cpu_hrm_and_decode(tmp_path):
   """The real HRM-Text training and decode sections on CPU, each in its own process."""
   summary, stdout = run_cpu(tmp_path, "--budget-minutes", "10", "--sections", "hrm_tiny,decode",

@@ -246,6 +246,7 @@ def test_run_job_rejects_an_unknown_job_and_a_multi_host_reflex_grid():
   assert grid_job.returncode == 2 and "SHARD=i/n" in grid_job.stderr
 
 
+@pytest.mark.long
 def test_ssh_launcher_trains_hrm_as_two_processes_of_one_job(tmp_path):
   """Two CPU processes, 2 devices each, one global mesh: the same loss on both, metrics
   written once, and a checkpoint (in CHECKPOINT_DIR) that one process restores whole."""

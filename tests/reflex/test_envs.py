@@ -20,6 +20,7 @@ def cartpole():
   return env, jax.jit(env.reset), jax.jit(env.step)
 
 
+@pytest.mark.long
 def test_batched_reset_and_step_shapes():
   env, reset, step = cartpole()
   state = reset(jax.random.key(0))
@@ -104,6 +105,7 @@ def test_equalizing_pushes_the_fix_into_the_simulator():
 # brax steps return weak-typed Python floats where reset made arrays (inverted pendulum's
 # reward and done, ant's reward terms). action_repeat=2 scans the plain step, so it checks
 # both paths; the ant programs compile for a minute or more on CPU, so they are `slow`.
+@pytest.mark.long
 @pytest.mark.parametrize("env_id,action_repeat", [
     ("brax/inverted_pendulum", 2),
     pytest.param("brax/ant", 1, marks=pytest.mark.slow),

@@ -18,7 +18,7 @@ from reflex_jax.run import RunCheckpoints
 from reflex_jax.run import config as run_config
 from reflex_jax.run.cli import main as cli_main
 from reflex_jax.run.experiment import load_params
-from tests.helpers import kill_at_checkpoint, run_to_completion
+from tests.helpers import kill_at_checkpoint, run_to_completion, xla_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -175,7 +175,8 @@ def _train_command(run_dir, env_id, size):
                  marks=pytest.mark.slow)])
 def test_sigkill_and_rerun_ends_with_the_same_parameters(tmp_path, env_id, size):
   # The three processes compile the same programs: JAX's persistent cache compiles them once.
-  env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu",
+  # One CPU device, as a user's machine has (8 make each process ~30 % slower).
+  env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags(1),
              JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jax_cache"),
              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
   command = lambda run_dir: _train_command(run_dir, env_id, size)
