@@ -68,7 +68,7 @@ def _cached_decode(graphdef, state, tokens_BP, lengths_B, limits_B, key, *, max_
   logits_BPV, cache = model.cached_logits(tokens_BP, jnp.zeros((b,), jnp.int32), lengths_B,
                                           cache)
   last_BV = jnp.take_along_axis(logits_BPV, (lengths_B - 1)[:, None, None], axis=1)[:, 0]
-  out_BN = jnp.full((b, max_new_tokens), PAD, jnp.int32)
+  out_BG = jnp.full((b, max_new_tokens), PAD, jnp.int32)
   seen = jnp.zeros((b, max_new_tokens, last_BV.shape[-1]) if return_logits else (0,),
                    jnp.float32)
 
@@ -91,9 +91,9 @@ def _cached_decode(graphdef, state, tokens_BP, lengths_B, limits_B, key, *, max_
     i, done = carry[0], carry[4]
     return (i < max_new_tokens) & ~jnp.all(done)
 
-  carry = (jnp.zeros((), jnp.int32), out_BN, seen, last_BV, limits_B <= 0, cache, key)
-  _, out_BN, seen, _, _, _, _ = jax.lax.while_loop(running, step, carry)
-  return out_BN, seen
+  carry = (jnp.zeros((), jnp.int32), out_BG, seen, last_BV, limits_B <= 0, cache, key)
+  _, out_BG, seen, _, _, _, _ = jax.lax.while_loop(running, step, carry)
+  return out_BG, seen
 
 
 def _batch(prompts, max_new_tokens, bucket: int = PROMPT_BUCKET, max_width: int | None = None):

@@ -1,5 +1,16 @@
 """HRM-Text model and baselines (Flax NNX).
 
+Shape suffixes, the one legend for hrm_jax: a name's suffix lists its axes, x_BTD = [B, T, D].
+  B  batch rows                              D  hidden_size
+  T  positions of a row (the queries)        N  attention heads
+  t  new tokens of one cached call           K  head_dim
+  S  key positions of a KV cache             V  vocab_size
+  P  prompt positions (padded)               Y  blocks (layers) of a stack
+  G  generated tokens per row                R  B·T tokens flattened (rows of a 2-D matmul)
+  1  an axis of size 1 (broadcast)
+H and L are never suffixes: they name the high- and low-level modules (z_H, L_module), whose
+calls H_cycles and L_cycles count; in formulas M is a call of a stack (stack.py).
+
 ARCHITECTURES is the one place where `ModelConfig.architecture` is dispatched. An entry is a
 LanguageModel subclass, which builds the model and declares what ModelConfig answers about it
 (num_calls, gradient_calls, num_stacks, takes_loop_init). A new architecture is a subclass

@@ -68,37 +68,37 @@ class GatedAttention(nnx.Module):
     self.gate_proj = dense(config, d, w, rngs)
     self.o_proj = dense(config, w, d, rngs)
 
-  def _project(self, x_BTD, cos_BTH, sin_BTH):
+  def _project(self, x_BTD, cos_BTK, sin_BTK):
     """q, k (rotated), v and the gate, each [B, T, heads, head_dim]."""
     c = self.config
     b, t, d = x_BTD.shape
-    x_ND = x_BTD.reshape(b * t, d)  # 2-D projections: see mlp.py
+    x_RD = x_BTD.reshape(b * t, d)  # 2-D projections: see mlp.py
     heads = lambda y: y.reshape(b, t, c.num_attention_heads, c.head_dim)
-    return (apply_rotary(heads(self.q_proj(x_ND)), cos_BTH, sin_BTH),
-            apply_rotary(heads(self.k_proj(x_ND)), cos_BTH, sin_BTH),
-            heads(self.v_proj(x_ND)), heads(self.gate_proj(x_ND)))
+    return (apply_rotary(heads(self.q_proj(x_RD)), cos_BTK, sin_BTK),
+            apply_rotary(heads(self.k_proj(x_RD)), cos_BTK, sin_BTK),
+            heads(self.v_proj(x_RD)), heads(self.gate_proj(x_RD)))
 
-  def _attend(self, q_BTNH, k_BSNH, v_BSNH, gate_BTNH, mask_B1TS):
+  def _attend(self, q_BTNK, k_BSNK, v_BSNK, gate_BTNK, mask_B1TS):
     c = self.config
-    b, t = q_BTNH.shape[:2]
+    b, t = q_BTNK.shape[:2]
     # Softmax runs in fp32 inside dot_product_attention whatever the compute dtype.
-    out_BTNH = jax.nn.dot_product_attention(q_BTNH, k_BSNH, v_BSNH, mask=mask_B1TS,
+    out_BTNK = jax.nn.dot_product_attention(q_BTNK, k_BSNK, v_BSNK, mask=mask_B1TS,
                                             implementation=c.attention_impl)
-    gated = jax.nn.sigmoid(gate_BTNH) * out_BTNH
+    gated = jax.nn.sigmoid(gate_BTNK) * out_BTNK
     return self.o_proj(gated.reshape(b * t, c.attention_width)).reshape(b, t, c.hidden_size)
 
-  def __call__(self, x_BTD: jax.Array, cos_BTH: jax.Array, sin_BTH: jax.Array,
+  def __call__(self, x_BTD: jax.Array, cos_BTK: jax.Array, sin_BTK: jax.Array,
                mask_B1TT: jax.Array) -> jax.Array:
-    q_BTNH, k_BTNH, v_BTNH, gate_BTNH = self._project(x_BTD, cos_BTH, sin_BTH)
-    return self._attend(q_BTNH, k_BTNH, v_BTNH, gate_BTNH, mask_B1TT)
+    q_BTNK, k_BTNK, v_BTNK, gate_BTNK = self._project(x_BTD, cos_BTK, sin_BTK)
+    return self._attend(q_BTNK, k_BTNK, v_BTNK, gate_BTNK, mask_B1TT)
 
-  def cached(self, x_BtD, cos_BtH, sin_BtH, mask_B1tS, k_BSNH, v_BSNH, start_B):
+  def cached(self, x_BtD, cos_BtK, sin_BtK, mask_B1tS, k_BSNK, v_BSNK, start_B):
     """Attention of t new tokens per row over a KV cache of S positions: their keys and
     values are written at [start_b, start_b + t) of row b first. Returns (out, k, v)."""
-    q_BtNH, k_BtNH, v_BtNH, gate_BtNH = self._project(x_BtD, cos_BtH, sin_BtH)
+    q_BtNK, k_BtNK, v_BtNK, gate_BtNK = self._project(x_BtD, cos_BtK, sin_BtK)
     write = jax.vmap(lambda cache, new, start: jax.lax.dynamic_update_slice_in_dim(
         cache, new.astype(cache.dtype), start, axis=0))
-    k_BSNH, v_BSNH = write(k_BSNH, k_BtNH, start_B), write(v_BSNH, v_BtNH, start_B)
-    out = self._attend(q_BtNH, k_BSNH.astype(q_BtNH.dtype), v_BSNH.astype(q_BtNH.dtype),
-                       gate_BtNH, mask_B1tS)
-    return out, k_BSNH, v_BSNH
+    k_BSNK, v_BSNK = write(k_BSNK, k_BtNK, start_B), write(v_BSNK, v_BtNK, start_B)
+    out = self._attend(q_BtNK, k_BSNK.astype(q_BtNK.dtype), v_BSNK.astype(q_BtNK.dtype),
+                       gate_BtNK, mask_B1tS)
+    return out, k_BSNK, v_BSNK

@@ -3,13 +3,14 @@
 The authors' configurations, `authors_baseline(config, name)`, follow the HRM-Text code's
 config/arch/net/*.yaml and models/baselines/*.py. Their size files give n_layers = 2n, where
 n = config.num_layers_per_stack: HRM halves n_layers between H and L (`half_layers`), so
-"full depth" is both HRM stacks' layers, 2n. x is the scaled embedding; every stack call ends
-in the exit RMSNorm; "from z_L_init" is HRM's fixed random start for z_L.
+"full depth" is both HRM stacks' layers, 2n. x is the scaled embedding; M, L and H are stack
+calls (stack.py), each ending in the exit RMSNorm; "from z_L_init" is HRM's fixed random start
+for z_L.
 
   name                  blocks                  calls per token                       bp_steps
   hrm                   H, L: n each            2 × (3 L(z_L, z_H) + H(z_H, z_L))     2 → 5
-  transformer           one stack of 2n         one pass S(x)                         1
-  ut                    one stack of 2n         z ← S(z, x) 4 times from z_L_init     2
+  transformer           one stack of 2n         one pass M(x)                         1
+  ut                    one stack of 2n         z ← M(z, x) 4 times from z_L_init     2
   trm                   one of 2n, shared       2 × (1 L + 1 H): HRM's recurrence     2
   trm_match_recurrence  one of n, shared        2 × (3 L + 1 H)                       5
   rins                  L, H: n each            z_L ← L(z_L, x) 7 times from          5
@@ -63,7 +64,7 @@ def _loops(config, stack, z, u, cos, sin, mask, count: int, with_grad: int):
 
 
 class Looped(LanguageModel):
-  """UT: z ← S(z, x) `num_loops` times from `loop_init`; the last `bp_steps` loops carry
+  """UT: z ← M(z, x) `num_loops` times from `loop_init`; the last `bp_steps` loops carry
   gradient."""
 
   num_stacks = 1
@@ -79,21 +80,21 @@ class Looped(LanguageModel):
   def num_calls(cls, config: ModelConfig) -> int:
     return config.num_loops
 
-  def core(self, x_BTD, cos_BTH, sin_BTH, mask_B1TT, bp_steps):
+  def core(self, x_BTD, cos_BTK, sin_BTK, mask_B1TT, bp_steps):
     c = self.config
-    return _loops(c, self.stack, _start(self, x_BTD), x_BTD, cos_BTH, sin_BTH, mask_B1TT,
+    return _loops(c, self.stack, _start(self, x_BTD), x_BTD, cos_BTK, sin_BTK, mask_B1TT,
                   c.num_calls, sum(c.gradient_calls(bp_steps)))
 
-  def cached_core(self, x_BtD, cos_BtH, sin_BtH, mask_B1tS, cache, start_B):
+  def cached_core(self, x_BtD, cos_BtK, sin_BtK, mask_B1tS, cache, start_B):
     z = _start(self, x_BtD)
     for call in range(self.num_cached_calls):
-      z, cache = run_cached(self.stack, z, x_BtD, cos_BtH, sin_BtH, mask_B1tS, cache, call,
+      z, cache = run_cached(self.stack, z, x_BtD, cos_BtK, sin_BtK, mask_B1tS, cache, call,
                             start_B)
     return z, cache
 
 
 class Transformer(Looped):
-  """One pass of the stack: z = S(loop_init, x)."""
+  """One pass of the stack: z = M(loop_init, x)."""
 
   @classmethod
   def num_calls(cls, config: ModelConfig) -> int:
@@ -120,11 +121,11 @@ class Rins(LanguageModel):
   def num_calls(cls, config: ModelConfig) -> int:
     return config.num_loops + 1
 
-  def core(self, x_BTD, cos_BTH, sin_BTH, mask_B1TT, bp_steps):
+  def core(self, x_BTD, cos_BTK, sin_BTK, mask_B1TT, bp_steps):
     c = self.config
-    z_L = _loops(c, self.L_module, _start(self, x_BTD), x_BTD, cos_BTH, sin_BTH, mask_B1TT,
+    z_L = _loops(c, self.L_module, _start(self, x_BTD), x_BTD, cos_BTK, sin_BTK, mask_B1TT,
                  c.num_loops, sum(c.gradient_calls(bp_steps)) - 1)
-    return self.H_module(z_L, None, cos_BTH, sin_BTH, mask_B1TT)
+    return self.H_module(z_L, None, cos_BTK, sin_BTK, mask_B1TT)
 
   def gradient_free(self, bp_steps: int | None) -> frozenset[str]:
     """With only the H call in the window (bp 1), neither L nor the embedding (read by the L
@@ -133,14 +134,14 @@ class Rins(LanguageModel):
       return frozenset()
     return frozenset({"embed_tokens", "L_module"})
 
-  def cached_core(self, x_BtD, cos_BtH, sin_BtH, mask_B1tS, cache, start_B):
+  def cached_core(self, x_BtD, cos_BtK, sin_BtK, mask_B1tS, cache, start_B):
     """Slots 0 … num_loops − 1: the L loops; slot num_loops: the H call."""
     loops = self.config.num_loops
     z = _start(self, x_BtD)
     for call in range(loops):
-      z, cache = run_cached(self.L_module, z, x_BtD, cos_BtH, sin_BtH, mask_B1tS, cache, call,
+      z, cache = run_cached(self.L_module, z, x_BtD, cos_BtK, sin_BtK, mask_B1tS, cache, call,
                             start_B)
-    return run_cached(self.H_module, z, None, cos_BtH, sin_BtH, mask_B1tS, cache, loops, start_B)
+    return run_cached(self.H_module, z, None, cos_BtK, sin_BtK, mask_B1tS, cache, loops, start_B)
 
 
 # The fixed gradient window each of the authors' baselines trains with (schedule.bp_schedule

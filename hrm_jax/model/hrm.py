@@ -87,8 +87,8 @@ class LanguageModel(nnx.Module):
     """Logits [B, T, V] in float32. `segments` defaults to one sample per row with no prefix
     (plain causal under prefix_lm); `bp_steps` None means full backprop."""
     z_BTD = self.hidden(tokens_BT, segments, bp_steps=bp_steps)
-    logits_NV = self.lm_head(z_BTD.reshape(-1, z_BTD.shape[-1]))  # 2-D: see mlp.py
-    return logits_NV.reshape(*z_BTD.shape[:2], -1).astype(jnp.float32)
+    logits_RV = self.lm_head(z_BTD.reshape(-1, z_BTD.shape[-1]))  # 2-D: see mlp.py
+    return logits_RV.reshape(*z_BTD.shape[:2], -1).astype(jnp.float32)
 
   def hidden(self, tokens_BT, segments=None, *, bp_steps=None):
     c = self.config
@@ -104,11 +104,11 @@ class LanguageModel(nnx.Module):
         raise ValueError(f"segments.{name} has shape {tuple(value.shape)}, tokens "
                          f"{tuple(tokens_BT.shape)}")
     x_BTD = self.embed_tokens(tokens_BT) * jnp.asarray(c.input_scale, self.embed_tokens.dtype)
-    cos_BTH, sin_BTH = rotary_tables(segments.positions, c.head_dim, c.rope_theta)
+    cos_BTK, sin_BTK = rotary_tables(segments.positions, c.head_dim, c.rope_theta)
     mask_B1TT = attention_mask(segments, c.attention)
-    return self.core(x_BTD, cos_BTH, sin_BTH, mask_B1TT, bp_steps)
+    return self.core(x_BTD, cos_BTK, sin_BTK, mask_B1TT, bp_steps)
 
-  def core(self, x_BTD, cos_BTH, sin_BTH, mask_B1TT, bp_steps):
+  def core(self, x_BTD, cos_BTK, sin_BTK, mask_B1TT, bp_steps):
     raise NotImplementedError
 
   def gradient_free(self, bp_steps: int | None) -> frozenset[str]:
@@ -150,19 +150,19 @@ class LanguageModel(nnx.Module):
       raise ValueError("a bidirectional model cannot decode token by token")
     positions_Bt = start_B[:, None] + jnp.arange(tokens_Bt.shape[1], dtype=jnp.int32)
     x_BtD = self.embed_tokens(tokens_Bt) * jnp.asarray(c.input_scale, self.embed_tokens.dtype)
-    cos_BtH, sin_BtH = rotary_tables(positions_Bt, c.head_dim, c.rope_theta)
+    cos_BtK, sin_BtK = rotary_tables(positions_Bt, c.head_dim, c.rope_theta)
     key_S = jnp.arange(cache.length, dtype=jnp.int32)
     query_Bt1 = positions_Bt[:, :, None]
     allowed_BtS = key_S <= query_Bt1  # causal; positions after the query are not written yet
     if c.attention == "prefix_lm":
       prompt_B11 = prompt_lengths_B[:, None, None]
       allowed_BtS = allowed_BtS | ((query_Bt1 < prompt_B11) & (key_S < prompt_B11))
-    z_BtD, cache = self.cached_core(x_BtD, cos_BtH, sin_BtH, allowed_BtS[:, None], cache,
+    z_BtD, cache = self.cached_core(x_BtD, cos_BtK, sin_BtK, allowed_BtS[:, None], cache,
                                     start_B)
     logits = self.lm_head(z_BtD.reshape(-1, z_BtD.shape[-1]))
     return logits.reshape(*z_BtD.shape[:2], -1).astype(jnp.float32), cache
 
-  def cached_core(self, x_BtD, cos_BtH, sin_BtH, mask_B1tS, cache: KVCache, start_B):
+  def cached_core(self, x_BtD, cos_BtK, sin_BtK, mask_B1tS, cache: KVCache, start_B):
     raise NotImplementedError
 
 
@@ -213,7 +213,7 @@ class HrmText(LanguageModel):
     flags, size = self.config.gradient_calls(bp_steps), self.config.L_cycles + 1
     return [flags[i:i + size] for i in range(0, len(flags), size)]
 
-  def cached_core(self, x_BtD, cos_BtH, sin_BtH, mask_B1tS, cache, start_B):
+  def cached_core(self, x_BtD, cos_BtK, sin_BtK, mask_B1tS, cache, start_B):
     """The recurrence in call order (L0 L1 L2 H0 L3 …), call k using cache slot k."""
     c = self.config
     call = iter(range(self.num_cached_calls))
@@ -221,9 +221,9 @@ class HrmText(LanguageModel):
     z_L = jnp.broadcast_to(self.z_L_init[...].astype(x_BtD.dtype), x_BtD.shape)
     for _ in range(c.H_cycles):
       for _ in range(c.L_cycles):
-        z_L, cache = run_cached(self.L_module, z_L, z_H, cos_BtH, sin_BtH, mask_B1tS, cache,
+        z_L, cache = run_cached(self.L_module, z_L, z_H, cos_BtK, sin_BtK, mask_B1tS, cache,
                                 next(call), start_B)
-      z_H, cache = run_cached(self.H_module, z_H, z_L, cos_BtH, sin_BtH, mask_B1tS, cache,
+      z_H, cache = run_cached(self.H_module, z_H, z_L, cos_BtK, sin_BtK, mask_B1tS, cache,
                               next(call), start_B)
     return z_H, cache
 
@@ -233,11 +233,11 @@ class HrmText(LanguageModel):
     (bp 2 of the paper's 2×3 model)."""
     return frozenset() if any(self._cycles(bp_steps)[0]) else frozenset({"embed_tokens"})
 
-  def core(self, x_BTD, cos_BTH, sin_BTH, mask_B1TT, bp_steps):
+  def core(self, x_BTD, cos_BTK, sin_BTK, mask_B1TT, bp_steps):
     c = self.config
     t = c.L_cycles
     cycles = self._cycles(bp_steps)
-    run = lambda stack, z, u, frozen: stack(z, u, cos_BTH, sin_BTH, mask_B1TT, frozen=frozen)
+    run = lambda stack, z, u, frozen: stack(z, u, cos_BTK, sin_BTK, mask_B1TT, frozen=frozen)
     unroll = c.scan_unroll or 1
 
     def l_calls(z_L, z_H, count, frozen):

@@ -18,6 +18,6 @@ class SwiGLU(nnx.Module):
   def __call__(self, x_BTD: jax.Array) -> jax.Array:
     # Token-flattened 2-D matmuls: XLA-CPU's weight gradient contracting over two batch-like
     # dims ([B, T, D]) runs ~2× slower than over one ([B·T, D]).
-    x_ND = x_BTD.reshape(-1, x_BTD.shape[-1])
-    out_ND = self.down_proj(jax.nn.silu(self.gate_proj(x_ND)) * self.up_proj(x_ND))
-    return out_ND.reshape(x_BTD.shape)
+    x_RD = x_BTD.reshape(-1, x_BTD.shape[-1])
+    out_RD = self.down_proj(jax.nn.silu(self.gate_proj(x_RD)) * self.up_proj(x_RD))
+    return out_RD.reshape(x_BTD.shape)

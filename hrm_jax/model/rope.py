@@ -12,9 +12,9 @@ def rotary_tables(positions_BT: jax.Array, head_dim: int, theta: float):
   return jnp.cos(angles), jnp.sin(angles)
 
 
-def apply_rotary(x_BTNH: jax.Array, cos_BTH: jax.Array, sin_BTH: jax.Array) -> jax.Array:
-  x = x_BTNH.astype(jnp.float32)
+def apply_rotary(x_BTNK: jax.Array, cos_BTK: jax.Array, sin_BTK: jax.Array) -> jax.Array:
+  x = x_BTNK.astype(jnp.float32)
   first, second = jnp.split(x, 2, axis=-1)
   rotated = jnp.concatenate([-second, first], axis=-1)
-  out = x * cos_BTH[:, :, None, :] + rotated * sin_BTH[:, :, None, :]
-  return out.astype(x_BTNH.dtype)
+  out = x * cos_BTK[:, :, None, :] + rotated * sin_BTK[:, :, None, :]
+  return out.astype(x_BTNK.dtype)

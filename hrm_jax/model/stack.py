@@ -30,15 +30,15 @@ class Block(nnx.Module):
     self.self_attn = GatedAttention(config, rngs=rngs)
     self.mlp = SwiGLU(config, rngs=rngs)
 
-  def __call__(self, h_BTD, cos_BTH, sin_BTH, mask_B1TT):
-    h_BTD = h_BTD + self.self_attn(rms_norm(h_BTD, self.eps), cos_BTH, sin_BTH, mask_B1TT)
+  def __call__(self, h_BTD, cos_BTK, sin_BTK, mask_B1TT):
+    h_BTD = h_BTD + self.self_attn(rms_norm(h_BTD, self.eps), cos_BTK, sin_BTK, mask_B1TT)
     return h_BTD + self.mlp(rms_norm(h_BTD, self.eps))
 
-  def cached(self, h_BtD, cos_BtH, sin_BtH, mask_B1tS, k_BSNH, v_BSNH, start_B):
-    attn, k_BSNH, v_BSNH = self.self_attn.cached(rms_norm(h_BtD, self.eps), cos_BtH, sin_BtH,
-                                                 mask_B1tS, k_BSNH, v_BSNH, start_B)
+  def cached(self, h_BtD, cos_BtK, sin_BtK, mask_B1tS, k_BSNK, v_BSNK, start_B):
+    attn, k_BSNK, v_BSNK = self.self_attn.cached(rms_norm(h_BtD, self.eps), cos_BtK, sin_BtK,
+                                                 mask_B1tS, k_BSNK, v_BSNK, start_B)
     h_BtD = h_BtD + attn
-    return h_BtD + self.mlp(rms_norm(h_BtD, self.eps)), k_BSNH, v_BSNH
+    return h_BtD + self.mlp(rms_norm(h_BtD, self.eps)), k_BSNK, v_BSNK
 
 
 class Stack(nnx.Module):
@@ -54,7 +54,7 @@ class Stack(nnx.Module):
 
     self.layers = create(rngs)
 
-  def __call__(self, z_BTD, u_BTD, cos_BTH, sin_BTH, mask_B1TT, *, frozen: bool = False):
+  def __call__(self, z_BTD, u_BTD, cos_BTK, sin_BTK, mask_B1TT, *, frozen: bool = False):
     """M(z, u). `frozen`: outside the gradient window, so neither parameters nor inputs
     carry gradient and autodiff keeps no activations for this call."""
     graphdef, params = nnx.split(self.layers)
@@ -63,24 +63,24 @@ class Stack(nnx.Module):
       params, h_BTD = jax.lax.stop_gradient((params, h_BTD))
 
     def layer(h, layer_params):
-      return nnx.merge(graphdef, layer_params)(h, cos_BTH, sin_BTH, mask_B1TT), None
+      return nnx.merge(graphdef, layer_params)(h, cos_BTK, sin_BTK, mask_B1TT), None
 
     if self.config.remat != "none" and not frozen:
       layer = jax.checkpoint(layer, policy=_REMAT[self.config.remat])
     h_BTD, _ = jax.lax.scan(layer, h_BTD, params, unroll=self.config.scan_unroll or 1)
     return rms_norm(h_BTD, self.config.rms_norm_eps)
 
-  def cached(self, z_BtD, u_BtD, cos_BtH, sin_BtH, mask_B1tS, k_LBSNH, v_LBSNH, start_B):
-    """M(z, u) for t new tokens per row against this call's KV cache (one [B, S, N, H] per
+  def cached(self, z_BtD, u_BtD, cos_BtK, sin_BtK, mask_B1tS, k_YBSNK, v_YBSNK, start_B):
+    """M(z, u) for t new tokens per row against this call's KV cache (one [B, S, N, K] per
     layer), inference only. Returns (output, k, v) with the new tokens written."""
     graphdef, params = nnx.split(self.layers)
 
     def layer(h, xs):
       layer_params, k, v = xs
-      h, k, v = nnx.merge(graphdef, layer_params).cached(h, cos_BtH, sin_BtH, mask_B1tS, k, v,
+      h, k, v = nnx.merge(graphdef, layer_params).cached(h, cos_BtK, sin_BtK, mask_B1tS, k, v,
                                                          start_B)
       return h, (k, v)
 
     h_BtD = z_BtD if u_BtD is None else z_BtD + u_BtD
-    h_BtD, (k_LBSNH, v_LBSNH) = jax.lax.scan(layer, h_BtD, (params, k_LBSNH, v_LBSNH))
-    return rms_norm(h_BtD, self.config.rms_norm_eps), k_LBSNH, v_LBSNH
+    h_BtD, (k_YBSNK, v_YBSNK) = jax.lax.scan(layer, h_BtD, (params, k_YBSNK, v_YBSNK))
+    return rms_norm(h_BtD, self.config.rms_norm_eps), k_YBSNK, v_YBSNK
