@@ -183,9 +183,12 @@ def test_one_update_moves_targets_by_tau():
   config = sac.SACConfig(num_envs=4, batch_size=8, buffer_size=64, tau=0.25, policy=SAC_POLICY,
                          q_hidden=(16,), num_devices=1)
   trainer = Trainer(env, config, None, 1, 1, 1)
-  state = trainer.prefill(trainer.init(jax.random.key(0), jnp.zeros(())))
-  (params, _), metrics = trainer._update((state.params, state.opt_state), jax.random.key(1),
-                                         buffer=state.buffer, weight=jnp.zeros(()))
+  # Jitted: op by op, the update compiles each of its hundreds of operations on its own.
+  state = jax.jit(lambda key: trainer.prefill(trainer.init(key, jnp.zeros(()))))(
+      jax.random.key(0))
+  (params, _), metrics = jax.jit(trainer._update)(
+      (state.params, state.opt_state), jax.random.key(1), buffer=state.buffer,
+      weight=jnp.zeros(()))
   for new_target, new_q, old_target in zip(jax.tree.leaves(params["target_q"]),
                                            jax.tree.leaves(params["q"]),
                                            jax.tree.leaves(state.params["target_q"])):
