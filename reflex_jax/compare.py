@@ -1,5 +1,6 @@
-"""Plain vs Reflex (PPO or SAC) on one task: all seeds and both variants in one compiled
-program, then the plot and the table. The README's main job.
+"""Plain vs Reflex (PPO, SAC or another algorithm of algorithms.ALGORITHMS) on one task: all
+seeds and both variants in one compiled program, then the plot and the table. The README's
+main job.
 
     python -m reflex_jax.compare                                   # IDP, PPO, 4 seeds, ~3 min
     python -m reflex_jax.compare --env brax/ant --seeds 5 --steps 1000000

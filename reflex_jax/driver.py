@@ -38,7 +38,7 @@ def simulator(env: str | Env, equalize_asymmetries: bool) -> Env:
 
 def wrap(sim: Env, config, num_envs: int, auto_reset: bool) -> Env:
   """Time limit, action repeat, auto-reset, batching (and the optional non-finite mask)
-  from a PPO/SAC config."""
+  from an algorithm's config."""
   return envs.wrap(sim, num_envs=num_envs, episode_length=config.episode_length,
                    action_repeat=config.action_repeat, auto_reset=auto_reset,
                    mask_nonfinite=config.mask_nonfinite)

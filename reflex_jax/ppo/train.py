@@ -81,8 +81,8 @@ class PPOConfig:
     """The env steps a run takes: whole updates, the same number in every logging interval."""
     repeat = f" × action repeat {self.action_repeat}" if (self.action_repeat or 1) > 1 else ""
     return driver.Budget(self.num_timesteps, 0, self.steps_per_update * self.num_logs,
-                       f"{self.num_envs} envs × unroll {self.unroll_length}{repeat} × "
-                       f"{self.num_logs} logs", ("num_envs", "unroll_length", "num_logs"))
+                         f"{self.num_envs} envs × unroll {self.unroll_length}{repeat} × "
+                         f"{self.num_logs} logs", ("num_envs", "unroll_length", "num_logs"))
 
 
 @struct.dataclass

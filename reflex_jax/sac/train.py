@@ -85,8 +85,8 @@ class SACConfig:
     repeat = f" × action repeat {self.action_repeat}" if (self.action_repeat or 1) > 1 else ""
     prefill = -(-self.learning_starts // self.steps_per_iteration) * self.steps_per_iteration
     return driver.Budget(self.num_timesteps, prefill, self.steps_per_iteration * self.num_logs,
-                       f"{self.num_envs} envs{repeat} × {self.num_logs} logs",
-                       ("num_envs", "num_logs"))
+                         f"{self.num_envs} envs{repeat} × {self.num_logs} logs",
+                         ("num_envs", "num_logs"))
 
 
 @struct.dataclass
