@@ -26,12 +26,20 @@ from hrm_jax.train.sharding import MeshConfig
 
 
 MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig))
-# The `model` section's schema: `preset`, then ModelConfig's fields with their types (one
-# definition of them: ModelConfig's), defaulting to the tiny preset.
-ModelSection = dataclasses.make_dataclass("ModelSection", [
-    ("preset", str, dataclasses.field(default="tiny")),
-    *((name, typing.get_type_hints(ModelConfig)[name],
-       dataclasses.field(default=getattr(preset("tiny"), name))) for name in MODEL_FIELDS)])
+DEFAULT_PRESET = "tiny"
+
+
+def _model_section_schema() -> type:
+  """The `model` section's dataclass: `preset`, then ModelConfig's fields with their types
+  (defined once, by ModelConfig), each defaulting to the default preset's value."""
+  default, types = preset(DEFAULT_PRESET), typing.get_type_hints(ModelConfig)
+  return dataclasses.make_dataclass("ModelSection", [
+      ("preset", str, dataclasses.field(default=DEFAULT_PRESET)),
+      *((name, types[name], dataclasses.field(default=getattr(default, name)))
+        for name in MODEL_FIELDS)])
+
+
+ModelSection = _model_section_schema()
 
 
 def model_section(name: str):
@@ -142,7 +150,7 @@ def load_config(files=(), overrides=()) -> TrainConfig:
     for source, layer in layers:
       _reject_old_model_form(source, layer)
     names = [OmegaConf.select(layer, "model.preset") for _, layer in layers]
-    name = next((n for n in reversed(names) if n is not None), ModelSection().preset)
+    name = next((n for n in reversed(names) if n is not None), DEFAULT_PRESET)
     merged = OmegaConf.structured(TrainConfig(model=model_section(name)))
     for _, layer in layers:
       merged = OmegaConf.merge(merged, layer)
