@@ -25,6 +25,7 @@ from reflex_jax.evaluate import evaluate
 from reflex_jax.networks import NetworkFactory
 from reflex_jax.regularizer import ReflexConfig
 from reflex_jax.symmetry import Reflection, registry
+from runkit.errors import NonFiniteError  # shared with HRM; callers catch driver.NonFiniteError
 
 
 def simulator(env: str | Env, equalize_asymmetries: bool) -> Env:
@@ -219,15 +220,12 @@ class Budget:
     return rounded
 
 
-class NonFiniteError(FloatingPointError):
-  """A loss, parameter or simulator state became NaN/inf; the message names the step."""
-
-
 def drive(init_fn: Callable, chunk_fn: Callable, grid: RunGrid, num_logs: int, steps_per_log: int,
           first_steps: int = 0, progress_fn: Callable[[int, dict], None] | None = None,
           checkpoints=None, progress_bar: bool = False):
   """Runs `chunk_fn` (one logging interval of one run, vmapped over runs) `num_logs` times,
-  from `init_fn()` (the vmapped initial state) or from the latest of `checkpoints`.
+  from `init_fn()` (the vmapped initial state) or from the latest readable of `checkpoints`
+  (a newer unreadable one is moved aside to `unreadable.<logs done>`, and trained again).
 
   After every interval the parameters, the environment states and the losses are checked:
   a NaN/inf raises `NonFiniteError` naming the step and the run, before anything is saved,
@@ -244,7 +242,7 @@ def drive(init_fn: Callable, chunk_fn: Callable, grid: RunGrid, num_logs: int, s
   history: dict[str, list] = {}
   done = 0
   if checkpoints is not None and checkpoints.latest() is not None:
-    state, history, done = checkpoints.restore(jax.eval_shape(init_fn))
+    state, history, done = checkpoints.restore(jax.eval_shape(init_fn), set_aside=True)
     print(f"resumed from {checkpoints.directory} after {done}/{num_logs} logging intervals "
           f"({first_steps + done * steps_per_log:,} env steps)", file=sys.stderr, flush=True)
   else:

@@ -1,6 +1,8 @@
-"""Shared test helpers: chex assertions, with/without-jit variants, killing a run."""
+"""Shared test helpers: chex assertions, with/without-jit variants, killing a run, damaging a
+checkpoint."""
 
 import os
+import pathlib
 import signal
 import subprocess
 import time
@@ -69,3 +71,13 @@ def execute_notebook(path, cwd, env: dict, monkeypatch) -> list:
   outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
   assert not [o for o in outputs if o.output_type == "error"]
   return outputs
+
+
+def corrupt_arrays(step_dir) -> None:
+  """Damages the array data of the Orbax checkpoint step in `step_dir` (the second half of
+  each data file inverted): restoring it fails with TensorStore DATA_LOSS."""
+  for path in pathlib.Path(step_dir, "state").rglob("*"):
+    if path.is_file() and path.parent.name == "d":
+      data = bytearray(path.read_bytes())
+      data[len(data) // 2:] = bytes(255 - b for b in data[len(data) // 2:])
+      path.write_bytes(bytes(data))

@@ -17,12 +17,13 @@ from typing import Any
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from hrm_jax.data.pipeline import DataConfig
 from hrm_jax.model.config import PRESETS, ModelConfig, preset
 from hrm_jax.train.optimizer import SCHEDULES
 from hrm_jax.train.sharding import MeshConfig
+from runkit import config as runkit_config
+from runkit.errors import ConfigError  # shared with Reflex; callers catch config.ConfigError
 
 
 MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig))
@@ -135,28 +136,16 @@ class TrainConfig:
   seed: int = 0  # parameter initialization (unless init names weights to start from)
 
 
-class ConfigError(ValueError):
-  """A bad config file, key or value; the message names it."""
-
-
 def load_config(files=(), overrides=()) -> TrainConfig:
   """Defaults ← the model preset ← each YAML file in order ← `key=value` overrides."""
-  bad = [o for o in overrides if "=" not in o]
-  if bad:
-    raise ConfigError(f"overrides must be key=value, got {bad}")
-  try:
-    layers = [(str(path), OmegaConf.load(path)) for path in files]
-    layers.append(("the command line", OmegaConf.from_dotlist(list(overrides))))
-    for source, layer in layers:
+  command_line = runkit_config.override_layer(overrides)
+  layers = [*runkit_config.yaml_layers(files), command_line]
+  with runkit_config.naming_errors():
+    for source, layer in zip([*map(str, files), "the command line"], layers):
       _reject_old_model_form(source, layer)
-    names = [OmegaConf.select(layer, "model.preset") for _, layer in layers]
-    name = next((n for n in reversed(names) if n is not None), DEFAULT_PRESET)
-    merged = OmegaConf.structured(TrainConfig(model=model_section(name)))
-    for _, layer in layers:
-      merged = OmegaConf.merge(merged, layer)
-  except OmegaConfBaseException as error:
-    raise ConfigError(str(error).split("\n")[0] + _where(error)) from None
-  config = OmegaConf.to_object(merged)
+    names = [OmegaConf.select(layer, "model.preset") for layer in layers]
+  name = next((n for n in reversed(names) if n is not None), DEFAULT_PRESET)
+  config = runkit_config.build(TrainConfig(model=model_section(name)), layers)
   model_config(config)  # fail fast on a bad model field
   validate(config)
   return config
@@ -222,11 +211,6 @@ def validate(config: TrainConfig) -> None:
   if any(v == 0 or v < -1 for v in sizes.values()) or list(sizes.values()).count(-1) > 1:
     raise ConfigError(f"mesh sizes {sizes} are invalid: each must be positive, and at most "
                       "one may be -1 (every device left over)")
-
-
-def _where(error) -> str:
-  key = getattr(error, "full_key", None)
-  return f" (key: {key})" if key else ""
 
 
 def _reject_old_model_form(source: str, layer) -> None:

@@ -36,12 +36,9 @@ from hrm_jax.train.devices import peak_flops
 from hrm_jax.train.metrics import MetricWriter
 from hrm_jax.train.optimizer import adam_atan2, learning_rate_schedule
 from hrm_jax.train.step import TrainState, eval_step, train_step
+from runkit.errors import NonFiniteError  # shared with Reflex; callers catch loop.NonFiniteError
 
 log = logging.getLogger(__name__)
-
-
-class NonFiniteError(FloatingPointError):
-  """Training produced a non-finite loss or gradient; the message names the step."""
 
 
 @dataclasses.dataclass
@@ -284,8 +281,7 @@ def train(config: TrainConfig, *, devices=None, max_steps: int | None = None,
         checkpoints.save(done, state, iterator.get_state())
   finally:
     iterator.close()  # stops prefetch workers and frees their shared memory
-    checkpoints.wait()
-    checkpoints.close()
+    checkpoints.close()  # waits for a save in flight
     writer.close()
     progress.close()
   return TrainResult(state, graphdef, buffers, history)

@@ -1,10 +1,13 @@
-"""Metric lines to JSONL and TensorBoard event files (tensorboardX: TensorBoard itself is not
-needed to write them)."""
+"""Metric lines to `metrics.jsonl` and TensorBoard event files (runkit.metrics, shared with
+Reflex): one line per logging step, on the first process only."""
 
 from __future__ import annotations
 
-import json
 import os
+
+from runkit.metrics import read_metrics, summary_writer, write_metrics
+
+__all__ = ["MetricWriter", "read_metrics"]  # read_metrics: this half's callers import it here
 
 
 class MetricWriter:
@@ -19,45 +22,21 @@ class MetricWriter:
       return
     os.makedirs(directory, exist_ok=True)
     self.path = os.path.join(directory, "metrics.jsonl")
-    if os.path.exists(self.path):
-      kept = [m for m in read_metrics(self.path)
-              if resume_step is not None and m["step"] <= resume_step]
-      with open(self.path, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(m) + "\n" for m in kept)
-    self._file = open(self.path, "a", encoding="utf-8")
-    self._tensorboard = None
-    if tensorboard:
-      from tensorboardX import SummaryWriter  # imported lazily: optional at run time
-      self._tensorboard = SummaryWriter(os.path.join(directory, "tensorboard"))
+    kept = [m for m in (read_metrics(self.path) if os.path.exists(self.path) else [])
+            if resume_step is not None and m["step"] <= resume_step]
+    write_metrics(self.path, kept)  # creates the file: a fresh run has one from the start
+    self._tensorboard = (summary_writer(os.path.join(directory, "tensorboard"))
+                         if tensorboard else None)
 
   def write(self, step: int, metrics: dict) -> None:
     if not self.enabled:
       return
     scalars = {k: float(v) for k, v in metrics.items()}
-    self._file.write(json.dumps({"step": step, **scalars}) + "\n")
-    self._file.flush()
+    write_metrics(self.path, [{"step": step, **scalars}], append=True)
     if self._tensorboard is not None:
       for name, value in scalars.items():
         self._tensorboard.add_scalar(name, value, step)
 
   def close(self) -> None:
-    if self.enabled:
-      self._file.close()
-      if self._tensorboard is not None:
-        self._tensorboard.close()
-
-
-def read_metrics(path: str) -> list[dict]:
-  """The metric lines; a torn last line (the run was killed mid-write) is dropped, a bad line
-  before it raises ValueError naming the file and line."""
-  with open(path, encoding="utf-8", errors="replace") as f:  # a cut may split a character
-    lines = [(n, line) for n, line in enumerate(f, start=1) if line.strip()]
-  out = []
-  for i, (number, line) in enumerate(lines):
-    try:
-      out.append(json.loads(line))
-    except json.JSONDecodeError as error:
-      if i == len(lines) - 1:
-        break  # cut mid-write by a kill: the resumed run writes that step again
-      raise ValueError(f"{path}:{number}: not a JSON metric line ({error.msg})") from None
-  return out
+    if self.enabled and self._tensorboard is not None:
+      self._tensorboard.close()

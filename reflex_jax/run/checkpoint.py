@@ -2,8 +2,9 @@
 states, observation normalizer, environment states, RNG keys, step counters and, for SAC, the
 replay buffer) plus the metric history so far, keyed by the number of logging intervals done.
 
-Orbax writes each checkpoint to a temporary directory and renames it when complete, so a run
-killed mid-save resumes from the previous complete one.
+Saves are atomic and a damaged newest checkpoint is skipped for the previous readable one
+(runkit.checkpoints, shared with HRM); what is Reflex's here is how the state is stored (typed
+PRNG keys as key data, zero-size leaves as nothing) and the history as the JSON item.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
+
+from runkit import checkpoints
 
 
 def _is_key(x) -> bool:
@@ -42,39 +44,38 @@ class RunCheckpoints:
       raise ValueError(f"checkpoint every ({every}) and keep ({keep}) must be positive")
     self.directory = os.path.abspath(directory)
     self.every = every
-    self._manager = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+    self.restored: int | None = None  # logging intervals done at the checkpoint last restored
+    self._checkpoints = checkpoints.Checkpoints(self.directory, json_item="history", keep=keep)
 
   def latest(self) -> int | None:
     """Logging intervals done at the latest complete checkpoint (None: no checkpoint)."""
-    return self._manager.latest_step()
+    return self._checkpoints.latest_step()
 
   def save(self, logs_done: int, state, history: dict[str, list], *, force: bool = False):
     if not force and logs_done % self.every:
       return
-    raw = jax.tree.map(_storable, state)
-    self._manager.save(logs_done, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(raw),
-        history=ocp.args.JsonSave({k: np.asarray(v).tolist() for k, v in history.items()})),
-        force=force)
+    self._checkpoints.save(logs_done, jax.tree.map(_storable, state),
+                           {k: np.asarray(v).tolist() for k, v in history.items()}, force=force)
 
-  def restore(self, abstract_state, logs_done: int | None = None):
-    """(state, history {name: list of per-interval arrays}, logs_done) of the latest
-    checkpoint, with the layout (and typed keys) of `abstract_state`."""
-    logs_done = self.latest() if logs_done is None else logs_done
-    if logs_done is None:
-      raise FileNotFoundError(f"no checkpoint in {self.directory}")
+  def restore(self, abstract_state, logs_done: int | None = None, *, set_aside: bool = False):
+    """(state, history {name: list of per-interval arrays}, logs_done) of checkpoint
+    `logs_done` (default: the latest readable one; with `set_aside`, newer unreadable ones
+    are moved aside so that a resumed run writes them again), with the layout (and typed
+    keys) of `abstract_state`."""
     abstract_raw = jax.tree.map(
         lambda x: jax.eval_shape(_storable, x) if x.size else None, abstract_state)
-    restored = self._manager.restore(logs_done, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_raw), history=ocp.args.JsonRestore()))
-    stored = iter(jax.tree.leaves(restored["state"]))
+    if logs_done is None:
+      logs_done, raw, history = self._checkpoints.restore_latest(abstract_raw,
+                                                                 set_aside=set_aside)
+    else:
+      raw, history = self._checkpoints.restore(abstract_raw, logs_done)
+    stored = iter(jax.tree.leaves(raw))
     state = jax.tree.map(lambda x: _unstored(x, next(stored) if x.size else None),
                          abstract_state)
     history = {k: [np.asarray(v, np.float64 if k != "env_steps" else np.int64) for v in values]
-               for k, values in restored["history"].items()}
+               for k, values in history.items()}
+    self.restored = logs_done
     return state, history, logs_done
 
   def close(self):
-    self._manager.wait_until_finished()
-    self._manager.close()
+    self._checkpoints.close()  # waits for a save in flight

@@ -13,7 +13,7 @@ when it finished, prints its results). A run directory that holds another config
 refused, naming the keys that differ; `--force-new-config` deletes that run and starts anew.
 Step budgets are rounded up to whole iterations in every logging interval: by at most 10 %
 with a note, more is refused. Exit status: 0 done, 1 training stopped (NaN/inf), 2 a bad
-command, config or run directory.
+command, config or run directory, or no checkpoint that reads back.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from reflex_jax import driver
 from reflex_jax.run import config as run_config
 from reflex_jax.run.experiment import run_experiment
 from reflex_jax.run.report import format_experiment
+from runkit.checkpoints import CheckpointError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,13 +54,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def report_errors(fn) -> int:
   """Runs fn(); a failure the user can act on is one `error: ...` line and an exit status
-  (1: training stopped at a NaN/inf; 2: a refused config or an unwritable run directory)."""
+  (1: training stopped at a NaN/inf; 2: a refused config, an unwritable run directory, or
+  checkpoints none of which reads back)."""
   try:
     fn()
   except driver.NonFiniteError as error:
     print(f"error: {error}", file=sys.stderr)
     return 1
-  except (run_config.ConfigError, OSError) as error:
+  except (run_config.ConfigError, CheckpointError, OSError) as error:
     print(f"error: {error}", file=sys.stderr)
     return 2
   return 0

@@ -13,12 +13,13 @@ import dataclasses
 from typing import Any
 
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from reflex_jax import envs
 from reflex_jax.algorithms import ALGORITHMS
 from reflex_jax.regularizer import ReflexConfig
 from reflex_jax.symmetry import registry
+from runkit import config as runkit_config
+from runkit.errors import ConfigError  # shared with HRM; callers catch run_config.ConfigError
 
 # variant → its overrides of the experiment's `reflex` section (a ReflexConfig). Variants whose
 # settings differ only in the weight run in one program (their weights are vmapped like seeds).
@@ -68,32 +69,14 @@ CHECKED_SECTIONS = {"ReflexConfig.": "reflex.", **{
     f"{entry.config.__name__}.": f"{name}." for name, entry in ALGORITHMS.items()}}
 
 
-class ConfigError(ValueError):
-  """A bad config file, key or value; the message names it."""
-
-
 def load_config(files=(), overrides=(), layers=(), *, check_budget: bool = True
                 ) -> ExperimentConfig:
   """Defaults ← each YAML file in order ← each dict of `layers` ← `key=value` overrides,
   validated. `check_budget=False` accepts a step budget that rounds up by a lot (reading
   back a run that was started before such budgets were refused)."""
-  merged = OmegaConf.structured(ExperimentConfig)
-  try:
-    for layer in [OmegaConf.load(path) for path in files] + list(layers):
-      merged = OmegaConf.merge(merged, layer)
-    bad = [o for o in overrides if "=" not in o]
-    if bad:
-      raise ConfigError(f"overrides must be key=value, got {bad}")
-    merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
-    config = OmegaConf.to_object(merged)
-  except OmegaConfBaseException as error:
-    key = getattr(error, "full_key", None)
-    raise ConfigError(str(error).split("\n")[0] + (f" (key: {key})" if key else "")) from None
-  except ValueError as error:  # a dataclass's own check (PPOConfig.__post_init__, ...)
-    message = str(error)
-    for owner, prefix in CHECKED_SECTIONS.items():  # name the key as the user writes it
-      message = message.replace(owner, prefix)
-    raise ConfigError(message) from None
+  config = runkit_config.build(
+      ExperimentConfig, [*runkit_config.yaml_layers(files), *layers,
+                         runkit_config.override_layer(overrides)], sections=CHECKED_SECTIONS)
   validate(config, check_budget=check_budget)
   return config
 

@@ -67,12 +67,16 @@ def run_experiment(config: run_config.ExperimentConfig, run_dir: str | None = No
     for group in run_config.variant_groups(config):
       checkpoints = RunCheckpoints(os.path.join(run_dir, "checkpoints", group.name),
                                    keep=config.keep_checkpoints, every=config.checkpoint_every)
-      log.keep(group.variants, checkpoints.latest() or 0)
       print(f"{config.env} {config.algo}: {', '.join(group.variants)} × {len(seeds)} seeds",
             file=sys.stderr, flush=True)
-      logs_written = [checkpoints.latest() or 0]
+      logs_written = [None]
 
-      def progress(env_steps, m, group=group, logs_written=logs_written):
+      def progress(env_steps, m, group=group, logs_written=logs_written,
+                   checkpoints=checkpoints):
+        if logs_written[0] is None:  # first interval: drop rows beyond the checkpoint resumed
+          # (the one the driver read back: a damaged latest one is skipped)
+          logs_written[0] = checkpoints.restored or 0
+          log.keep(group.variants, logs_written[0])
         logs_written[0] += 1
         log.write(logs_written[0], env_steps, group.variants, seeds,
                   {k: np.reshape(v, (len(group.variants), len(seeds))) for k, v in m.items()

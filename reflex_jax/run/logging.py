@@ -6,25 +6,29 @@ by tensorboardX: TensorBoard itself is not needed to write them).
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 
 import numpy as np
+
+from runkit.metrics import read_metrics, summary_writer, write_metrics
 
 KEY_COLUMNS = ("log", "env_steps", "variant", "seed")
 
 
 class MetricLog:
   """Appends rows; on resume, rows a killed run wrote after its last checkpoint are dropped so
-  the files read as one uninterrupted run."""
+  the files read as one uninterrupted run. Unlike HRM's one stream of steps, rows are per
+  (interval, variant, seed) and mirrored to a CSV whose columns are all rows', so they are
+  held in memory."""
 
   def __init__(self, directory: str, *, tensorboard: bool = True):
     os.makedirs(directory, exist_ok=True)
     self.directory = directory
     self.jsonl_path = os.path.join(directory, "metrics.jsonl")
     self.csv_path = os.path.join(directory, "metrics.csv")
-    self._rows = read_rows(self.jsonl_path) if os.path.exists(self.jsonl_path) else []
+    # A torn last line (killed mid-write) is dropped; `keep` rewrites the file before a write.
+    self._rows = read_metrics(self.jsonl_path) if os.path.exists(self.jsonl_path) else []
     self._tensorboard = tensorboard
     self._writers: dict[tuple[str, int], object] = {}
 
@@ -42,8 +46,7 @@ class MetricLog:
         row.update({k: _scalar(v[i, j]) for k, v in metrics.items() if k != "env_steps"})
         new.append(row)
     self._rows.extend(new)
-    with open(self.jsonl_path, "a", encoding="utf-8") as f:
-      f.writelines(json.dumps(r) + "\n" for r in new)
+    write_metrics(self.jsonl_path, new, append=True)
     self._write_csv()
     if self._tensorboard:
       for row in new:
@@ -55,14 +58,12 @@ class MetricLog:
 
   def _writer(self, variant: str, seed: int):
     if (variant, seed) not in self._writers:
-      from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
-      self._writers[variant, seed] = SummaryWriter(
+      self._writers[variant, seed] = summary_writer(
           os.path.join(self.directory, "tensorboard", f"{variant}_seed{seed}"))
     return self._writers[variant, seed]
 
   def _rewrite(self) -> None:
-    with open(self.jsonl_path, "w", encoding="utf-8") as f:
-      f.writelines(json.dumps(r) + "\n" for r in self._rows)
+    write_metrics(self.jsonl_path, self._rows)
     self._write_csv()
 
   def _write_csv(self) -> None:
@@ -80,8 +81,3 @@ class MetricLog:
 def _scalar(x) -> float | None:
   x = float(np.asarray(x))
   return x if math.isfinite(x) else None  # JSON has no NaN; None = not measured yet
-
-
-def read_rows(path: str) -> list[dict]:
-  with open(path, encoding="utf-8") as f:
-    return [json.loads(line) for line in f if line.strip()]

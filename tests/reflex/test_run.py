@@ -5,6 +5,7 @@ import dataclasses
 import json
 import os
 import sys
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +19,9 @@ from reflex_jax.run import RunCheckpoints
 from reflex_jax.run import config as run_config
 from reflex_jax.run.cli import main as cli_main
 from reflex_jax.run.experiment import load_params
-from tests.helpers import kill_at_checkpoint, run_to_completion, xla_flags
+from reflex_jax.run.logging import MetricLog
+from runkit.metrics import read_metrics
+from tests.helpers import corrupt_arrays, kill_at_checkpoint, run_to_completion, xla_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -158,6 +161,47 @@ def test_checkpoint_round_trip_keeps_keys_and_zero_size_leaves(tmp_path):
                                 jax.random.key_data(state["key"]))
   np.testing.assert_array_equal(restored["w"], state["w"])
   assert restored["empty"].shape == (2, 0)
+
+
+def test_a_damaged_newest_checkpoint_is_skipped_and_trained_again(tmp_path, capsys):
+  grid = driver.RunGrid.create([0, 1], None, None, "PPO")
+  init = lambda: Counter(jnp.zeros(2), jnp.zeros(2))  # two runs
+
+  def chunk(state):  # one logging interval of one run: count it
+    state = Counter(state.params + 1, state.env_state)
+    return state, {"episode_return": state.params}
+  drive = lambda num_logs: driver.drive(init, chunk, grid, num_logs, 10,
+                                        checkpoints=RunCheckpoints(str(tmp_path), keep=3))
+  drive(2)
+  corrupt_arrays(tmp_path / "2")
+  state, history, _, _ = drive(3)
+  assert "after 1/3 logging intervals" in capsys.readouterr().err
+  np.testing.assert_array_equal(state.params, [3, 3])
+  np.testing.assert_array_equal(history["episode_return"], [[1, 1], [2, 2], [3, 3]])
+  assert (tmp_path / "unreadable.2").is_dir()  # set aside, not deleted
+  assert RunCheckpoints(str(tmp_path)).latest() == 3
+
+
+class Counter(NamedTuple):
+  params: jax.Array
+  env_state: jax.Array
+
+
+def test_metric_log_resumes_after_a_torn_last_line(tmp_path):
+  interval = lambda log, value: log.write(value, 10 * value, ["reflex"], [0],
+                                          {"episode_return": np.array([[value]])})
+  log = MetricLog(str(tmp_path), tensorboard=False)
+  interval(log, 1)
+  log.close()
+  with open(tmp_path / "metrics.jsonl", "a", encoding="utf-8") as f:
+    f.write('{"log": 2, "env_steps": 2')  # killed mid-write
+  log = MetricLog(str(tmp_path), tensorboard=False)
+  log.keep(["reflex"], 1)
+  interval(log, 2)
+  log.close()
+  rows = read_metrics(str(tmp_path / "metrics.jsonl"))
+  assert [(r["log"], r["episode_return"]) for r in rows] == [(1, 1.0), (2, 2.0)]
+  assert (tmp_path / "metrics.csv").read_text().count("\n") == 3  # header + 2 rows
 
 
 def _train_command(run_dir, env_id, size):

@@ -1,0 +1,35 @@
+"""Metric files: JSON lines (one object a line, appended as a run goes) and TensorBoard event
+files (written by tensorboardX: TensorBoard itself is not needed to write them)."""
+
+from __future__ import annotations
+
+import json
+
+
+def read_metrics(path: str) -> list[dict]:
+  """The lines of a JSONL metric file; a torn last line (the run was killed mid-write) is
+  dropped, a bad line before it raises ValueError naming the file and line."""
+  with open(path, encoding="utf-8", errors="replace") as f:  # a cut may split a character
+    lines = [(n, line) for n, line in enumerate(f, start=1) if line.strip()]
+  out = []
+  for i, (number, line) in enumerate(lines):
+    try:
+      out.append(json.loads(line))
+    except json.JSONDecodeError as error:
+      if i == len(lines) - 1:
+        break  # cut mid-write by a kill: the resumed run writes that line again
+      raise ValueError(f"{path}:{number}: not a JSON metric line ({error.msg})") from None
+  return out
+
+
+def write_metrics(path: str, rows, *, append: bool = False) -> None:
+  """Writes `rows` (dicts) as JSON lines: the whole file, or appended to it."""
+  with open(path, "a" if append else "w", encoding="utf-8") as f:
+    f.writelines(json.dumps(row) + "\n" for row in rows)
+
+
+def summary_writer(directory: str):
+  """A tensorboardX SummaryWriter into `directory`."""
+  # Imported on first use: a run with TensorBoard off never loads it.
+  from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+  return SummaryWriter(directory)
