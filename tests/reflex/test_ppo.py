@@ -5,11 +5,12 @@ import dataclasses
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from reflex_jax import driver, envs, ppo
-from reflex_jax.networks import ActorCritic, PolicyConfig
+from reflex_jax.networks import ActorCritic, PolicyConfig, make_actor_critic
 from reflex_jax.symmetry import registry
 from tests.helpers import assert_close
 
@@ -62,7 +63,13 @@ def test_plain_ppo_is_deterministic_equals_reflex_with_zero_weight_and_shards(sw
 def test_return_improves_on_the_toy_task():
   config = dataclasses.replace(TINY, num_timesteps=64 * 32 * 24, num_envs=64, unroll_length=32,
                                num_minibatches=8, num_epochs=4, num_logs=4, episode_length=1000)
-  _, _, metrics = ppo.train(ENV, config, seed=0)
+  built = []  # train() builds its networks with the factory it is given
+
+  def default_networks(*args):
+    built.append(args)
+    return make_actor_critic(*args)
+  _, _, metrics = ppo.train(ENV, config, seed=0, network_factory=default_networks)
+  assert len(built) == 1
   returns = metrics["episode_return"]
   assert returns[-1] > 3 * returns[0], returns
 
@@ -191,16 +198,18 @@ def test_trainer_without_a_reflection_argument_uses_the_registered_one():
 
 
 def test_a_custom_network_factory_makes_the_networks_trained():
+  # That train() builds its networks with the factory it is given is checked by
+  # test_return_improves_on_the_toy_task (no second training program compiled here).
   def small(observation_size, action_size, config, reflection):
     del config
     return ActorCritic.create(observation_size, action_size, PolicyConfig(hidden=(8,)), (4, 4),
                               "relu", reflection)
-  config = dataclasses.replace(TINY, num_timesteps=16 * 16, num_logs=1)  # one update
-  make_policy, params, metrics = ppo.train(ENV, config, network_factory=small)
+  _, trainer = ppo.make_trainer(ENV, TINY, network_factory=small)
+  params = jax.jit(trainer.init)(jax.random.key(0), jnp.zeros(())).params
   assert params["policy"]["net"]["hidden"][0]["kernel"].shape == (4, 8)
   assert [params["value"]["hidden"][i]["kernel"].shape for i in (0, 1)] == [(4, 4), (4, 4)]
-  assert np.isfinite(metrics["policy_loss"]).all() and np.isfinite(metrics["eval/return"])
-  assert make_policy(params, deterministic=True)(np.zeros((3, 4), np.float32)).shape == (3, 2)
+  policy = driver.make_policy(trainer.net)(params, deterministic=True)
+  assert policy(np.zeros((3, 4), np.float32)).shape == (3, 2)
   # The network holds the task's reflection (the Reflex terms read it there): a factory that
   # drops it is refused before anything is compiled.
   with pytest.raises(TypeError, match="keep the reflection"):

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from reflex_jax import driver, envs, sac
-from reflex_jax.networks import ActorTwinCritic, PolicyConfig, gaussian_log_prob, tanh_gaussian_log_prob
+from reflex_jax.networks import (ActorTwinCritic, PolicyConfig, gaussian_log_prob,
+                                 make_actor_twin_critic, tanh_gaussian_log_prob)
 from reflex_jax.sac import losses, replay
 from reflex_jax.sac.train import Trainer
 from reflex_jax.symmetry import Reflection
@@ -176,16 +177,23 @@ def test_only_a_regularizing_program_computes_the_mirrored_passes():
   assert Trainer(env, config, None, 1, 1, 1, regularize=True).regularize
 
 
+def three_small_critics(observation_size, action_size, config, reflection):
+  """A custom network factory: three critics of one hidden layer of 8 units."""
+  return ActorTwinCritic.create(observation_size, action_size, config.policy, (8,), "relu",
+                                False, 3, reflection)
+
+
 @pytest.mark.long
-def test_one_update_moves_targets_by_tau():
-  from reflex_jax import envs  # pylint: disable=import-outside-toplevel
+def test_one_update_of_a_custom_network_moves_its_targets_by_tau():
   env = envs.make(ENV, num_envs=4)
   config = sac.SACConfig(num_envs=4, batch_size=8, buffer_size=64, tau=0.25, policy=SAC_POLICY,
-                         q_hidden=(16,), num_devices=1)
-  trainer = Trainer(env, config, None, 1, 1, 1)
+                         num_devices=1)
+  trainer = Trainer(env, config, None, 1, 1, 1, network_factory=three_small_critics)
   # Jitted: op by op, the update compiles each of its hundreds of operations on its own.
   state = jax.jit(lambda key: trainer.prefill(trainer.init(key, jnp.zeros(()))))(
       jax.random.key(0))
+  assert state.params["q"]["hidden"][0]["kernel"].shape == (3, 4 + 2, 8)  # 3 critics of (s, a)
+  assert state.params["target_q"]["out"]["kernel"].shape == (3, 8, 1)
   (params, _), metrics = jax.jit(trainer._update)(
       (state.params, state.opt_state), jax.random.key(1), buffer=state.buffer,
       weight=jnp.zeros(()))
@@ -195,6 +203,8 @@ def test_one_update_moves_targets_by_tau():
     np.testing.assert_allclose(new_target, 0.25 * new_q + 0.75 * old_target, atol=1e-6)
   assert params["log_alpha"] != state.params["log_alpha"]
   assert np.isfinite(metrics["critic_loss"]) and np.isfinite(metrics["actor_loss"])
+  policy = driver.make_policy(trainer.net)(params, deterministic=True)
+  assert policy(np.zeros((3, 4), np.float32)).shape == (3, 2)
 
 
 @pytest.mark.long
@@ -204,8 +214,14 @@ def test_sac_improves_and_runs_plain_and_reflex_in_one_program():
                          num_logs=4, num_eval_envs=4, policy=SAC_POLICY, q_hidden=(64, 64),
                          learning_rate=1e-3, init_alpha=0.1,  # learns within this short budget
                          reflex=sac.ReflexConfig(), num_devices=1)
-  _, params, metrics = sac.train(ENV, config, seed=[0, 1],
-                                 reflex_weight=[0.0, 0.1])
+  built = []  # train() builds its networks with the factory it is given
+
+  def default_networks(*args):
+    built.append(args)
+    return make_actor_twin_critic(*args)
+  _, params, metrics = sac.train(ENV, config, seed=[0, 1], reflex_weight=[0.0, 0.1],
+                                 network_factory=default_networks)
+  assert len(built) == 1
   returns = metrics["episode_return"]  # [logs, weights, seeds]
   assert returns.shape == (4, 2, 2)
   assert np.nanmean(returns[-1]) > np.nanmean(returns[0]), returns
@@ -303,18 +319,6 @@ def test_train_refuses_a_budget_it_would_overshoot_by_far():
   assert str(error.value).startswith(
       "num_timesteps=200 would train 224 env steps (+12%): a run takes the 128-step prefill + "
       "whole iterations of 16 envs × 2 logs = 32; ask for 192 or 224")
-
-
-def test_a_custom_network_factory_makes_the_networks_trained():
-  def three_small_critics(observation_size, action_size, config, reflection):
-    return ActorTwinCritic.create(observation_size, action_size, config.policy, (8,), "relu",
-                                  False, 3, reflection)
-  config = dataclasses.replace(TINY, num_timesteps=16 * 9, learning_starts=16 * 8, num_logs=1)
-  make_policy, params, metrics = sac.train(ENV, config, network_factory=three_small_critics)
-  assert params["q"]["hidden"][0]["kernel"].shape == (3, 4 + 2, 8)  # 3 critics of (s, a) → 8
-  assert params["target_q"]["out"]["kernel"].shape == (3, 8, 1)
-  assert np.isfinite(metrics["critic_loss"]).all() and np.isfinite(metrics["eval/return"])
-  assert make_policy(params, deterministic=True)(np.zeros((3, 4), np.float32)).shape == (3, 2)
 
 
 @pytest.mark.slow
