@@ -7,10 +7,10 @@
       checkpoints/<group>/   Orbax checkpoints (everything needed to continue exactly)
       results.json           curves and final evaluation; written last (marks the run done)
 
-Running the same experiment again resumes each variant group from its latest checkpoint;
-a finished experiment (results.json present) is not rerun. Another configuration in the same
-directory is refused, naming the keys that differ, unless `force_new_config` (the CLIs'
-`--force-new-config`) deletes the old run first.
+Running the same experiment again resumes each variant group from its latest readable
+checkpoint; a finished experiment (results.json present) is not rerun. Another configuration in
+the same directory is refused, naming the keys that differ, unless `force_new_config` (the
+CLIs' `--force-new-config`) deletes the old run first.
 """
 
 from __future__ import annotations

@@ -27,8 +27,8 @@ class MetricLog:
     self.directory = directory
     self.jsonl_path = os.path.join(directory, "metrics.jsonl")
     self.csv_path = os.path.join(directory, "metrics.csv")
-    # A torn last line (killed mid-write) is dropped; `keep` rewrites the file before a write.
     self._rows = read_metrics(self.jsonl_path) if os.path.exists(self.jsonl_path) else []
+    self._rewrite()  # without a torn last line (killed mid-write) before anything is appended
     self._tensorboard = tensorboard
     self._writers: dict[tuple[str, int], object] = {}
 

@@ -196,7 +196,6 @@ def test_metric_log_resumes_after_a_torn_last_line(tmp_path):
   with open(tmp_path / "metrics.jsonl", "a", encoding="utf-8") as f:
     f.write('{"log": 2, "env_steps": 2')  # killed mid-write
   log = MetricLog(str(tmp_path), tensorboard=False)
-  log.keep(["reflex"], 1)
   interval(log, 2)
   log.close()
   rows = read_metrics(str(tmp_path / "metrics.jsonl"))
