@@ -43,7 +43,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from hrm_jax.model.config import ModelConfig
-from hrm_jax.model.hrm import LanguageModel, fixed_start, run_cached
+from hrm_jax.model.hrm import HrmText, LanguageModel, fixed_start, run_cached
 from hrm_jax.model.stack import Stack
 
 
@@ -155,7 +155,7 @@ def authors_baseline(config: ModelConfig, name: str) -> ModelConfig:
   """The authors' configuration `name` (AUTHORS_BASELINES) at the size of the HRM `config`
   (n = config.num_layers_per_stack blocks per stack; full depth 2n). The table in this
   module's docstring says what each is; AUTHORS_BP_STEPS gives its gradient window."""
-  if config.architecture != "hrm":
+  if config.model_class is not HrmText:
     raise ValueError(f"authors_baseline sizes from an HRM config, got architecture "
                      f"{config.architecture!r}")
   n = config.num_layers_per_stack

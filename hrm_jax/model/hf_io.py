@@ -142,7 +142,7 @@ def _tensor(path: tuple) -> _Tensor:
 
 def _check_hrm(model_or_config):
   config = getattr(model_or_config, "config", model_or_config)
-  if config.architecture != "hrm":
+  if config.model_class is not HrmText:
     raise ValueError(f"the Hugging Face HRM-Text format holds architecture 'hrm', not "
                      f"{config.architecture!r}")
 
