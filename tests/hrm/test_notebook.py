@@ -3,6 +3,8 @@ prints tokens/s, and shows the generated answers and the exact-match table."""
 
 import os
 
+import pytest
+
 from tests.helpers import execute_notebook, xla_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
