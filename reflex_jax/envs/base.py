@@ -76,6 +76,9 @@ class Env(abc.ABC):
   def step(self, state: EnvState, action: jax.Array) -> EnvState: ...
 
 
+_OBSERVATION_SIZES: dict[tuple, int] = {}
+
+
 class SimulatorEnv(Env):
   """An adapter around a library environment, with direct access to its physics state.
 
@@ -87,11 +90,24 @@ class SimulatorEnv(Env):
   """
 
   _env: Any
+  _options: tuple = ()  # the library options the task was made with (they may change sizes)
 
   @staticmethod
   @abc.abstractmethod
   def available() -> list[str]:
     """The names of the library's tasks (ids are ``<prefix>/<name>``)."""
+
+  @property
+  def observation_size(self) -> int:
+    # Reading it traces a whole reset (seconds on CPU); it depends only on the task and its
+    # options, so each process reads it once per task (tests and grids build tasks often).
+    key = (self.env_id, self._options)
+    if key not in _OBSERVATION_SIZES:
+      _OBSERVATION_SIZES[key] = self._read_observation_size()
+    return _OBSERVATION_SIZES[key]
+
+  @abc.abstractmethod
+  def _read_observation_size(self) -> int: ...
 
   def reset(self, key: jax.Array) -> EnvState:
     native = jax.tree.map(jnp.asarray, self._env.reset(key))

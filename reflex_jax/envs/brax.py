@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import inspect
 
 import jax
@@ -37,10 +36,10 @@ class BraxEnv(SimulatorEnv):
         self._env, self.backend = envs.get_environment(name), "generalized"
     else:
       self._env, self.backend = envs.get_environment(name, backend=backend), backend
+    self._options = (self.backend,)
     self._obs_takes_action = len(inspect.signature(self._env._get_obs).parameters) > 1
 
-  @functools.cached_property
-  def observation_size(self) -> int:
+  def _read_observation_size(self) -> int:
     # brax's own property runs a reset eagerly (tens of seconds on CPU); tracing suffices.
     return int(jax.eval_shape(self._env.reset, jax.random.PRNGKey(0)).obs.shape[-1])
 

@@ -29,8 +29,11 @@ class PlaygroundEnv(SimulatorEnv):
       raise ValueError(f"unknown MJX impl {impl!r}; choose one of {IMPLS}")
     self.env_id, self.impl = f"playground/{name}", impl
     self._env = registry.load(name, config_overrides={"impl": impl, **(config_overrides or {})})
+    self._options = (impl, repr(sorted((config_overrides or {}).items())))
 
-  observation_size = property(lambda self: int(self._env.observation_size))
+  def _read_observation_size(self) -> int:
+    return int(self._env.observation_size)  # traces a reset each time it is read
+
   action_size = property(lambda self: self._env.action_size)
   mj_model = property(lambda self: self._env.mj_model)
   dt = property(lambda self: float(self._env.dt))

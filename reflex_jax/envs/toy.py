@@ -93,7 +93,9 @@ class ToyEnv(SimulatorEnv):
     self._dynamics = dynamics
     self._env = dynamics(self._model)
 
-  observation_size = property(lambda self: 2 * self._model.nq)
+  def _read_observation_size(self) -> int:
+    return 2 * self._model.nq
+
   action_size = property(lambda self: self._model.nu)
   mj_model = property(lambda self: self._model)
   dt = property(lambda self: self._env.dt)
