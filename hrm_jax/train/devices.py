@@ -33,9 +33,10 @@ DEVICES = (
     Device("TPU v5p", "tpu", 95, _peaks(459e12, 459e12), 4.20),
     Device("TPU v6 lite", "tpu", 32, _peaks(918e12, 918e12), 2.70),
 )
-# The short names people type (and Cloud TPU type families) for the names above.
+# The short names people type (and Cloud TPU type families) for the names above, and the
+# `device_kind` jax reports for a v5p chip ("TPU v5", no suffix).
 ALIASES = {"v4": "TPU v4", "v5e": "TPU v5 lite", "v5litepod": "TPU v5 lite", "v5p": "TPU v5p",
-           "v6e": "TPU v6 lite"}
+           "TPU v5": "TPU v5p", "v6e": "TPU v6 lite"}
 KNOWN = sorted([d.name for d in DEVICES] + list(ALIASES))
 
 

@@ -148,8 +148,12 @@ def test_parameters_are_sharded_by_logical_axes():
     sharding.make_mesh(sharding.MeshConfig(data=2, fsdp=3, tensor=1), jax.devices()[:1])
 
 
+# Each layout compiles its own step: pure data parallelism (implied by the first layout's
+# data axis) runs in `make test-all`.
 @pytest.mark.long
-def test_sharded_step_equals_single_device_step_on_8_cpu_devices():
+@pytest.mark.parametrize("mesh_config", [
+    [2, 2, 2], [1, 4, 2], pytest.param([8, 1, 1], marks=pytest.mark.slow)])
+def test_sharded_step_equals_single_device_step_on_8_cpu_devices(mesh_config):
   # tests/conftest.py gives this process 8 CPU devices (float32 matmuls on CPU are exact
   # float32: no matmul precision to raise).
   assert [d.platform for d in jax.devices()] == ["cpu"] * 8, jax.devices()
@@ -163,22 +167,21 @@ def test_sharded_step_equals_single_device_step_on_8_cpu_devices():
   want_loss, want_params = float(single_metrics["loss"]), jax.device_get(single.params)
   init = lambda p: TrainState(jnp.zeros((), jnp.int32), p, optimizer.init(p), p,
                               jnp.full((), -1, jnp.int32))
-  for mesh_config in ([2, 2, 2], [8, 1, 1], [1, 4, 2]):
-    devices = jax.devices()[:int(np.prod(mesh_config))]
-    mesh = sharding.make_mesh(sharding.MeshConfig(*mesh_config), devices)
-    shardings = sharding.parameter_shardings(jax.eval_shape(init, state0.params), mesh)
-    state = jax.jit(init, out_shardings=shardings)(state0.params)
-    step = jax.jit(functools.partial(train_step, graphdef, optimizer, **settings),
-                   out_shardings=(shardings, sharding.replicated(mesh)))
-    b = jax.device_put(buffers, sharding.replicated(mesh))
-    for i in range(3):
-      state, metrics = step(b, state, sharding.put_batch(_batch(rows=8, seed=i), mesh))
-    if mesh_config == [1, 4, 2]:
-      assert len(state.params["lm_head"]["kernel"].sharding.device_set) == 8
-    assert abs(float(metrics["loss"]) - want_loss) < 1e-5, (mesh_config, metrics["loss"],
-                                                            want_loss)
-    for a, b in zip(jax.tree.leaves(jax.device_get(state.params)), jax.tree.leaves(want_params)):
-      np.testing.assert_allclose(a, b, atol=2e-6)
+  devices = jax.devices()[:int(np.prod(mesh_config))]
+  mesh = sharding.make_mesh(sharding.MeshConfig(*mesh_config), devices)
+  shardings = sharding.parameter_shardings(jax.eval_shape(init, state0.params), mesh)
+  state = jax.jit(init, out_shardings=shardings)(state0.params)
+  step = jax.jit(functools.partial(train_step, graphdef, optimizer, **settings),
+                 out_shardings=(shardings, sharding.replicated(mesh)))
+  b = jax.device_put(buffers, sharding.replicated(mesh))
+  for i in range(3):
+    state, metrics = step(b, state, sharding.put_batch(_batch(rows=8, seed=i), mesh))
+  if mesh_config == [1, 4, 2]:
+    assert len(state.params["lm_head"]["kernel"].sharding.device_set) == 8
+  assert abs(float(metrics["loss"]) - want_loss) < 1e-5, (mesh_config, metrics["loss"],
+                                                          want_loss)
+  for a, b in zip(jax.tree.leaves(jax.device_get(state.params)), jax.tree.leaves(want_params)):
+    np.testing.assert_allclose(a, b, atol=2e-6)
 
 
 def test_config_errors_name_the_key_and_value(tmp_path):

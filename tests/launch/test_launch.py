@@ -90,6 +90,7 @@ def test_one_device_table_serves_the_mfu_the_plan_and_the_estimate():
   assert h100 is devices.find("H100") is plan.device_spec("H100")
   assert (h100.memory_gib, h100.peak_flops["bfloat16"]) == (80, 989e12)
   assert devices.find("v5e") is devices.find("TPU v5 lite") is plan.device_spec("v5litepod")
+  assert devices.find("TPU v5") is devices.find("v5p")  # the device_kind of a v5p chip
   assert devices.find("cpu") is None
   with pytest.raises(plan.PlanError, match="unknown device 'cpu'"):
     plan.device_spec("cpu")

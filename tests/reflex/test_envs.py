@@ -20,7 +20,6 @@ def cartpole():
   return env, jax.jit(env.reset), jax.jit(env.step)
 
 
-@pytest.mark.long
 def test_batched_reset_and_step_shapes():
   env, reset, step = cartpole()
   state = reset(jax.random.key(0))
