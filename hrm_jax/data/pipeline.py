@@ -20,30 +20,12 @@ import numpy as np
 from grain import experimental as grain_experimental
 
 from hrm_jax.data import sources as sources_lib
+from hrm_jax.data.config import DataConfig
 from hrm_jax.data.layout import (IGNORE, EmptyResponseError, InstructionTooLongError,
                                   make_sample)
 from hrm_jax.data.tokenizer import PAD, load_tokenizer
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass
-class DataConfig:
-  """`sources`: one dict per source, `kind` and its options (see sources.open_source) plus the
-  mixture keys: `weight` (copies per epoch; 10 repeats GSM8K ten times, 0.5 takes half) and
-  `cap` (at most this many examples per epoch, a fresh random subset each epoch). Every other
-  key is the source's own (a tfds source's `name` is its dataset)."""
-  sources: list[dict[str, Any]] = dataclasses.field(
-      default_factory=lambda: [{"kind": "synthetic", "size": 200_000}])
-  tokenizer: str = "byte"  # "byte" or a path to a tokenizer.json
-  seq_len: int = 256
-  batch_size: int = 32  # global rows per optimizer step, split across hosts
-  packing_bins: int = 16  # first-fit candidates: more bins → less padding
-  num_epochs: int | None = None  # None: repeat forever
-  seed: int = 0
-  worker_count: int = 0  # >0: tokenize and pack in that many worker processes
-  prefetch_buffer_size: int = 2
-  on_error: str = "report"  # malformed records: "report" (count and warn) or "fail"
 
 
 class EpochMixture:

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from hrm_jax.data.pipeline import DataConfig
+from hrm_jax.data.config import DataConfig
 from hrm_jax.model.config import PRESETS, ModelConfig, preset
 from hrm_jax.train.optimizer import SCHEDULES
 from hrm_jax.train.sharding import MeshConfig

@@ -17,7 +17,6 @@ import os
 import sys
 
 import numpy as np
-from scipy import stats
 
 from reflex_jax.run.experiment import load_results
 
@@ -35,6 +34,8 @@ def mean_ci(x) -> tuple[float, float]:
     return np.nan, np.nan
   if x.size < 2:
     return float(x.mean()), 0.0
+  # scipy.stats takes ~1.5 s to import: only when a report needs it, not at every CLI start.
+  from scipy import stats  # pylint: disable=import-outside-toplevel
   return float(x.mean()), float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
 
 
@@ -48,6 +49,7 @@ def bootstrap_ci(x_S, statistic=np.mean, seed: int = 0) -> tuple[float, float]:
 
 def iqm(x, axis=-1):
   """Interquartile mean: the mean of the middle 50 % (robust to outlier seeds and tasks)."""
+  from scipy import stats  # pylint: disable=import-outside-toplevel
   return stats.trim_mean(x, 0.25, axis=axis)
 
 
