@@ -4,7 +4,6 @@ training configs in experiments/hrm/baselines/; and matched_flops, our own sizin
 
 import pathlib
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -160,7 +159,10 @@ def test_structure_and_computation_follow_the_authors_code(name):
       compiler_options=FAST)(params)
   np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
   grads, want_grads = nnx.to_pure_dict(grads), nnx.to_pure_dict(want_grads)
-  chex.assert_trees_all_close(grads, want_grads, rtol=1e-4, atol=1e-6)
+  # float32 rounding at each leaf's own scale: an entry near 0 is a sum of terms as large as
+  # the leaf's largest (~30 here, whose spacing is ~2e-6), so a fixed atol would test luck.
+  for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(want_grads)):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6 * float(np.abs(want).max()))
   for group, g in grads.items():  # every parameter group learns
     assert float(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(g))) > 0, group
 
