@@ -4,6 +4,7 @@ files (written by tensorboardX: TensorBoard itself is not needed to write them).
 from __future__ import annotations
 
 import json
+import math
 
 
 def read_metrics(path: str) -> list[dict]:
@@ -23,9 +24,15 @@ def read_metrics(path: str) -> list[dict]:
 
 
 def write_metrics(path: str, rows, *, append: bool = False) -> None:
-  """Writes `rows` (dicts) as JSON lines: the whole file, or appended to it."""
+  """Writes `rows` (dicts) as JSON lines: the whole file, or appended to it. A non-finite
+  number is written as null: JSON has no NaN, and other readers (jq, browsers) reject it."""
   with open(path, "a" if append else "w", encoding="utf-8") as f:
-    f.writelines(json.dumps(row) + "\n" for row in rows)
+    f.writelines(json.dumps({k: _finite_or_none(v) for k, v in row.items()}, allow_nan=False)
+                 + "\n" for row in rows)
+
+
+def _finite_or_none(value):
+  return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def summary_writer(directory: str):

@@ -2,6 +2,7 @@
 reads back, a damaged newest checkpoint is skipped; the halves' error names are its classes."""
 
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
@@ -64,6 +65,15 @@ def test_a_torn_last_metric_line_is_dropped(tmp_path):
   assert metrics.read_metrics(path) == [{"step": 1}, {"step": 2, "note": "é"}]
   metrics.write_metrics(path, [{"step": 1}])  # a rewrite replaces the whole file
   assert metrics.read_metrics(path) == [{"step": 1}]
+
+
+def test_a_non_finite_metric_is_written_as_json_null(tmp_path):
+  path = tmp_path / "metrics.jsonl"
+  metrics.write_metrics(str(path), [{"step": 1, "loss": float("nan"), "grad_norm": float("inf"),
+                                     "lr": 0.5}])
+  strict = lambda token: pytest.fail(f"{token} is not JSON")  # what jq and browsers enforce
+  assert json.loads(path.read_text(), parse_constant=strict) == {
+      "step": 1, "loss": None, "grad_norm": None, "lr": 0.5}
 
 
 def test_a_bad_metric_line_before_the_last_is_named(tmp_path):
