@@ -232,7 +232,7 @@ def load_params(run_dir: str, group: run_config.VariantGroup,
     _, trainer = ALGORITHMS[config.algo].module.make_trainer(config.env, group.algorithm_config)
   weights = group.weights if group.algorithm_config.reflex is not None else None
   grid = driver.RunGrid.create(config.seed_list, list(weights) if weights else None,
-                             group.algorithm_config.reflex, config.algo.upper())
+                               group.algorithm_config.reflex, config.algo.upper())
   abstract = jax.eval_shape(jax.vmap(trainer.init), grid.keys, grid.weights)
   checkpoints = RunCheckpoints(os.path.join(run_dir, "checkpoints", group.name))
   if checkpoints.latest() is None:
