@@ -120,3 +120,16 @@ def test_brax_state_types_are_stable_across_steps(env_id, action_repeat):
   final, completed = jax.jit(lambda s: jax.lax.scan(step, s, None, length=5))(state)
   assert jax.tree.structure(final) == jax.tree.structure(state)
   np.testing.assert_array_equal(completed[:, 0], [0, 0, 0, 1, 0])  # the time limit at step 4
+
+
+def test_a_tasks_observation_size_is_read_once_per_process(monkeypatch):
+  # Reading it from brax or Playground traces a whole reset (seconds on CPU).
+  from reflex_jax.envs import base, toy  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(base, "_OBSERVATION_SIZES", {})
+  reads = []
+  real = toy.ToyEnv._read_observation_size
+  monkeypatch.setattr(toy.ToyEnv, "_read_observation_size",
+                      lambda self: reads.append(self.env_id) or real(self))
+  first, second = envs.make_simulator("toy/point_mass"), envs.make_simulator("toy/point_mass")
+  assert first.observation_size == second.observation_size == 4
+  assert reads == ["toy/point_mass"]
