@@ -100,17 +100,19 @@ def _check_index(index, length: int) -> int:
 class SyntheticSource:
   """The built-in generator as a source of `size` records."""
 
-  def __init__(self, size: int, seed: int = 0, tasks=synthetic.TASKS):
+  def __init__(self, size: int, seed: int = 0, tasks=synthetic.TASKS, options=None):
     if size <= 0:
       raise ValueError(f"synthetic source size must be positive, got {size}")
     self.size, self.seed, self.tasks = int(size), int(seed), tuple(tasks)
-    synthetic.example(0, self.seed, self.tasks)  # unknown tasks fail now, not in a worker
+    # unknown tasks and options fail now, not in a worker
+    self.options = synthetic.check_options(self.tasks, options)
 
   def __len__(self) -> int:
     return self.size
 
   def __getitem__(self, index) -> Record:
-    return synthetic.example(_check_index(index, self.size), self.seed, self.tasks)
+    return synthetic.example(_check_index(index, self.size), self.seed, self.tasks,
+                             self.options)
 
 
 class _FileSource:

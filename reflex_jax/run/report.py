@@ -19,33 +19,12 @@ import sys
 import numpy as np
 
 from reflex_jax.run.experiment import load_results
+from runkit.stats import BOOTSTRAP, bootstrap_ci, mean_ci
 
-BOOTSTRAP = 2000
 LABELS = {"baseline": "baseline", "reflex": "Reflex"}
 
 
 # --- statistics -------------------------------------------------------------------------------
-
-def mean_ci(x) -> tuple[float, float]:
-  """Mean and the half-width of its 95 % t-interval (0 for a single value)."""
-  x = np.asarray(x, np.float64)
-  x = x[np.isfinite(x)]
-  if x.size == 0:
-    return np.nan, np.nan
-  if x.size < 2:
-    return float(x.mean()), 0.0
-  # scipy.stats takes ~1.5 s to import: only when a report needs it, not at every CLI start.
-  from scipy import stats  # pylint: disable=import-outside-toplevel
-  return float(x.mean()), float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
-
-
-def bootstrap_ci(x_S, statistic=np.mean, seed: int = 0) -> tuple[float, float]:
-  """95 % percentile-bootstrap interval of `statistic` over the last axis (seeds)."""
-  x_S = np.asarray(x_S, np.float64)
-  idx = np.random.default_rng(seed).integers(0, x_S.shape[-1], (BOOTSTRAP, x_S.shape[-1]))
-  samples = statistic(x_S[..., idx], axis=-1)
-  return tuple(np.nanpercentile(samples, [2.5, 97.5], axis=-1))
-
 
 def iqm(x, axis=-1):
   """Interquartile mean: the mean of the middle 50 % (robust to outlier seeds and tasks)."""

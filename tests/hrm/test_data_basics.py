@@ -152,3 +152,77 @@ def test_sudoku_solver_counts_solutions():
   assert sorted(two) == sorted([solved, "2134341212434321"])
   with pytest.raises(ValueError, match="16 chars"):
     sudoku_solutions("12345")
+
+
+def test_sudoku9_is_valid_unique_and_within_its_blank_range():
+  for i in range(8):
+    r = example(i, seed=4, tasks=("sudoku9",), options={"sudoku9": {"blanks": [15, 25]}})
+    rows = r.instruction.split("\n")[1:]
+    puzzle = "".join(rows)
+    boxed = re.fullmatch(r"\\boxed\{" + r" ".join([r"(\d{9})"] * 9) + r"\}", r.response)
+    assert boxed and len(puzzle) == 81, (r.instruction, r.response)
+    grid = "".join(boxed.groups())
+    units = ([range(9 * k, 9 * k + 9) for k in range(9)] + [range(k, 81, 9) for k in range(9)]
+             + [[9 * (br + dr) + bc + dc for dr in range(3) for dc in range(3)]
+                for br in (0, 3, 6) for bc in (0, 3, 6)])
+    for unit in units:
+      assert sorted(grid[j] for j in unit) == list("123456789")
+    assert all(p in (".", g) for p, g in zip(puzzle, grid))
+    assert 15 <= puzzle.count(".") <= 25
+    assert sudoku_solutions(puzzle) == [grid]
+  assert "sudoku9" not in TASKS  # not in the default mixture
+
+
+def test_sudoku_solver_finds_both_solutions_of_a_9x9_deadly_rectangle():
+  solved = "534678912672195348198342567859761423426853791713924856961537284287419635345286179"
+  assert sudoku_solutions(solved) == [solved]
+  # Rows r1, r2 of one band and columns c1, c2 of two stacks holding a b / b a: swapping the
+  # pair gives a second valid grid, so blanking those four cells leaves exactly two solutions.
+  at = lambda r, c: solved[9 * r + c]
+  r1, r2, c1, c2 = next((r1, r2, c1, c2) for r1 in range(9) for r2 in range(r1 + 1, r1 // 3 * 3 + 3)
+                        for c1 in range(9) for c2 in range(c1 + 1, 9)
+                        if c1 // 3 != c2 // 3 and at(r1, c1) == at(r2, c2)
+                        and at(r1, c2) == at(r2, c1))
+  cells = {9 * r1 + c1, 9 * r1 + c2, 9 * r2 + c1, 9 * r2 + c2}
+  puzzle = "".join("." if i in cells else ch for i, ch in enumerate(solved))
+  swapped = list(solved)
+  for i, j in ((9 * r1 + c1, 9 * r1 + c2), (9 * r2 + c1, 9 * r2 + c2)):
+    swapped[i], swapped[j] = swapped[j], swapped[i]
+  assert sorted(sudoku_solutions(puzzle, limit=5)) == sorted([solved, "".join(swapped)])
+  assert len(sudoku_solutions("." * 81, limit=3)) == 3
+  assert sudoku_solutions(solved[:80] + ".")  == [solved]
+  assert sudoku_solutions(solved[:79] + "9.") == []  # a given that clashes in its column
+  with pytest.raises(ValueError, match="81"):
+    sudoku_solutions(solved[:80])
+
+
+def test_synthetic_options_set_difficulty_and_name_bad_knobs():
+  for i in range(30):
+    r = example(i, seed=2, tasks=("addition",), options={"addition": {"digits": 2, "cot": "direct"}})
+    a, b = map(int, re.fullmatch(r"What is (\d+) \+ (\d+)\?", r.instruction).groups())
+    assert a < 100 and b < 100 and r.tags == ("synth", "direct")
+    assert r.response == f"\\boxed{{{a + b}}}"
+  cot = example(0, tasks=("addition",), options={"addition": {"cot": "cot"}})
+  assert cot.tags[1] == "cot" and "carry" in cot.response
+  values = [example(i, tasks=("sorting",), options={"sorting": {"length": 3, "max_value": 5}})
+            for i in range(10)]
+  assert all(len(v.instruction.split(": ")[1].split()) == 3 for v in values)
+  assert all(int(x) < 5 for v in values for x in v.instruction.split(": ")[1].split())
+  with pytest.raises(ValueError, match="has no option"):
+    example(0, tasks=("addition",), options={"addition": {"width": 3}})
+  with pytest.raises(ValueError, match="not among the tasks"):
+    example(0, tasks=("addition",), options={"sorting": {"length": 3}})
+  with pytest.raises(ValueError, match="no chain-of-thought"):
+    example(0, tasks=("sorting",), options={"sorting": {"cot": "cot"}})
+  with pytest.raises(ValueError, match="blanks"):
+    example(0, tasks=("sudoku",), options={"sudoku": {"blanks": 16}})
+  # the default stream does not depend on whether defaults are spelt out
+  assert example(3, seed=9) == example(3, seed=9, options={})
+  # a data config's synthetic source takes the same options
+  from hrm_jax.data.sources import open_source  # pylint: disable=import-outside-toplevel
+  source = open_source({"kind": "synthetic", "size": 20, "tasks": ["addition"],
+                        "options": {"addition": {"digits": 1, "cot": "direct"}}})
+  assert all(max(map(int, re.findall(r"\d+", source[i].instruction))) < 10 for i in range(20))
+  with pytest.raises(ValueError, match="has no option"):
+    open_source({"kind": "synthetic", "size": 20, "tasks": ["addition"],
+                 "options": {"addition": {"digit": 1}}})
