@@ -150,6 +150,20 @@ def gaussian_entropy(scale):
   return jnp.sum(0.5 + 0.5 * jnp.log(2 * jnp.pi) + jnp.log(scale), axis=-1)
 
 
+def tanh_log_det_jacobian(u):
+  """Σ log |d tanh(u) / du| = Σ log(1 − tanh² u) over the action axis, in the form that stays
+  finite where tanh saturates: 2 (log 2 − u − softplus(−2u))."""
+  return jnp.sum(2.0 * (jnp.log(2.0) - u - jax.nn.softplus(-2.0 * u)), axis=-1)
+
+
+def squashed_entropy(loc, scale, noise):
+  """One-sample estimate of the entropy of tanh(u), u ~ N(loc, scale), with u = loc + scale ·
+  noise (reparameterized): the Gaussian's entropy plus log |det ∂tanh/∂u| at the sample, as
+  brax's NormalTanhDistribution.entropy. Unlike the Gaussian's alone, it stops rewarding a
+  growing scale once tanh saturates (the extra width is squashed away)."""
+  return gaussian_entropy(scale) + tanh_log_det_jacobian(loc + scale * noise)
+
+
 def squash(u, how: str):
   """Pre-squash sample ↦ action in [-1, 1]. Both maps are odd and element-wise, so they
   commute with signed permutations: equivariance of (loc, scale) carries to the actions."""

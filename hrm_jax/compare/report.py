@@ -101,14 +101,17 @@ def _pm(values, threshold: float | None = None) -> str:
   return text
 
 
-def exact_match_table(cells: list[dict], objective: str, threshold: float) -> str:
+def final_table(cells: list[dict], objective: str, metric: str,
+                threshold: float | None = None) -> str:
+  """Tasks × architectures: the final `metric`, mean ± 95 % t-interval over seeds (and the
+  seeds reaching `threshold`)."""
   chosen = [c for c in cells if c["objective"] == objective]
   archs, tasks = _order(chosen, "architecture"), _order(chosen, "task")
   by = {(c["task"], c["architecture"]): c for c in chosen}
   lines = ["| task | " + " | ".join(archs) + " |", "|---" * (len(archs) + 1) + "|"]
   for t in tasks:
     lines.append(f"| {t} | " + " | ".join(
-        _pm(_final(by[t, a], "exact_match"), threshold) if (t, a) in by else "–"
+        _pm(_final(by[t, a], metric), threshold) if (t, a) in by else "–"
         for a in archs) + " |")
   return "\n".join(lines)
 
@@ -190,7 +193,10 @@ def write_report(out_dir: str, threshold: float = 0.5) -> str:
       f"{threshold}).", "",
       "![exact match](curves_exact_match.png)", "", "![loss](curves_loss.png)", "",
       "## Budget", "", budget_table(cells, main), "",
-      "## Final exact match", "", exact_match_table(cells, main, threshold), ""]
+      "## Final exact match", "", final_table(cells, main, "exact_match", threshold), "",
+      "## Final token accuracy (response tokens)", "",
+      final_table(cells, main, "token_accuracy"), "",
+      "## Final held-out loss", "", final_table(cells, main, "loss"), ""]
   if len(_order(cells, "objective")) > 1:
     parts += ["## Objectives (Table 3's axes)", "", objectives_table(cells, threshold), ""]
   if probabilities:

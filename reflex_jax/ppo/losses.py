@@ -7,7 +7,8 @@ import jax.numpy as jnp
 from flax import struct
 
 from reflex_jax import regularizer
-from reflex_jax.networks import ActorCritic, gaussian_entropy, gaussian_log_prob
+from reflex_jax.networks import (ActorCritic, gaussian_entropy, gaussian_log_prob,
+                                 squashed_entropy)
 
 
 @struct.dataclass
@@ -57,9 +58,11 @@ def gae(reward_TN, value_TN, next_value_TN, terminated_TN, done_TN, *, gamma: fl
 def ppo_loss(params, batch: Batch, reflex_weight, *, net: ActorCritic, clip_epsilon: float,
              value_clip: float | None, value_coef: float, entropy_coef: float,
              normalize_advantages: bool, reflex: regularizer.ReflexConfig | None,
-             regularize: bool):
+             regularize: bool, entropy_noise: jax.Array | None = None):
   """Clipped surrogate + value loss − entropy bonus + w_t · Reflex terms; (loss, metrics).
-  `regularize` (regularizer.regularizes, static): whether the Reflex terms are computed."""
+  `regularize` (regularizer.regularizes, static): whether the Reflex terms are computed.
+  `entropy_noise`: standard-normal draws shaped like the actions for the tanh-squashed
+  policy's entropy estimate (networks.squashed_entropy); None: the pre-squash Gaussian's."""
   obs = batch.obs
   if regularize:  # one forward pass over [s; g_s s]: fewer, larger matmuls than two passes
     obs = jnp.concatenate([obs, net.reflection.reflect_obs(obs)], axis=0)
@@ -82,7 +85,8 @@ def ppo_loss(params, batch: Batch, reflex_weight, *, net: ActorCritic, clip_epsi
     clipped = batch.old_value + jnp.clip(value - batch.old_value, -value_clip, value_clip)
     value_error = jnp.maximum(value_error, jnp.square(clipped - batch.target_value))
   value_loss = 0.5 * jnp.mean(value_error)
-  entropy = jnp.mean(gaussian_entropy(scale))
+  entropy = jnp.mean(gaussian_entropy(scale) if entropy_noise is None
+                     else squashed_entropy(loc, scale, entropy_noise))
 
   loss = policy_loss + value_coef * value_loss - entropy_coef * entropy
   metrics = dict(policy_loss=policy_loss, value_loss=value_loss, entropy=entropy,

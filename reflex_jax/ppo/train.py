@@ -42,6 +42,11 @@ class PPOConfig:
   value_clip: float | None = None    # PPO2-style value clipping range, off by default
   value_coef: float = 0.5
   entropy_coef: float = 1e-3
+  # The entropy bonus: "squashed", the entropy of the tanh-squashed policy (one reparameterized
+  # sample per step, as brax.training), or "gaussian", the pre-squash Gaussian's closed form,
+  # which keeps rewarding a growing σ after tanh saturates. A clip-squashed policy uses the
+  # Gaussian's.
+  entropy_estimate: Literal["squashed", "gaussian"] = "gaussian"
   normalize_advantages: bool = True
   normalize_observations: bool = True
   reward_scaling: float = 1.0
@@ -66,6 +71,9 @@ class PPOConfig:
     if (self.num_envs * self.unroll_length) % self.num_minibatches:
       raise ValueError(f"num_envs × unroll_length = {self.num_envs * self.unroll_length} is not "
                        f"divisible by num_minibatches = {self.num_minibatches}")
+    if self.entropy_estimate not in ("squashed", "gaussian"):
+      raise ValueError(f"entropy_estimate must be 'squashed' or 'gaussian', got "
+                       f"{self.entropy_estimate!r}")
     if self.lr_schedule not in ("constant", "linear"):
       raise ValueError(f"lr_schedule must be 'constant' or 'linear', got {self.lr_schedule!r}")
     checks.in_unit_interval(self, "gamma", "gae_lambda")
@@ -190,21 +198,28 @@ class Trainer(driver.TrainerBase):
                        normalize_advantages=c.normalize_advantages, reflex=c.reflex,
                        regularize=self.regularize)
 
-    def loss_fn(trainable, minibatch):  # the normalizer is data statistics, not trained
-      return ppo_loss(dict(trainable, normalizer=normalizer), minibatch, weight, **loss_kwargs)
+    squashed = c.entropy_estimate == "squashed" and c.policy.squash == "tanh"
 
-    def minibatch_step(carry, minibatch):
-      trainable, opt_state = carry
-      grads, loss_metrics = jax.grad(loss_fn, has_aux=True)(trainable, minibatch)
+    def loss_fn(trainable, minibatch, key):  # the normalizer is data statistics, not trained
+      noise = (jax.random.normal(key, minibatch.raw_action.shape, minibatch.raw_action.dtype)
+               if squashed else None)
+      return ppo_loss(dict(trainable, normalizer=normalizer), minibatch, weight,
+                      entropy_noise=noise, **loss_kwargs)
+
+    def minibatch_step(carry, xs):
+      (trainable, opt_state), (minibatch, key) = carry, xs
+      grads, loss_metrics = jax.grad(loss_fn, has_aux=True)(trainable, minibatch, key)
       updates, opt_state = self.optimizer.update(grads, opt_state, trainable)
       loss_metrics["grad_norm"] = optax.tree.norm(grads)
       return (optax.apply_updates(trainable, updates), opt_state), loss_metrics
 
     def epoch(carry, k):
+      k_noise = jax.random.fold_in(k, 1)  # k itself still shuffles, as before the option
       perm = jax.random.permutation(k, batch.obs.shape[0])
       minibatches = jax.tree.map(
           lambda x: x[perm].reshape((c.num_minibatches, -1) + x.shape[1:]), batch)
-      return jax.lax.scan(minibatch_step, carry, minibatches)
+      return jax.lax.scan(minibatch_step, carry,
+                          (minibatches, jax.random.split(k_noise, c.num_minibatches)))
 
     trainable = _trainable(params)
     (trainable, opt_state), loss_metrics = jax.lax.scan(

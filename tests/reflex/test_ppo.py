@@ -141,6 +141,7 @@ def test_reflex_on_a_task_without_reflection_says_it_reduces_to_the_baseline():
     (dict(num_minibatches=3), "not divisible by num_minibatches"),
     (dict(num_envs=0), "num_envs must be positive"),
     (dict(lr_schedule="cosine"), "lr_schedule"),
+    (dict(entropy_estimate="exact"), "entropy_estimate must be 'squashed' or 'gaussian'"),
 ])
 def test_bad_config_is_named(change, message):
   with pytest.raises(ValueError, match=message):
@@ -214,3 +215,17 @@ def test_a_custom_network_factory_makes_the_networks_trained():
   # drops it is refused before anything is compiled.
   with pytest.raises(TypeError, match="keep the reflection"):
     ppo.make_trainer(ENV, REFLEX, network_factory=lambda o, a, c, r: small(o, a, c, None))
+
+
+def test_the_squashed_entropy_bonus_trains_and_is_what_the_loss_reports():
+  """With a large entropy coefficient the two estimates pull σ differently; the reported
+  entropy is the squashed policy's (below the Gaussian's, by E log(1 − tanh² u) < 0)."""
+  loud = dataclasses.replace(TINY, entropy_coef=0.5, num_logs=1)
+  _, _, gaussian = ppo.train(ENV, loud, seed=0)
+  _, params, squashed = ppo.train(ENV, dataclasses.replace(loud, entropy_estimate="squashed"),
+                                  seed=0)
+  assert np.all(np.isfinite(squashed["entropy"])) and np.all(np.isfinite(squashed["policy_loss"]))
+  log_std = np.asarray(params["policy"]["log_std"][...])
+  gaussian_entropy_now = np.sum(0.5 + 0.5 * np.log(2 * np.pi) + log_std)
+  assert float(squashed["entropy"][-1]) < gaussian_entropy_now
+  assert not np.allclose(squashed["entropy"], gaussian["entropy"])

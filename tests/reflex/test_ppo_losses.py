@@ -7,7 +7,7 @@ import pytest
 
 from reflex_jax import regularizer
 from reflex_jax.networks import (ActorCritic, Normalizer, PolicyConfig, gaussian_entropy,
-                                 gaussian_log_prob)
+                                 gaussian_log_prob, squashed_entropy)
 from reflex_jax.ppo.losses import Batch, gae, mirrored_batch, ppo_loss
 from reflex_jax.symmetry import Reflection, SignedPermutation
 from tests.helpers import assert_close
@@ -198,3 +198,29 @@ def test_linear_weight_schedule():
 def test_entropy_formula():
   scale = jnp.array([[0.5, 2.0]])
   assert_close(gaussian_entropy(scale), np.sum(0.5 * np.log(2 * np.pi * np.e * scale ** 2)))
+
+
+def _tanh_entropy_by_quadrature(loc: float, scale: float) -> float:
+  """−∫ p_Y log p_Y for Y = tanh(U), U ~ N(loc, scale), on a fine grid in u (p_Y dy = p_U du)."""
+  u = np.linspace(loc - 12 * scale, loc + 12 * scale, 400_001)
+  log_p_u = -0.5 * ((u - loc) / scale) ** 2 - np.log(scale) - 0.5 * np.log(2 * np.pi)
+  log_jacobian = 2 * (np.log(2) - u - np.logaddexp(0, -2 * u))  # log(1 − tanh² u)
+  return float(-np.trapezoid(np.exp(log_p_u) * (log_p_u - log_jacobian), u))
+
+
+@pytest.mark.parametrize("loc,scale", [(0.0, 0.3), (0.5, 1.0), (0.0, 4.0), (2.0, 1.5)])
+def test_squashed_entropy_estimates_the_entropy_of_the_tanh_policy(loc, scale):
+  noise = jax.random.normal(jax.random.key(0), (200_000, 1))
+  estimate = squashed_entropy(jnp.full((1,), loc), jnp.full((1,), scale), noise)
+  truth = _tanh_entropy_by_quadrature(loc, scale)
+  assert abs(float(jnp.mean(estimate)) - truth) < 0.02 * max(1.0, abs(truth))
+
+
+def test_squashed_entropy_stops_rewarding_a_wider_gaussian_once_tanh_saturates():
+  noise = jax.random.normal(jax.random.key(1), (50_000, 1))
+  mean_entropy = lambda scale: jnp.mean(squashed_entropy(jnp.zeros(1), scale * jnp.ones(1), noise))
+  # The Gaussian's entropy grows with σ everywhere (d/dσ = 1/σ); the squashed policy's falls
+  # past σ ≈ 1: the extra width piles mass at ±1.
+  assert float(jax.grad(mean_entropy)(0.3)) > 0
+  assert float(jax.grad(mean_entropy)(3.0)) < 0
+  assert float(jax.grad(lambda s: gaussian_entropy(s * jnp.ones(1)))(3.0)) > 0
