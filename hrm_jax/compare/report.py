@@ -24,6 +24,7 @@ import numpy as np
 
 from hrm_jax.compare.config import OBJECTIVES
 from hrm_jax.model import ARCHITECTURES
+from runkit import plots
 from runkit.stats import bootstrap_ci, mean_ci, probability_of_improvement_ci
 
 METRICS = {"exact_match": "held-out exact match", "loss": "held-out response loss (nats)"}
@@ -56,19 +57,14 @@ def _order(cells, key):
 
 def plot(cells: list[dict], metric: str, path_stem: str) -> list[str]:
   """One panel per (task, objective): `metric` against training FLOPs per architecture."""
-  import matplotlib  # pylint: disable=import-outside-toplevel
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   panels = []
   for c in cells:
     if (c["task"], c["objective"]) not in panels:
       panels.append((c["task"], c["objective"]))
   archs = _order(cells, "architecture")
   colors = {a: f"C{i}" for i, a in enumerate(archs)}
-  cols = min(len(panels), 4)
-  rows = -(-len(panels) // cols)
-  fig, axes = plt.subplots(rows, cols, figsize=(4.0 * cols, 3.0 * rows), squeeze=False)
-  for ax, (task, objective) in zip(axes.ravel(), panels):
+  fig, axes = plots.panel_grid(len(panels), 4.0, 3.0)
+  for ax, (task, objective) in zip(axes, panels):
     for c in cells:
       if (c["task"], c["objective"]) != (task, objective):
         continue
@@ -83,14 +79,7 @@ def plot(cells: list[dict], metric: str, path_stem: str) -> list[str]:
     ax.set_ylabel(METRICS[metric], fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-  for ax in axes.ravel()[len(panels):]:
-    ax.axis("off")
-  fig.tight_layout()
-  paths = [f"{path_stem}.png", f"{path_stem}.pdf"]
-  for p in paths:
-    fig.savefig(p, dpi=110)
-  plt.close(fig)
-  return paths
+  return plots.save(fig, axes, len(panels), path_stem, dpi=110)
 
 
 def _pm(values, threshold: float | None = None) -> str:

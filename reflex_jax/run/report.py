@@ -19,6 +19,7 @@ import sys
 import numpy as np
 
 from reflex_jax.run.experiment import load_results
+from runkit import plots
 from runkit.stats import BOOTSTRAP, bootstrap_ci, mean_ci
 
 LABELS = {"baseline": "baseline", "reflex": "Reflex"}
@@ -204,15 +205,9 @@ def format_aggregate(rows: list[dict]) -> str:
 def plot_curves(all_results: list[dict], path_stem: str) -> list[str]:
   """One panel per (task, algorithm): training return vs env steps per variant, mean line and
   95 % bootstrap band over seeds. Writes PNG and PDF; returns their paths."""
-  import matplotlib  # pylint: disable=import-outside-toplevel
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   import matplotlib.ticker  # pylint: disable=import-outside-toplevel
-  n = len(all_results)
-  cols = min(n, 4)
-  rows = -(-n // cols)
-  fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
-  for ax, results in zip(axes.ravel(), all_results):
+  fig, axes = plots.panel_grid(len(all_results), 4.2, 3.2)
+  for ax, results in zip(axes, all_results):
     steps = np.asarray(results["env_steps"])
     for v in results["variants"]:
       r_LS = np.asarray(results["curves"]["episode_return"][v], np.float64)
@@ -226,14 +221,7 @@ def plot_curves(all_results: list[dict], path_stem: str) -> list[str]:
     ax.set_ylabel("episode return")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-  for ax in axes.ravel()[n:]:
-    ax.axis("off")
-  fig.tight_layout()
-  paths = [f"{path_stem}.png", f"{path_stem}.pdf"]
-  for p in paths:
-    fig.savefig(p, dpi=120)
-  plt.close(fig)
-  return paths
+  return plots.save(fig, axes, len(all_results), path_stem)
 
 
 def find_experiments(root: str) -> list[str]:
