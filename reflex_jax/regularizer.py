@@ -34,6 +34,7 @@ class ReflexConfig:
   detach_target: stop the gradient through the un-mirrored side (rsl_rl's choice); the paper
     does not say, so both sides get gradients by default.
   value_coef: λ_V, the critic term's weight relative to the actor term.
+  actor_coef: the actor term's own factor (1; 0 leaves the critic term alone: an ablation).
   augment: also train on mirrored samples (PPO: with π_old(g_a a | g_s s) in the ratio).
   symmetrize: hard-equivariant networks instead of (or with) the soft penalty.
   """
@@ -43,6 +44,7 @@ class ReflexConfig:
   actor_loss: str = "mse"  # "mse" or "kl"
   detach_target: bool = False
   value_coef: float = 1.0
+  actor_coef: float = 1.0
   augment: bool = False
   symmetrize: bool = False
 
@@ -51,7 +53,7 @@ class ReflexConfig:
       raise ValueError(f"reflex schedule must be 'linear' or 'constant', got {self.schedule!r}")
     if self.actor_loss not in ("mse", "kl"):
       raise ValueError(f"reflex actor_loss must be 'mse' or 'kl', got {self.actor_loss!r}")
-    checks.non_negative(self, "weight", "value_coef")
+    checks.non_negative(self, "weight", "value_coef", "actor_coef")
 
 
 def regularizes(reflex: ReflexConfig | None, weights) -> bool:

@@ -96,6 +96,6 @@ def ppo_loss(params, batch: Batch, reflex_weight, *, net: ActorCritic, clip_epsi
     actor = regularizer.actor_term(net.reflection, loc, scale, loc_m, scale_m,
                                    kind=reflex.actor_loss, detach_target=reflex.detach_target)
     critic = regularizer.invariance_term(value, value_m, detach_target=reflex.detach_target)
-    loss = loss + reflex_weight * (actor + reflex.value_coef * critic)
+    loss = loss + reflex_weight * (reflex.actor_coef * actor + reflex.value_coef * critic)
     metrics.update(reflex_actor=actor, reflex_critic=critic, reflex_weight=reflex_weight)
   return loss, metrics

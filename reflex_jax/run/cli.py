@@ -6,7 +6,7 @@
     python -m reflex_jax.train --print-config algo=sac           # every key and its value
 
 Variants (`variants=[baseline,reflex,augment]`): baseline, reflex, reflex_kl,
-reflex_actor_only, augment, reflex_augment, symmetrize. Algorithm settings live under
+reflex_actor_only, reflex_critic_only, augment, reflex_augment, symmetrize. Algorithm settings live under
 `ppo.*` / `sac.*` (e.g. ppo.num_envs=256 sac.grad_updates_per_step=16).
 Killing a run and starting the same command again resumes from the last checkpoint (or,
 when it finished, prints its results). A run directory that holds another configuration is

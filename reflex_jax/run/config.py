@@ -28,6 +28,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "reflex": {},                                  # the paper's regularizer
     "reflex_kl": {"actor_loss": "kl"},             # KL instead of MSE actor term
     "reflex_actor_only": {"value_coef": 0.0},      # no critic invariance term
+    "reflex_critic_only": {"actor_coef": 0.0},     # no actor equivariance term
     "augment": {"augment": True, "weight": 0.0},   # mirrored-sample augmentation only
     "reflex_augment": {"augment": True},
     "symmetrize": {"symmetrize": True, "weight": 0.0},  # hard-equivariant networks

@@ -77,7 +77,7 @@ def actor_loss(policy_params, params: dict, batch: dict, key, alpha, weight, *,
   if regularize:
     term = regularizer.actor_term(g, loc, scale, loc_m, scale_m, kind=reflex.actor_loss,
                                   detach_target=reflex.detach_target)
-    loss = loss + weight * term
+    loss = loss + weight * reflex.actor_coef * term
     metrics["reflex_actor"] = term
   return loss, (metrics, log_prob)
 

@@ -96,6 +96,27 @@ def test_ppo_loss_against_hand_computed_values():
   assert_close(loss, policy_loss + vcoef * value_loss - ecoef * entropy, atol=1e-5)
 
 
+def test_actor_and_critic_terms_scale_by_their_own_coefficients():
+  """loss(actor_coef a, value_coef c) = plain loss + w (a · actor + c · critic): the
+  critic-only ablation (a = 0) keeps exactly the critic term."""
+  net = _net()
+  params = _params(net)
+  rng = np.random.default_rng(2)
+  obs = jnp.asarray(rng.normal(size=(6, 4)), jnp.float32)
+  raw = jnp.asarray(rng.normal(size=(6, 2)), jnp.float32)
+  batch = Batch(obs, raw, jnp.zeros(6), jnp.asarray(rng.normal(size=6), jnp.float32),
+                jnp.zeros(6), jnp.zeros(6))
+  kwargs = dict(net=net, clip_epsilon=0.2, value_clip=None, value_coef=0.5, entropy_coef=0.0,
+                normalize_advantages=False, regularize=True)
+  plain, _ = ppo_loss(params, batch, 0.0, reflex=regularizer.ReflexConfig(), **kwargs)
+  for actor_coef, value_coef in ((1.0, 1.0), (0.0, 1.0), (1.0, 0.0), (0.3, 2.0)):
+    config = regularizer.ReflexConfig(actor_coef=actor_coef, value_coef=value_coef)
+    loss, m = ppo_loss(params, batch, 0.7, reflex=config, **kwargs)
+    assert float(m["reflex_actor"]) > 0 and float(m["reflex_critic"]) > 0
+    assert_close(loss, plain + 0.7 * (actor_coef * m["reflex_actor"]
+                                      + value_coef * m["reflex_critic"]), atol=1e-6)
+
+
 def test_symmetrized_network_is_exactly_equivariant_and_invariant():
   net = _net(symmetrize=True)
   params = _params(net)
