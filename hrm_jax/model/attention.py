@@ -4,6 +4,11 @@ A packed row holds several samples. Per token: `segment_ids` (which sample; 0 is
 `positions` (restarting at 0 in every sample) and `prefix_lengths` (the length of its
 sample's instruction). PrefixLM: instruction tokens see their whole instruction, response
 tokens see the instruction and earlier response tokens, nothing crosses samples.
+
+The same masks as ranks (`RankMask`, for the memory-linear path, blockwise.py): query i sees
+key j iff they are in the same sample and rank_k[j] ≤ rank_q[i], where for PrefixLM
+  rank_q = max(position, prefix_length − 1), rank_k = 0 inside the prefix, else position;
+causal is rank = position on both sides, bidirectional rank 0.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from hrm_jax.model.blockwise import blockwise_attention
 from hrm_jax.model.config import ModelConfig
 from hrm_jax.model.linear import dense
 from hrm_jax.model.rope import apply_rotary
@@ -56,6 +62,41 @@ def attention_mask(segments: Segments, mode: str) -> jax.Array:
   return (same_sample & allowed)[:, None]
 
 
+@dataclasses.dataclass(frozen=True)
+class RankMask:
+  """A packed-row mask as per-token ranks, each [B, T] int32 (the module docstring)."""
+  segment_ids: jax.Array
+  rank_q: jax.Array
+  rank_k: jax.Array
+
+
+jax.tree_util.register_dataclass(RankMask, data_fields=["segment_ids", "rank_q", "rank_k"],
+                                 meta_fields=[])
+
+
+def ranks(segments: Segments, mode: str) -> RankMask:
+  """The mask of `mode` as ranks; `attention_mask` gives the same mask as booleans."""
+  pos = segments.positions
+  if mode == "bidirectional":
+    rank_q = rank_k = jnp.zeros_like(pos)
+  elif mode == "causal":
+    rank_q = rank_k = pos
+  elif mode == "prefix_lm":
+    prefix = segments.prefix_lengths
+    rank_q, rank_k = jnp.maximum(pos, prefix - 1), jnp.where(pos < prefix, 0, pos)
+  else:
+    raise ValueError(f"unknown attention mode {mode!r}")
+  return RankMask(segments.segment_ids, rank_q, rank_k)
+
+
+def model_mask(segments: Segments, config: ModelConfig):
+  """What the stacks hand to attention: ranks for the blockwise path, else the dense
+  [B, 1, T, T] booleans."""
+  if config.attention_impl == "blockwise":
+    return ranks(segments, config.attention)
+  return attention_mask(segments, config.attention)
+
+
 class GatedAttention(nnx.Module):
   """MHA with RoPE on q and k and a sigmoid output gate: o(σ(G x) ⊙ Attn(Q x, K x, V x))."""
 
@@ -81,9 +122,14 @@ class GatedAttention(nnx.Module):
   def _attend(self, q_BTNK, k_BSNK, v_BSNK, gate_BTNK, mask_B1TS):
     c = self.config
     b, t = q_BTNK.shape[:2]
-    # Softmax runs in fp32 inside dot_product_attention whatever the compute dtype.
-    out_BTNK = jax.nn.dot_product_attention(q_BTNK, k_BSNK, v_BSNK, mask=mask_B1TS,
-                                            implementation=c.attention_impl)
+    if isinstance(mask_B1TS, RankMask):  # softmax and accumulation in fp32 on both paths
+      m = mask_B1TS
+      out_BTNK = blockwise_attention(q_BTNK, k_BSNK, v_BSNK, m.segment_ids, m.rank_q,
+                                     m.segment_ids, m.rank_k)
+    else:  # dense: "xla", "cudnn", or a cached decode step (one query over the cache)
+      out_BTNK = jax.nn.dot_product_attention(
+          q_BTNK, k_BSNK, v_BSNK, mask=mask_B1TS,
+          implementation="cudnn" if c.attention_impl == "cudnn" else "xla")
     gated = jax.nn.sigmoid(gate_BTNK) * out_BTNK
     return self.o_proj(gated.reshape(b * t, c.attention_width)).reshape(b, t, c.hidden_size)
 

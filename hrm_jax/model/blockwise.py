@@ -3,12 +3,9 @@ backward (`jax.custom_vjp`) that recomputes each block's probabilities from the 
 log-sum-exp instead of keeping the [T, S] matrices. The portable path and the reference the
 fused kernels are tested against.
 
-Masks as ranks. PrefixLM over packed rows is: same sample AND rank_k ≤ rank_q, where
-  rank_q = max(position, prefix_length − 1)
-  rank_k = 0 for a key inside its sample's prefix, its position otherwise.
-Causal is rank = position on both sides, bidirectional rank 0. So one code path serves the
-three modes from per-token (segment, rank_q, rank_k), and [B, T, S] booleans exist only per
-key block.
+Masks as ranks (attention.py's `ranks`): query i sees key j iff same segment and
+rank_k[j] ≤ rank_q[i]. So one code path serves PrefixLM, causal and bidirectional from
+per-token (segment, rank_q, rank_k), and [B, T, S] booleans exist only per key block.
 """
 
 from __future__ import annotations
@@ -19,23 +16,9 @@ import math
 import jax
 import jax.numpy as jnp
 
-from hrm_jax.model.attention import Segments
 
 NO_SEGMENT = -1  # the segment id of padded key slots: no query has it
-
-
-def ranks(segments: Segments, mode: str) -> tuple[jax.Array, jax.Array]:
-  """(rank_q, rank_k), each [B, T] int32, for `mode` (see the module docstring)."""
-  pos = segments.positions
-  if mode == "bidirectional":
-    zero = jnp.zeros_like(pos)
-    return zero, zero
-  if mode == "causal":
-    return pos, pos
-  if mode != "prefix_lm":
-    raise ValueError(f"unknown attention mode {mode!r}")
-  prefix = segments.prefix_lengths
-  return jnp.maximum(pos, prefix - 1), jnp.where(pos < prefix, 0, pos)
+BLOCK = 128  # keys per block: [T, BLOCK] scores per head live at a time
 
 
 def _blocks(x, block: int, fill):
@@ -129,7 +112,7 @@ _attention.defvjp(_attention_fwd, _attention_bwd)
 
 
 def blockwise_attention(q_BTNK, k_BSNK, v_BSNK, seg_q_BT, rank_q_BT, seg_k_BS, rank_k_BS, *,
-                        block: int = 128):
+                        block: int = BLOCK):
   """softmax(q kᵀ / √K + mask) v with the rank mask of the module docstring, key block by key
   block: memory O(T · block) per head instead of O(T · S). Query i attends key j iff
   seg_q[i] == seg_k[j] and rank_k[j] ≤ rank_q[i]; a query with no such key gets zeros."""

@@ -8,6 +8,7 @@ import math
 ATTENTION_MODES = ("prefix_lm", "causal", "bidirectional")
 LOOP_INITS = ("zeros", "z_L_init")
 REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")
+ATTENTION_IMPLS = (None, "xla", "blockwise", "cudnn")
 
 
 def swiglu_width(hidden_size: int) -> int:
@@ -42,7 +43,10 @@ class ModelConfig:
   # Unroll the layer and recurrence scans: faster on CPU for shallow stacks (measured −30 %
   # step time on the tiny config), at the cost of compile time and program size.
   scan_unroll: bool = False
-  attention_impl: str | None = None  # None lets JAX choose (cuDNN on GPU where it can); "xla"
+  # "xla": jax.nn.dot_product_attention's XLA path over a dense [B, 1, T, T] mask (None, JAX's
+  # own choice, is that path on every backend in jax 0.9–0.11); "blockwise": memory-linear,
+  # over key blocks (blockwise.py); "cudnn" cannot take packed-row masks.
+  attention_impl: str | None = None
   pad_token_id: int = 0
   # A name in hrm_jax.model.ARCHITECTURES. The baselines (baselines.py): "trm" shares one stack
   # between the H and L roles; "ut" loops one stack `num_loops` times; "transformer" is one
@@ -74,9 +78,9 @@ class ModelConfig:
     if self.compute_dtype not in ("float32", "bfloat16", "float16"):
       raise ValueError(f"ModelConfig.compute_dtype={self.compute_dtype!r}; "
                        "choose float32, bfloat16 or float16")
-    if self.attention_impl not in (None, "xla", "cudnn"):
+    if self.attention_impl not in ATTENTION_IMPLS:
       raise ValueError(f"ModelConfig.attention_impl={self.attention_impl!r}; "
-                       "choose None, 'xla' or 'cudnn'")
+                       f"choose one of {ATTENTION_IMPLS}")
 
   @property
   def mlp_width(self) -> int:

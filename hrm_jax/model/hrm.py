@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from hrm_jax.model.attention import Segments, attention_mask
+from hrm_jax.model.attention import Segments, model_mask
 from hrm_jax.model.config import ModelConfig
 from hrm_jax.model.linear import dense
 from hrm_jax.model.rope import rotary_tables
@@ -105,7 +105,7 @@ class LanguageModel(nnx.Module):
                          f"{tuple(tokens_BT.shape)}")
     x_BTD = self.embed_tokens(tokens_BT) * jnp.asarray(c.input_scale, self.embed_tokens.dtype)
     cos_BTK, sin_BTK = rotary_tables(segments.positions, c.head_dim, c.rope_theta)
-    mask_B1TT = attention_mask(segments, c.attention)
+    mask_B1TT = model_mask(segments, c)  # booleans, or ranks for the blockwise path
     return self.core(x_BTD, cos_BTK, sin_BTK, mask_B1TT, bp_steps)
 
   def core(self, x_BTD, cos_BTK, sin_BTK, mask_B1TT, bp_steps):
