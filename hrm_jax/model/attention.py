@@ -89,10 +89,13 @@ def ranks(segments: Segments, mode: str) -> RankMask:
   return RankMask(segments.segment_ids, rank_q, rank_k)
 
 
+RANK_IMPLS = ("blockwise", "pallas")  # the paths that take the mask as ranks
+
+
 def model_mask(segments: Segments, config: ModelConfig):
   """What the stacks hand to attention: ranks for the blockwise path, else the dense
   [B, 1, T, T] booleans."""
-  if config.attention_impl == "blockwise":
+  if config.attention_impl in RANK_IMPLS:
     return ranks(segments, config.attention)
   return attention_mask(segments, config.attention)
 
@@ -122,10 +125,17 @@ class GatedAttention(nnx.Module):
   def _attend(self, q_BTNK, k_BSNK, v_BSNK, gate_BTNK, mask_B1TS):
     c = self.config
     b, t = q_BTNK.shape[:2]
-    if isinstance(mask_B1TS, RankMask):  # softmax and accumulation in fp32 on both paths
+    if isinstance(mask_B1TS, RankMask):  # softmax and accumulation in fp32 on every path
       m = mask_B1TS
-      out_BTNK = blockwise_attention(q_BTNK, k_BSNK, v_BSNK, m.segment_ids, m.rank_q,
-                                     m.segment_ids, m.rank_k)
+      fused = c.attention_impl == "pallas"
+      if fused and jax.default_backend() != "gpu":
+        raise ValueError(f"ModelConfig.attention_impl='pallas' runs Triton kernels on a GPU; "
+                         f"this backend is {jax.default_backend()!r}: use 'blockwise'")
+      if fused:  # Pallas is imported only where it runs
+        from hrm_jax.model.pallas_gpu import pallas_attention  # pylint: disable=import-outside-toplevel
+      attend = pallas_attention if fused else blockwise_attention
+      out_BTNK = attend(q_BTNK, k_BSNK, v_BSNK, m.segment_ids, m.rank_q, m.segment_ids,
+                        m.rank_k)
     else:  # dense: "xla", "cudnn", or a cached decode step (one query over the cache)
       out_BTNK = jax.nn.dot_product_attention(
           q_BTNK, k_BSNK, v_BSNK, mask=mask_B1TS,

@@ -8,7 +8,7 @@ import math
 ATTENTION_MODES = ("prefix_lm", "causal", "bidirectional")
 LOOP_INITS = ("zeros", "z_L_init")
 REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")
-ATTENTION_IMPLS = (None, "xla", "blockwise", "cudnn")
+ATTENTION_IMPLS = (None, "xla", "blockwise", "pallas", "cudnn")
 
 
 def swiglu_width(hidden_size: int) -> int:
@@ -45,7 +45,8 @@ class ModelConfig:
   scan_unroll: bool = False
   # "xla": jax.nn.dot_product_attention's XLA path over a dense [B, 1, T, T] mask (None, JAX's
   # own choice, is that path on every backend in jax 0.9–0.11); "blockwise": memory-linear,
-  # over key blocks (blockwise.py); "cudnn" cannot take packed-row masks.
+  # over key blocks (blockwise.py); "pallas": the same as fused GPU kernels (pallas_gpu.py);
+  # "cudnn" cannot take packed-row masks.
   attention_impl: str | None = None
   pad_token_id: int = 0
   # A name in hrm_jax.model.ARCHITECTURES. The baselines (baselines.py): "trm" shares one stack

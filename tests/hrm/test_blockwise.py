@@ -132,3 +132,32 @@ def test_the_model_is_the_same_function_on_the_blockwise_path(architecture):
   prompts = [[6, 13, 8, 70, 71, 72, 7], [6, 13, 8, 99, 7]]
   assert (generate_lib.generate(ours, prompts, max_new_tokens=5, stop_token=None)
           == generate_lib.generate(dense, prompts, max_new_tokens=5, stop_token=None))
+
+
+@pytest.mark.parametrize("mode", ["prefix_lm", "causal", "bidirectional"])
+def test_the_pallas_gpu_kernels_in_interpret_mode_match_dense(mode):
+  """The fused GPU kernels (forward, dQ, dK/dV) run by Pallas' interpreter on CPU: outputs
+  and gradients as the dense path, with blocks that skip whole tiles of other samples."""
+  from hrm_jax.model.pallas_gpu import pallas_attention  # pylint: disable=import-outside-toplevel
+  segments = _packed_rows()
+  q, k, v, cotangent = _qkv(jnp.float32, heads=2, dim=16)
+  real = segments.segment_ids[:, :, None, None] > 0
+  m = ranks(segments, mode)
+  ours = lambda q, k, v: pallas_attention(q, k, v, m.segment_ids, m.rank_q, m.segment_ids,
+                                          m.rank_k, block_q=16, block_k=16, interpret=True)
+  dense = lambda q, k, v: _dense(q, k, v, segments, mode)
+  loss = lambda f: lambda q, k, v: jnp.sum(jnp.where(real, f(q, k, v) * cotangent, 0.0))
+  np.testing.assert_allclose(np.where(real, ours(q, k, v), 0), np.where(real, dense(q, k, v), 0),
+                             atol=1e-5, rtol=1e-5)
+  for got, want in zip(jax.grad(loss(ours), (0, 1, 2))(q, k, v),
+                       jax.grad(loss(dense), (0, 1, 2))(q, k, v)):
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_the_pallas_path_off_gpu_names_the_alternative():
+  from flax import nnx  # pylint: disable=import-outside-toplevel
+  from hrm_jax.model import build  # pylint: disable=import-outside-toplevel
+  from tests.hrm.conftest import TINY  # pylint: disable=import-outside-toplevel
+  model = build(TINY.replace(attention_impl="pallas", num_layers_per_stack=1), rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match="runs Triton kernels on a GPU.*use 'blockwise'"):
+    model(jnp.ones((1, 8), jnp.int32))
