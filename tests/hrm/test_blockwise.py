@@ -44,20 +44,25 @@ def _blockwise(q, k, v, segments, mode, block):
                              block=block)
 
 
+def _assert_matches_dense(attention, segments, mode, q, k, v, cotangent):
+  """`attention(q, k, v)`'s outputs and q, k, v gradients equal the dense path's at fp32
+  rounding, on the real (non-padding) queries, whose outputs are the only ones used."""
+  real = segments.segment_ids[:, :, None, None] > 0
+  loss = lambda f: lambda q, k, v: jnp.sum(jnp.where(real, f(q, k, v) * cotangent, 0.0))
+  dense = lambda q, k, v: _dense(q, k, v, segments, mode)
+  np.testing.assert_allclose(np.where(real, attention(q, k, v), 0),
+                             np.where(real, dense(q, k, v), 0), atol=1e-5, rtol=1e-5)
+  for got, want in zip(jax.grad(loss(attention), (0, 1, 2))(q, k, v),
+                       jax.grad(loss(dense), (0, 1, 2))(q, k, v)):
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("mode", ["prefix_lm", "causal", "bidirectional"])
 @pytest.mark.parametrize("block", [8, 16, 64])
 def test_outputs_and_gradients_match_dense_in_fp32(mode, block):
   segments = _packed_rows()
-  q, k, v, cotangent = _qkv(jnp.float32)
-  real = segments.segment_ids[:, :, None, None] > 0  # padded queries' outputs are never used
-  loss = lambda f: lambda q, k, v: jnp.sum(jnp.where(real, f(q, k, v) * cotangent, 0.0))
-  dense = lambda q, k, v: _dense(q, k, v, segments, mode)
-  ours = lambda q, k, v: _blockwise(q, k, v, segments, mode, block)
-  np.testing.assert_allclose(np.where(real, ours(q, k, v), 0), np.where(real, dense(q, k, v), 0),
-                             atol=1e-5, rtol=1e-5)
-  for got, want in zip(jax.grad(loss(ours), (0, 1, 2))(q, k, v),
-                       jax.grad(loss(dense), (0, 1, 2))(q, k, v)):
-    np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+  _assert_matches_dense(lambda q, k, v: _blockwise(q, k, v, segments, mode, block), segments,
+                        mode, *_qkv(jnp.float32))
 
 
 def test_bf16_inputs_accumulate_in_fp32():
@@ -140,18 +145,10 @@ def test_the_pallas_gpu_kernels_in_interpret_mode_match_dense(mode):
   and gradients as the dense path, with blocks that skip whole tiles of other samples."""
   from hrm_jax.model.pallas_gpu import pallas_attention  # pylint: disable=import-outside-toplevel
   segments = _packed_rows()
-  q, k, v, cotangent = _qkv(jnp.float32, heads=2, dim=16)
-  real = segments.segment_ids[:, :, None, None] > 0
   m = ranks(segments, mode)
   ours = lambda q, k, v: pallas_attention(q, k, v, m.segment_ids, m.rank_q, m.segment_ids,
                                           m.rank_k, block_q=16, block_k=16, interpret=True)
-  dense = lambda q, k, v: _dense(q, k, v, segments, mode)
-  loss = lambda f: lambda q, k, v: jnp.sum(jnp.where(real, f(q, k, v) * cotangent, 0.0))
-  np.testing.assert_allclose(np.where(real, ours(q, k, v), 0), np.where(real, dense(q, k, v), 0),
-                             atol=1e-5, rtol=1e-5)
-  for got, want in zip(jax.grad(loss(ours), (0, 1, 2))(q, k, v),
-                       jax.grad(loss(dense), (0, 1, 2))(q, k, v)):
-    np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+  _assert_matches_dense(ours, segments, mode, *_qkv(jnp.float32, heads=2, dim=16))
 
 
 def test_the_pallas_path_off_gpu_names_the_alternative():
