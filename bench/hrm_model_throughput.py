@@ -7,6 +7,7 @@ L_bp_cycles = [3, 3]); our paper-default window (bp_steps = 5) is an extra row.
 
     .venv/bin/python bench/hrm_model_throughput.py
     .venv/bin/python bench/hrm_model_throughput.py --hidden 512 --layers 2 --batch 4 --length 512
+    .venv/bin/python bench/hrm_model_throughput.py --attention-impl xla blockwise  # both paths
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ def main():
   parser.add_argument("--batch", type=int, default=8)
   parser.add_argument("--length", type=int, default=256)
   parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--attention-impl", nargs="+", default=["xla"],
+                      choices=["xla", "blockwise"], help="our attention paths to time")
   args = parser.parse_args()
   config = ModelConfig(vocab_size=args.vocab, hidden_size=args.hidden,
                        num_attention_heads=args.heads, head_dim=args.hidden // args.heads,
@@ -105,23 +108,29 @@ def main():
   prefix = args.length // 4
   tokens = args.batch * args.length
   ceiling = matmul_flops_per_second()
-  ours_rows, memory = ours(config, tok, prefix, args.repeats)
+  ours_rows, memory = {}, {}
+  for impl in args.attention_impl:
+    rows, mem = ours(config.replace(attention_impl=impl), tok, prefix, args.repeats)
+    label = "" if len(args.attention_impl) == 1 else f" [{impl}]"
+    ours_rows.update({work + label: t for work, t in rows.items()})
+    memory.update({f"{bp}{label}": size for bp, size in mem.items()})
   ref_rows = reference(config, tok, prefix, args.repeats)
   print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}; config D={args.hidden} "
         f"n={args.layers} heads={args.heads} V={args.vocab}; batch {args.batch}×{args.length}; "
         f"measured fp32 matmul rate {ceiling / 1e9:,.1f} GFLOP/s")
-  print(f"{'work':14} {'ours tok/s':>12} {'transformers':>13} {'ratio':>7} {'ours GFLOP/s':>13} "
+  print(f"{'work':26} {'ours tok/s':>12} {'transformers':>13} {'ratio':>7} {'ours GFLOP/s':>13} "
         f"{'of matmul':>10}")
-  for work, seconds in ours_rows.items():
+  for label, seconds in ours_rows.items():
+    work = label.split(" [")[0]
     bp = None if work == "forward" else int(work.split("=")[1])
     per_token = (flops.forward_flops(config, args.length) if bp is None
                  else flops.train_flops(config, args.length, bp))
     rate = tokens / seconds
     ref = tokens / ref_rows[work] if work in ref_rows else float("nan")
-    print(f"{work:14} {rate:12,.0f} {ref:13,.0f} {rate / ref:7.2f} "
+    print(f"{label:26} {rate:12,.0f} {ref:13,.0f} {rate / ref:7.2f} "
           f"{rate * per_token / 1e9:13,.1f} {rate * per_token / ceiling:10.0%}")
   print("compiled temp memory of a training step: " + ", ".join(
-      f"bp={bp}: {size / 2**20:,.0f} MiB" for bp, size in sorted(memory.items())))
+      f"bp={bp}: {size / 2**20:,.0f} MiB" for bp, size in memory.items()))
 
 
 if __name__ == "__main__":
