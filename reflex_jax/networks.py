@@ -262,10 +262,8 @@ def make_actor_critic(observation_size: int, action_size: int, config,
 
 
 def tanh_gaussian_log_prob(u, loc, scale):
-  """log π(tanh u) for u ~ N(loc, scale): the Gaussian term minus log|d tanh/du|, written
-  as 2(log 2 − u − softplus(−2u)) to stay finite where tanh saturates."""
-  log_det = 2.0 * (jnp.log(2.0) - u - jax.nn.softplus(-2.0 * u))
-  return gaussian_log_prob(u, loc, scale) - jnp.sum(log_det, axis=-1)
+  """log π(tanh u) for u ~ N(loc, scale): the Gaussian term minus log|d tanh/du|."""
+  return gaussian_log_prob(u, loc, scale) - tanh_log_det_jacobian(u)
 
 
 @dataclasses.dataclass(frozen=True)
