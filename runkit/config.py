@@ -56,3 +56,14 @@ def naming_errors(sections: dict[str, str] | None = None):
     for owner, prefix in (sections or {}).items():
       message = message.replace(owner, prefix)
     raise ConfigError(message) from None
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+  """A `--shard i/n` argument (this process runs items i, i + n, …) → (i, n), 0 ≤ i < n."""
+  try:
+    index, count = (int(part) for part in text.split("/"))
+  except ValueError:
+    raise ConfigError(f"--shard {text!r}: expected i/n, e.g. 0/4") from None
+  if not 0 <= index < count:
+    raise ConfigError(f"--shard {text!r}: need 0 <= i < n")
+  return index, count

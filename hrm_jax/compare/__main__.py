@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 
+from runkit.config import parse_shard
 from runkit.errors import ConfigError
 
 
@@ -32,13 +33,9 @@ def main(argv=None) -> int:
   from hrm_jax.compare import config as config_lib  # pylint: disable=import-outside-toplevel
   try:
     config = config_lib.load_config(args.config, args.overrides)
-    index, count = (int(x) for x in args.shard.split("/"))
-    if not 0 <= index < count:
-      raise ValueError
+    index, count = parse_shard(args.shard)
   except (ConfigError, FileNotFoundError) as error:
     parser.exit(2, f"config error: {error}\n")
-  except ValueError:
-    parser.exit(2, f"--shard {args.shard!r}: expected i/n with 0 <= i < n, e.g. 0/2\n")
   from hrm_jax.compare import report, study  # pylint: disable=import-outside-toplevel
   if args.plan:
     print(study.describe(config))

@@ -20,8 +20,8 @@ from omegaconf import OmegaConf
 
 from hrm_jax.data import synthetic
 from hrm_jax.model import ARCHITECTURES, AUTHORS_BP_STEPS, ModelConfig, authors_baseline
-from hrm_jax.train.config import (DEFAULT_PRESET, MODEL_FIELDS, ModelSection, OptimizerConfig,
-                                  ScheduleConfig, model_section)
+from hrm_jax.train.config import (ModelSection, OptimizerConfig, ScheduleConfig, model_config,
+                                  model_section, preset_of)
 from runkit import config as runkit_config
 from runkit.errors import ConfigError
 
@@ -76,24 +76,15 @@ class CompareConfig:
 def load_config(files=(), overrides=()) -> CompareConfig:
   """Defaults ← the model preset ← each YAML file ← `key=value` overrides; checked."""
   layers = [*runkit_config.yaml_layers(files), runkit_config.override_layer(overrides)]
-  names = [OmegaConf.select(layer, "model.preset") for layer in layers]
-  name = next((n for n in reversed(names) if n is not None), DEFAULT_PRESET)
-  config = runkit_config.build(CompareConfig(model=model_section(name)), layers)
+  config = runkit_config.build(CompareConfig(model=model_section(preset_of(layers))), layers)
   validate(config)
   return config
-
-
-def hrm_config(config: CompareConfig) -> ModelConfig:
-  try:
-    return ModelConfig(**{f: getattr(config.model, f) for f in MODEL_FIELDS})
-  except (ValueError, TypeError) as error:
-    raise ConfigError(f"model: {str(error).replace('ModelConfig.', 'model.')}") from None
 
 
 def arch_config(config: CompareConfig, arch: str, objective: str, seq_len: int) -> ModelConfig:
   """The `arch` model of a cell: the authors' configuration at the HRM's size, with the
   objective's attention mode and room for the task's rows."""
-  base = hrm_config(config).replace(architecture="hrm", attention=OBJECTIVES[objective][0],
+  base = model_config(config).replace(architecture="hrm", attention=OBJECTIVES[objective][0],
                                     max_position_embeddings=seq_len)
   return authors_baseline(base, arch)
 
@@ -103,7 +94,7 @@ def bp_steps(config: CompareConfig, arch: str, update: int) -> int:
   are fixed), clamped to the model's calls."""
   fixed = AUTHORS_BP_STEPS[arch]
   scheduled = config.schedule.bp_steps(update) if fixed is None else fixed
-  return authors_baseline(hrm_config(config), arch).window(scheduled)
+  return authors_baseline(model_config(config), arch).window(scheduled)
 
 
 def cells(config: CompareConfig) -> list[tuple[str, str, str]]:
@@ -135,7 +126,7 @@ def fingerprint(config: CompareConfig, task: str) -> str:
 
 
 def validate(config: CompareConfig) -> None:
-  hrm_config(config)
+  model_config(config)
   checks = [
       ("architectures", config.architectures,
        config.architectures and set(config.architectures) <= set(AUTHORS_BP_STEPS) - {

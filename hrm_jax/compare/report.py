@@ -47,20 +47,14 @@ def _final(cell: dict, metric: str) -> np.ndarray:
   return np.asarray(cell[metric][-1], np.float64)
 
 
-def _order(cells, key):
-  seen = []
-  for c in cells:
-    if c[key] not in seen:
-      seen.append(c[key])
-  return seen
+def _order(cells, key) -> list:
+  """The distinct values of `key`, in the cells' order."""
+  return list(dict.fromkeys(c[key] for c in cells))
 
 
 def plot(cells: list[dict], metric: str, path_stem: str) -> list[str]:
   """One panel per (task, objective): `metric` against training FLOPs per architecture."""
-  panels = []
-  for c in cells:
-    if (c["task"], c["objective"]) not in panels:
-      panels.append((c["task"], c["objective"]))
+  panels = list(dict.fromkeys((c["task"], c["objective"]) for c in cells))
   archs = _order(cells, "architecture")
   colors = {a: f"C{i}" for i, a in enumerate(archs)}
   fig, axes = plots.panel_grid(len(panels), 4.0, 3.0)

@@ -31,11 +31,11 @@ import tqdm
 from hrm_jax.compare import data as data_lib
 from hrm_jax.compare.config import (OBJECTIVES, CompareConfig, arch_config, batch_size,
                                     bp_steps, cells, fingerprint)
-from runkit.errors import ConfigError
 from hrm_jax.compare.train import evaluate, init_cell, row_orders, train_block
 from hrm_jax.model.flops import parameter_count, train_flops
 from hrm_jax.train.optimizer import adam_atan2, learning_rate_schedule
 from runkit.checkpoints import Checkpoints
+from runkit.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)

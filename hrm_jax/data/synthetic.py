@@ -242,6 +242,10 @@ def _sudoku9(rng, cot: bool, blanks=(30, 45)) -> tuple[str, str]:
 _MAKERS = {"addition": _addition, "multiplication": _multiplication, "sorting": _sorting,
            "reversal": _reversal, "word_problems": _word_problems, "sudoku": _sudoku,
            "sudoku9": _sudoku9}
+# Each task's options: its maker's parameters after (rng, …), read once (example() checks
+# them on every record of a data source).
+_OPTIONS = {task: frozenset(inspect.signature(make).parameters) - {"rng"}
+            for task, make in _MAKERS.items()}
 
 
 def check_options(tasks, options) -> dict:
@@ -254,7 +258,7 @@ def check_options(tasks, options) -> dict:
   for task, knobs in options.items():
     if task not in tasks:
       raise ValueError(f"synthetic options for {task!r}, which is not among the tasks {tuple(tasks)}")
-    allowed = set(inspect.signature(_MAKERS[task]).parameters) - {"rng"}
+    allowed = _OPTIONS[task]
     stray = sorted(set(knobs) - allowed)
     if stray:
       raise ValueError(f"synthetic task {task!r} has no option(s) {stray}; its options: "

@@ -143,12 +143,17 @@ def load_config(files=(), overrides=()) -> TrainConfig:
   with runkit_config.naming_errors():
     for source, layer in zip([*map(str, files), "the command line"], layers):
       _reject_old_model_form(source, layer)
-    names = [OmegaConf.select(layer, "model.preset") for layer in layers]
-  name = next((n for n in reversed(names) if n is not None), DEFAULT_PRESET)
-  config = runkit_config.build(TrainConfig(model=model_section(name)), layers)
+  config = runkit_config.build(TrainConfig(model=model_section(preset_of(layers))), layers)
   model_config(config)  # fail fast on a bad model field
   validate(config)
   return config
+
+
+def preset_of(layers) -> str:
+  """The model preset the layers choose: the last `model.preset` given, else the default."""
+  with runkit_config.naming_errors():
+    names = [OmegaConf.select(layer, "model.preset") for layer in layers]
+  return next((n for n in reversed(names) if n is not None), DEFAULT_PRESET)
 
 
 def validate(config: TrainConfig) -> None:
@@ -227,8 +232,8 @@ def _reject_old_model_form(source: str, layer) -> None:
                     "YAML, model.preset=… model.<field>=… on the command line)")
 
 
-def model_config(config: TrainConfig) -> ModelConfig:
-  """The ModelConfig of the config's `model` section."""
+def model_config(config) -> ModelConfig:
+  """The ModelConfig of a config's `model` section (training's, or the comparison's)."""
   try:
     return ModelConfig(**{f: getattr(config.model, f) for f in MODEL_FIELDS})
   except (ValueError, TypeError) as error:

@@ -32,6 +32,7 @@ from reflex_jax.run import config as run_config
 from reflex_jax.run.cli import report_errors
 from reflex_jax.run.experiment import check_run_dir, run_experiment
 from reflex_jax.run.report import write_report
+from runkit.config import parse_shard  # the --shard syntax, shared with hrm_jax.compare
 
 GRID_KEYS = ("out_dir", "envs", "algos", "common", "overrides")
 
@@ -70,17 +71,6 @@ def load_grid(path: str, overrides=()) -> tuple[str, list[run_config.ExperimentC
     except run_config.ConfigError as error:
       raise run_config.ConfigError(f"{path}, cell {env} × {algo}: {error}") from None
   return out_dir, configs
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-  """'i/n' → (i, n) with 0 ≤ i < n."""
-  try:
-    index, count = (int(part) for part in text.split("/"))
-  except ValueError:
-    raise run_config.ConfigError(f"--shard {text!r}: expected i/n, e.g. 0/4") from None
-  if not 0 <= index < count:
-    raise run_config.ConfigError(f"--shard {text!r}: need 0 <= i < n")
-  return index, count
 
 
 def run_grid(out_dir: str, configs: list[run_config.ExperimentConfig],
