@@ -20,7 +20,7 @@ exceed what is left of the budget, and stopped when it overruns what is left):
   decode    HRM-Text tiny generation, new tokens/s: KV cache vs recomputing the sequence, and
             transformers' HrmTextForCausalLM.generate where torch and transformers are there
   ppo       brax.training PPO vs ours vs Reflex-PPO, env-steps/s (brax/ant, 4096 envs, unroll 5,
-            32 minibatches, 4 epochs: experiments/reflex/ant_ppo_gpu.yaml's shape; hyperparameters
+            32 minibatches, 4 epochs: brax's published ant update with k = 1; hyperparameters
             matched as bench/ppo_throughput.py matches them; brax's rate from its third epoch)
   sac       brax.training SAC vs ours vs Reflex-SAC, gradient updates/s (bench/sac_throughput.py)
 

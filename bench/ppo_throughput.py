@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 
 import jax
 
-from reflex_jax import envs, ppo
+from reflex_jax import envs, peer, ppo
 from reflex_jax.networks import PolicyConfig
 
 
@@ -40,31 +39,11 @@ def ours_rate(sim, config: ppo.PPOConfig, seeds: int) -> float:
 
 
 def brax_rate(sim, config: ppo.PPOConfig) -> float:
-  from brax.training.agents.ppo import networks as brax_networks  # pylint: disable=import-outside-toplevel
-  from brax.training.agents.ppo import train as brax_ppo  # pylint: disable=import-outside-toplevel
-  from reflex_jax.envs import compat  # pylint: disable=import-outside-toplevel
-  compat.patch_brax_training()  # brax 0.14 on jax 0.11
-  native = sim._env  # the very same simulator object ours steps  # pylint: disable=protected-access
-  kwargs = {}
-  if sim.env_id.startswith("playground/"):
-    from mujoco_playground import wrapper  # pylint: disable=import-outside-toplevel
-    kwargs["wrap_env_fn"] = wrapper.wrap_for_brax_training
-  network_factory = functools.partial(
-      brax_networks.make_ppo_networks, policy_hidden_layer_sizes=config.policy.hidden,
-      value_hidden_layer_sizes=config.value_hidden, activation=jax.nn.swish)
   sps = []
-  brax_ppo.train(
-      environment=native, num_timesteps=3 * config.num_timesteps, num_evals=4,
-      num_eval_envs=8, episode_length=config.episode_length or 1000,
-      num_envs=config.num_envs, unroll_length=config.unroll_length,
-      batch_size=config.num_envs // config.num_minibatches,
-      num_minibatches=config.num_minibatches, num_updates_per_batch=config.num_epochs,
-      learning_rate=config.learning_rate, entropy_cost=config.entropy_coef,
-      discounting=config.gamma, gae_lambda=config.gae_lambda,
-      clipping_epsilon=config.clip_epsilon, normalize_observations=True,
-      max_grad_norm=config.max_grad_norm, network_factory=network_factory, seed=0,
-      progress_fn=lambda step, m: sps.append(float(m["training/sps"])) if "training/sps" in m
-      else None, **kwargs)
+  kwargs = dict(peer.ppo_kwargs(config), num_timesteps=3 * config.num_timesteps, num_evals=4,
+                num_eval_envs=8)
+  peer.train(sim, "ppo", kwargs, seed=0, progress_fn=lambda step, m: sps.append(
+      float(m["training/sps"])) if "training/sps" in m else None)
   print(f"  brax.training sps per epoch: {', '.join(f'{x:,.0f}' for x in sps)}", flush=True)
   return sps[-1]  # the third training epoch: past any compile of the first two
 

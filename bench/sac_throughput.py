@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import os
 import sys
 
@@ -24,7 +23,7 @@ import jax
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ppo_throughput import env_only_rate  # pylint: disable=wrong-import-position
 
-from reflex_jax import envs, sac  # pylint: disable=wrong-import-position
+from reflex_jax import envs, peer, sac  # pylint: disable=wrong-import-position
 
 
 def ours_rates(sim, config: sac.SACConfig, seeds: int) -> tuple[float, float]:
@@ -39,30 +38,12 @@ def ours_rates(sim, config: sac.SACConfig, seeds: int) -> tuple[float, float]:
 
 
 def brax_rates(sim, config: sac.SACConfig) -> tuple[float, float]:
-  from brax.training.agents.sac import networks as brax_networks  # pylint: disable=import-outside-toplevel
-  from brax.training.agents.sac import train as brax_sac  # pylint: disable=import-outside-toplevel
-  from reflex_jax.envs import compat  # pylint: disable=import-outside-toplevel
-  compat.patch_brax_training()  # brax 0.14 on jax 0.11
-  native = sim._env  # the very same simulator object ours steps  # pylint: disable=protected-access
-  kwargs = {}
-  if sim.env_id.startswith("playground/"):
-    from mujoco_playground import wrapper  # pylint: disable=import-outside-toplevel
-    kwargs["wrap_env_fn"] = wrapper.wrap_for_brax_training
-  network_factory = functools.partial(
-      brax_networks.make_sac_networks, hidden_layer_sizes=config.q_hidden,
-      activation=jax.nn.relu, state_dependent_std=True)
   training_steps = config.num_timesteps - config.learning_starts
   sps = []
-  brax_sac.train(
-      environment=native, num_timesteps=config.learning_starts + 3 * training_steps,
-      num_evals=4, num_eval_envs=8, episode_length=config.episode_length or 1000,
-      num_envs=config.num_envs, batch_size=config.batch_size,
-      grad_updates_per_step=config.grad_updates_per_step,
-      min_replay_size=config.learning_starts, max_replay_size=config.buffer_size,
-      learning_rate=config.learning_rate, discounting=config.gamma, tau=config.tau,
-      normalize_observations=True, network_factory=network_factory, seed=0,
-      progress_fn=lambda step, m: sps.append(float(m["training/sps"]))
-      if "training/sps" in m else None, **kwargs)
+  kwargs = dict(peer.sac_kwargs(config), num_timesteps=config.learning_starts + 3 * training_steps,
+                num_evals=4, num_eval_envs=8)
+  peer.train(sim, "sac", kwargs, seed=0, progress_fn=lambda step, m: sps.append(
+      float(m["training/sps"])) if "training/sps" in m else None)
   print(f"  brax.training sps per epoch: {', '.join(f'{x:,.0f}' for x in sps)}", flush=True)
   env_steps = sps[-1]  # the third training epoch: past any compile of the first two
   return env_steps, env_steps / config.num_envs * config.grad_updates_per_step

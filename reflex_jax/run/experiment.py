@@ -61,8 +61,8 @@ def run_experiment(config: run_config.ExperimentConfig, run_dir: str | None = No
   seeds = config.seed_list
   log = MetricLog(run_dir, tensorboard=config.tensorboard)
   results = {"env": config.env, "algo": config.algo, "kind": _kind(config.env),
-             "variants": list(config.variants), "seeds": seeds, "curves": {}, "final": {},
-             "timing": {}}
+             "model": model_label(config), "variants": list(config.variants), "seeds": seeds,
+             "curves": {}, "final": {}, "timing": {}}
   try:
     for group in run_config.variant_groups(config):
       checkpoints = RunCheckpoints(os.path.join(run_dir, "checkpoints", group.name),
@@ -117,6 +117,13 @@ def _collect(results: dict, group: run_config.VariantGroup, metrics: dict) -> No
                                      "total_env_steps")}
 
 
+def model_label(config: run_config.ExperimentConfig) -> str:
+  """"standard" (the benchmark's model) or "equalized" (its asymmetries removed: an exactly
+  symmetric MDP)."""
+  return ("equalized" if run_config.algorithm_config(config).equalize_asymmetries
+          else "standard")
+
+
 def _json(x: np.ndarray) -> list:
   return np.where(np.isfinite(x), x, np.nan).tolist()  # NaN: no episode finished yet
 
@@ -129,8 +136,8 @@ def _kind(env_id: str) -> str | None:
 
 
 # What an experiment writes into its run directory (and --force-new-config deletes).
-RUN_FILES = ("results.json", "results.json.tmp", "config.yaml", "metrics.jsonl", "metrics.csv",
-             "tensorboard", "checkpoints")
+RUN_FILES = ("results.json", "results.json.tmp", "peer.json", "peer.json.tmp", "config.yaml",
+             "metrics.jsonl", "metrics.csv", "tensorboard", "checkpoints")
 # Settings that do not change the results may differ between a run and its resume.
 DISPLAY_KEYS = ("progress", "tensorboard")
 
@@ -204,7 +211,23 @@ def _delete_run(run_dir: str) -> None:
 
 
 def load_results(run_dir: str) -> dict:
+  """results.json, with the peer's (`run.peer`, peer.json) under "peer" when there is one."""
   with open(os.path.join(run_dir, "results.json"), encoding="utf-8") as f:
+    results = json.load(f)
+  peer = load_peer(run_dir)
+  if peer is not None:
+    results["peer"] = peer
+  return results
+
+
+PEER_FILE = "peer.json"  # brax.training on the run's settings (reflex_jax.run.peer)
+
+
+def load_peer(run_dir: str) -> dict | None:
+  path = os.path.join(run_dir, PEER_FILE)
+  if not os.path.exists(path):
+    return None
+  with open(path, encoding="utf-8") as f:
     return json.load(f)
 
 
@@ -242,5 +265,5 @@ def load_params(run_dir: str, group: run_config.VariantGroup,
   return state.params
 
 
-__all__ = ["RunDirectoryError", "check_run_dir", "load_params", "load_policy", "load_results",
-           "run_experiment"]
+__all__ = ["RunDirectoryError", "check_run_dir", "load_params", "load_peer", "load_policy",
+           "load_results", "run_experiment"]

@@ -20,7 +20,7 @@ import numpy as np
 
 from reflex_jax.run.experiment import load_results
 from runkit import plots
-from runkit.stats import BOOTSTRAP, bootstrap_ci, mean_ci
+from runkit.stats import BOOTSTRAP, bootstrap_ci, mean_ci, probability_of_improvement_ci
 
 LABELS = {"baseline": "baseline", "reflex": "Reflex"}
 
@@ -74,6 +74,29 @@ def area_under_curve(returns_LS: np.ndarray, env_steps_L: np.ndarray) -> np.ndar
   return np.trapezoid(r, steps, axis=0) / (steps[-1] - steps[0])
 
 
+def sample_efficiency(baseline_LS: np.ndarray, variant_LS: np.ndarray, env_steps_L: np.ndarray,
+                      seed: int = 0) -> dict:
+  """Steps each side takes to reach the baseline's final mean training return, and the
+  sample-efficiency ratio (baseline's mean steps / the variant's; > 1: the variant gets there
+  sooner) with a 95 % bootstrap interval resampling each side's seeds. A seed that never gets
+  there counts as the whole budget (so the ratio is conservative), and `reached` says how
+  many did."""
+  steps = np.asarray(env_steps_L, np.float64)
+  target = float(np.nanmean(np.asarray(baseline_LS, np.float64)[-1]))
+  hits = {}
+  for name, r_LS in (("baseline", baseline_LS), ("variant", variant_LS)):
+    hit = steps_to_threshold(r_LS, steps, target)
+    hits[name] = (np.where(np.isfinite(hit), hit, steps[-1]), int(np.isfinite(hit).sum()))
+  (b, b_reached), (v, v_reached) = hits["baseline"], hits["variant"]
+  rng = np.random.default_rng(seed)
+  b_boot = b[rng.integers(0, b.size, (BOOTSTRAP, b.size))].mean(1)
+  v_boot = v[rng.integers(0, v.size, (BOOTSTRAP, v.size))].mean(1)
+  low, high = np.percentile(b_boot / v_boot, [2.5, 97.5])
+  return dict(target=target, baseline_steps=b, variant_steps=v, baseline_reached=b_reached,
+              variant_reached=v_reached, ratio=float(b.mean() / v.mean()), low=float(low),
+              high=float(high))
+
+
 def fill_leading(x: np.ndarray, fallback: float) -> np.ndarray:
   """Leading NaNs take the first measured value (forward-filled after that)."""
   out = x.copy()
@@ -114,6 +137,14 @@ def summarize(results: dict, threshold: float | None = None) -> dict:
       if v != "baseline":
         gains[v] = {k: _gain(np.nanmean(rows[v][k]), np.nanmean(rows["baseline"][k]))
                     for k in ("eval_return", "auc")}
+        gains[v]["p_improvement"] = probability_of_improvement_ci(
+            rows[v]["eval_return"], rows["baseline"]["eval_return"])
+        gains[v]["sample_efficiency"] = sample_efficiency(
+            np.asarray(curves["baseline"], np.float64), np.asarray(curves[v], np.float64), steps)
+  peer = results.get("peer")
+  if peer:
+    rows["brax.training"] = dict(eval_return=np.asarray(peer["final"], np.float64),
+                                 seeds=len(peer["seeds"]))
   return dict(threshold=threshold, rows=rows, gains=gains, env_steps=int(steps[-1]),
               seeds=len(results["seeds"]))
 
@@ -130,21 +161,42 @@ def _gain(value: float, baseline: float) -> float:
 def format_experiment(results: dict, threshold: float | None = None) -> str:
   """A markdown table of one experiment (what `python -m reflex_jax.train` prints)."""
   s = summarize(results, threshold)
-  lines = [f"**{results['env']}** ({results['kind'] or 'no reflection'}), "
+  lines = [f"**{title(results)}** ({results['kind'] or 'no reflection'}), "
            f"{results['algo'].upper()}: {s['seeds']} seeds per variant, {s['env_steps']:,} env "
            f"steps each; threshold {s['threshold']:.1f}", "",
            "| variant | eval return | final train return | AUC | steps to threshold (reached) "
            "| policy sym err | value sym err |", "|---|---:|---:|---:|---:|---:|---:|"]
   for v, row in s["rows"].items():
+    if "steps_to_threshold" not in row:  # the peer: final evaluation only
+      lines.append(f"| {v} ({row['seeds']} seeds) | {_pm(row['eval_return'])} | — | — | — | — "
+                   "| — |")
+      continue
     hits = row["steps_to_threshold"][np.isfinite(row["steps_to_threshold"])]
     lines.append(
         f"| {v} | {_pm(row['eval_return'])} | {_pm(row['final_return'])} | {_pm(row['auc'])} | "
         f"{_pm(hits, ',.0f') if hits.size else '—'} ({row['reached']}/{s['seeds']}) | "
         f"{row['policy_symmetry_error']:.3f} | {row['value_symmetry_error']:.3f} |")
   for v, g in s["gains"].items():
-    lines.append(f"\n{v} vs baseline: eval return {g['eval_return']:+.1f} %, "
-                 f"AUC {g['auc']:+.1f} %")
+    p, p_low, p_high = g["p_improvement"]
+    e = g["sample_efficiency"]
+    lines.append(
+        f"\n{v} vs baseline: eval return {g['eval_return']:+.1f} %, AUC {g['auc']:+.1f} %, "
+        f"P({v} > baseline) {p:.2f} [{p_low:.2f}, {p_high:.2f}]; steps to the baseline's "
+        f"final return {e['target']:.1f}: {_pm(e['variant_steps'], ',.0f')} "
+        f"({e['variant_reached']}/{s['seeds']}) vs {_pm(e['baseline_steps'], ',.0f')} "
+        f"({e['baseline_reached']}/{s['seeds']}), sample-efficiency ratio {e['ratio']:.2f} "
+        f"[{e['low']:.2f}, {e['high']:.2f}]")
+  if "brax.training" in s["rows"] and "baseline" in s["rows"]:
+    ours = np.nanmean(s["rows"]["baseline"]["eval_return"])
+    theirs = np.nanmean(s["rows"]["brax.training"]["eval_return"])
+    lines.append(f"\nbaseline vs brax.training (the peer, same settings and budget): eval "
+                 f"return {_gain(ours, theirs):+.1f} %")
   return "\n".join(lines)
+
+
+def title(results: dict) -> str:
+  """The task, and "(equalized)" when it ran on the equalized model."""
+  return results["env"] + (" (equalized)" if results.get("model") == "equalized" else "")
 
 
 def _pm(x, fmt: str = ".1f") -> str:
@@ -215,7 +267,7 @@ def plot_curves(all_results: list[dict], path_stem: str) -> list[str]:
       low, high = bootstrap_ci(r_LS, np.nanmean)
       line, = ax.plot(steps, mean, label=LABELS.get(v, v))
       ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.set_title(f"{results['env']} · {results['algo'].upper()}", fontsize=9)
+    ax.set_title(f"{title(results)} · {results['algo'].upper()}", fontsize=9)
     ax.set_xlabel("env steps")
     ax.xaxis.set_major_formatter(matplotlib.ticker.EngFormatter(sep=""))  # 200k, not 200000
     ax.set_ylabel("episode return")
@@ -240,7 +292,7 @@ def write_report(run_dirs: list[str], out_dir: str) -> str:
   plot_curves(all_results, os.path.join(out_dir, "curves"))
   parts = ["# Reflex report", "", "![learning curves](curves.png)", ""]
   parts += [format_experiment(r) + "\n" for r in all_results]
-  if len({r["env"] for r in all_results}) > 1:
+  if len({title(r) for r in all_results}) > 1:
     parts += ["## Across tasks", "",
               "Scores: eval return normalized per task and algorithm (0: the first logged "
               "return, 1: the best variant's mean eval return); IQM with stratified-bootstrap "

@@ -92,3 +92,36 @@ def test_fake_results_are_the_same_in_every_process():
                             env=dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=root)).stdout
              for seed in ("1", "2")}
   assert len(outputs) == 1
+
+
+def test_sample_efficiency_counts_steps_to_the_baselines_final_return():
+  from reflex_jax.run.report import sample_efficiency
+  steps = np.array([100, 200, 300, 400])
+  baseline = np.array([[0.0, 0.0], [2.0, 1.0], [5.0, 3.0], [10.0, 10.0]])  # final mean 10
+  faster = np.array([[0.0, 0.0], [10.0, 4.0], [12.0, 11.0], [12.0, 12.0]])  # at 200 and 300
+  e = sample_efficiency(baseline, faster, steps)
+  assert e["target"] == 10.0
+  np.testing.assert_array_equal(e["baseline_steps"], [400, 400])
+  np.testing.assert_array_equal(e["variant_steps"], [200, 300])
+  assert e["ratio"] == 400 / 250 and e["low"] <= e["ratio"] <= e["high"]
+  never = np.zeros((4, 2))  # a seed that never gets there counts as the whole budget
+  e = sample_efficiency(baseline, never, steps)
+  assert e["variant_reached"] == 0 and e["ratio"] == 1.0
+
+
+def test_report_adds_the_peer_row_model_label_and_per_task_intervals(tmp_path):
+  import json
+  from reflex_jax.run.report import write_report
+  results = _fake_results("brax/a", "ppo", 0.5)
+  results["model"] = "equalized"
+  d = tmp_path / "cell"
+  d.mkdir()
+  (d / "results.json").write_text(json.dumps(results))
+  (d / "peer.json").write_text(json.dumps({"peer": "brax.training", "seeds": [0, 1, 2],
+                                            "final": [100.0, 110.0, 120.0]}))
+  text = write_report([str(d)], str(tmp_path))
+  assert "brax/a (equalized)" in text
+  assert "| brax.training (3 seeds) | 110.0 ± " in text
+  ours = np.mean(results["final"]["eval/return"]["baseline"])
+  assert f"eval return {100 * (ours - 110) / 110:+.1f} %" in text
+  assert "P(reflex > baseline) 1.00 [" in text and "sample-efficiency ratio" in text

@@ -99,6 +99,20 @@ def test_yaml_configs_in_experiments_load():
     run_config.load_config([os.path.join(directory, name)])
 
 
+def test_grid_files_in_experiments_load():
+  from reflex_jax.run import grid  # pylint: disable=import-outside-toplevel
+  directory = os.path.join(ROOT, "experiments", "reflex")
+  files = [os.path.join(directory, f) for f in os.listdir(directory) if f.startswith("grid")]
+  files.append(os.path.join(directory, "bilateral", "study.yaml"))
+  for path in files:
+    _, configs = grid.load_grid(path)
+    assert configs
+  # the study's settings are brax's: the defaults file under the published task settings
+  _, (walker, ant) = grid.load_grid(files[-1])
+  assert ant.ppo.value_hidden == (256,) * 5 and ant.ppo.entropy_estimate == "squashed"
+  assert walker.sac.learning_rate == 6e-4 and walker.sac.target_entropy == -3.0
+
+
 def test_variants_group_by_program():
   config = run_config.load_config([], ["variants=[baseline,reflex,augment,symmetrize]",
                                        "reflex.weight=0.3"])
@@ -368,3 +382,54 @@ def test_a_grid_refuses_a_changed_cell_before_running_any(tmp_path, fake_trainin
   with pytest.raises(run_config.ConfigError, match="seeds: 3 → 2"):
     grid.run_grid(out_dir, configs)
   assert not fake_training and not os.path.exists(configs[0].out_dir)
+
+
+def test_a_grid_takes_cells_base_files_and_refuses_misspelt_overrides(tmp_path):
+  from reflex_jax.run import grid  # pylint: disable=import-outside-toplevel
+  (tmp_path / "defaults.yaml").write_text("ppo: {gamma: 0.97}\nsac: {tau: 0.01}\n")
+  text = ("out_dir: g\nbase: [defaults.yaml]\ncells: [brax/ant/ppo, brax/walker2d/sac]\n"
+          "overrides:\n  brax/ant/ppo: {steps: 40960, ppo: {num_envs: 64}}\n"
+          "  sac: {steps: 20000}\n")
+  grid_file = tmp_path / "grid.yaml"
+  grid_file.write_text(text)
+  _, configs = grid.load_grid(str(grid_file))  # base path relative to the grid file, not cwd
+  assert [(c.env, c.algo) for c in configs] == [("brax/ant", "ppo"), ("brax/walker2d", "sac")]
+  assert configs[0].ppo.gamma == 0.97 and configs[0].ppo.num_envs == 64
+  assert configs[1].sac.tau == 0.01 and configs[1].steps == 20000
+  # a command line may narrow the cells; the other cells' overrides are then unused, not stray
+  _, configs = grid.load_grid(str(grid_file), ["cells=[brax/walker2d/sac]"])
+  assert [c.env for c in configs] == ["brax/walker2d"]
+  grid_file.write_text(text.replace("brax/ant/ppo: {", "brax/antt/ppo: {"))
+  with pytest.raises(run_config.ConfigError, match=r"overrides for \['brax/antt/ppo'\]"):
+    grid.load_grid(str(grid_file))
+  grid_file.write_text(text.replace("defaults.yaml]", "nothere.yaml]"))
+  with pytest.raises(run_config.ConfigError, match="nothere.yaml"):
+    grid.load_grid(str(grid_file))
+  grid_file.write_text(text + "envs: [brax/ant]\n")
+  with pytest.raises(run_config.ConfigError, match="either cells or envs"):
+    grid.load_grid(str(grid_file))
+  grid_file.write_text(text + "peer_seeds: -1\n")
+  with pytest.raises(run_config.ConfigError, match="peer_seeds"):
+    grid.peer_seeds(str(grid_file))
+
+
+def test_a_grid_runs_the_peer_on_the_standard_model_only(tmp_path, monkeypatch, fake_training):
+  from reflex_jax.run import grid  # pylint: disable=import-outside-toplevel
+  peers = []
+  monkeypatch.setattr(grid, "run_peer", lambda run_dir, seeds: peers.append((run_dir, seeds)))
+  grid_file = tmp_path / "grid.yaml"
+  grid_file.write_text(
+      f"out_dir: {tmp_path / 'g'}\ncells: [brax/inverted_double_pendulum/ppo]\npeer_seeds: 2\n"
+      "common: {seeds: 2, steps: 40960, progress: false, tensorboard: false, "
+      "ppo: {policy: {squash: tanh, std: state_dependent}}}\n")
+  out_dir, configs = grid.load_grid(str(grid_file))
+  grid.run_grid(out_dir, configs, peers=grid.peer_seeds(str(grid_file)))
+  assert peers == [(configs[0].out_dir, 2)] and len(fake_training) == 1
+  _, equalized = grid.load_grid(str(grid_file), [f"out_dir={tmp_path / 'e'}",
+                                                 "common.ppo.equalize_asymmetries=true"])
+  grid.run_grid(str(tmp_path / "e"), equalized, peers=2)
+  assert len(peers) == 1 and len(fake_training) == 2
+  clipped = [dataclasses.replace(configs[0], out_dir=str(tmp_path / "c"),
+                                 ppo=dataclasses.replace(configs[0].ppo, value_clip=0.2))]
+  with pytest.raises(run_config.ConfigError, match="peer: brax's PPO has no value clipping"):
+    grid.run_grid(str(tmp_path / "c"), clipped, peers=2)
