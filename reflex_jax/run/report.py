@@ -303,12 +303,48 @@ def write_report(run_dirs: list[str], out_dir: str) -> str:
   return text
 
 
+# --- one variant against another run's ------------------------------------------------------
+
+def compare_runs(a: str, b: str) -> str:
+  """A markdown table of two runs of one task, each given as RUN_DIR:VARIANT (e.g. the same
+  baseline under two settings): eval return, final training return and AUC with 95 %
+  t-intervals, and P(A > B) on the eval return with its bootstrap interval."""
+  rows = []
+  for spec in (a, b):
+    run_dir, _, variant = spec.rpartition(":")
+    if not run_dir:
+      raise ValueError(f"{spec!r}: give RUN_DIR:VARIANT")
+    results = load_results(run_dir)
+    if variant not in results["variants"]:
+      raise ValueError(f"{run_dir} has variants {results['variants']}, not {variant!r}")
+    rows.append((spec, summarize(results)["rows"][variant]))
+  lines = ["| run:variant | eval return | final train return | AUC |", "|---|---:|---:|---:|"]
+  lines += [f"| {spec} | {_pm(r['eval_return'])} | {_pm(r['final_return'])} | {_pm(r['auc'])} |"
+            for spec, r in rows]
+  p, low, high = probability_of_improvement_ci(rows[0][1]["eval_return"],
+                                               rows[1][1]["eval_return"])
+  lines.append(f"\nP(first > second), eval return: {p:.2f} [{low:.2f}, {high:.2f}]")
+  return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(prog="python -m reflex_jax.run.report", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("root", help="a run directory or a directory of them (e.g. a grid)")
+  parser.add_argument("root", nargs="?",
+                      help="a run directory or a directory of them (e.g. a grid)")
   parser.add_argument("--out", default=None, help="where to write (default: root)")
+  parser.add_argument("--compare", nargs=2, metavar="RUN_DIR:VARIANT",
+                      help="instead: one variant of one run against another's (e.g. a setting's "
+                      "A/B), printed as a table")
   args = parser.parse_args(argv)
+  if args.compare:
+    try:
+      print(compare_runs(*args.compare))
+    except (ValueError, OSError) as error:
+      parser.error(str(error))
+    return 0
+  if not args.root:
+    parser.error("give a run directory (or --compare A B)")
   try:
     print(write_report(find_experiments(args.root), args.out or args.root))
   except FileNotFoundError as error:

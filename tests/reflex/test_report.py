@@ -125,3 +125,18 @@ def test_report_adds_the_peer_row_model_label_and_per_task_intervals(tmp_path):
   ours = np.mean(results["final"]["eval/return"]["baseline"])
   assert f"eval return {100 * (ours - 110) / 110:+.1f} %" in text
   assert "P(reflex > baseline) 1.00 [" in text and "sample-efficiency ratio" in text
+
+
+def test_compare_runs_tables_one_variant_against_another_runs(tmp_path, capsys):
+  import json
+  import pytest
+  from reflex_jax.run.report import main
+  for name, gain in (("a", 0.5), ("b", 0.0)):
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "results.json").write_text(json.dumps(_fake_results("brax/x", "ppo", gain)))
+  assert main(["--compare", f"{tmp_path / 'a'}:reflex", f"{tmp_path / 'b'}:reflex"]) == 0
+  out = capsys.readouterr().out
+  assert out.count("| ") >= 8 and "P(first > second), eval return: 1.00 [" in out
+  with pytest.raises(SystemExit):
+    main(["--compare", f"{tmp_path / 'a'}:nope", f"{tmp_path / 'b'}:reflex"])
+  assert "not 'nope'" in capsys.readouterr().err
