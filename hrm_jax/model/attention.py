@@ -89,13 +89,31 @@ def ranks(segments: Segments, mode: str) -> RankMask:
   return RankMask(segments.segment_ids, rank_q, rank_k)
 
 
-RANK_IMPLS = ("blockwise", "pallas")  # the paths that take the mask as ranks
+RANK_IMPLS = ("blockwise", "pallas", "splash")  # the paths that take the mask as ranks
+# attention_impl "auto" (and None) per backend: the fused kernels on GPU and TPU. On CPU, the
+# dense XLA path (measured in bench/hrm_model_throughput.py --attention-impl xla blockwise).
+AUTO_IMPL = {"gpu": "pallas", "tpu": "splash", "cpu": "xla"}
+# The backends each kernel path runs on (elsewhere only in interpret mode, as the tests do).
+BACKENDS = {"pallas": ("gpu", "Triton kernels on a GPU"), "splash": ("tpu", "TPU kernels")}
+
+
+def attention_impl(config: ModelConfig, backend: str | None = None) -> str:
+  """The path `config.attention_impl` means on `backend` (default: JAX's): "auto" resolved,
+  and a clear error for a kernel that does not run there."""
+  backend = backend or jax.default_backend()
+  impl = config.attention_impl
+  if impl in (None, "auto"):
+    return AUTO_IMPL.get(backend, "blockwise")
+  if impl in BACKENDS and BACKENDS[impl][0] != backend:
+    raise ValueError(f"ModelConfig.attention_impl={impl!r} runs {BACKENDS[impl][1]}; this "
+                     f"backend is {backend!r}: use 'auto', 'blockwise' or 'xla'")
+  return impl
 
 
 def model_mask(segments: Segments, config: ModelConfig):
-  """What the stacks hand to attention: ranks for the blockwise path, else the dense
+  """What the stacks hand to attention: ranks for the memory-linear paths, else the dense
   [B, 1, T, T] booleans."""
-  if config.attention_impl in RANK_IMPLS:
+  if attention_impl(config) in RANK_IMPLS:
     return ranks(segments, config.attention)
   return attention_mask(segments, config.attention)
 
@@ -125,21 +143,23 @@ class GatedAttention(nnx.Module):
   def _attend(self, q_BTNK, k_BSNK, v_BSNK, gate_BTNK, mask_B1TS):
     c = self.config
     b, t = q_BTNK.shape[:2]
+    impl = attention_impl(c)
     if isinstance(mask_B1TS, RankMask):  # softmax and accumulation in fp32 on every path
       m = mask_B1TS
-      fused = c.attention_impl == "pallas"
-      if fused and jax.default_backend() != "gpu":
-        raise ValueError(f"ModelConfig.attention_impl='pallas' runs Triton kernels on a GPU; "
-                         f"this backend is {jax.default_backend()!r}: use 'blockwise'")
-      if fused:  # Pallas is imported only where it runs
-        from hrm_jax.model.pallas_gpu import pallas_attention  # pylint: disable=import-outside-toplevel
-      attend = pallas_attention if fused else blockwise_attention
+      # The kernels are imported only where they run.
+      # pylint: disable=import-outside-toplevel
+      if impl == "pallas":
+        from hrm_jax.model.pallas_gpu import pallas_attention as attend
+      elif impl == "splash":
+        from hrm_jax.model.splash_tpu import splash_attention as attend
+      else:
+        attend = blockwise_attention
       out_BTNK = attend(q_BTNK, k_BSNK, v_BSNK, m.segment_ids, m.rank_q, m.segment_ids,
                         m.rank_k)
     else:  # dense: "xla", "cudnn", or a cached decode step (one query over the cache)
       out_BTNK = jax.nn.dot_product_attention(
           q_BTNK, k_BSNK, v_BSNK, mask=mask_B1TS,
-          implementation="cudnn" if c.attention_impl == "cudnn" else "xla")
+          implementation="cudnn" if impl == "cudnn" else "xla")
     gated = jax.nn.sigmoid(gate_BTNK) * out_BTNK
     return self.o_proj(gated.reshape(b * t, c.attention_width)).reshape(b, t, c.hidden_size)
 

@@ -8,7 +8,7 @@ import math
 ATTENTION_MODES = ("prefix_lm", "causal", "bidirectional")
 LOOP_INITS = ("zeros", "z_L_init")
 REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")
-ATTENTION_IMPLS = (None, "xla", "blockwise", "pallas", "cudnn")
+ATTENTION_IMPLS = (None, "auto", "xla", "blockwise", "pallas", "splash", "cudnn")
 
 
 def swiglu_width(hidden_size: int) -> int:
@@ -43,11 +43,13 @@ class ModelConfig:
   # Unroll the layer and recurrence scans: faster on CPU for shallow stacks (measured −30 %
   # step time on the tiny config), at the cost of compile time and program size.
   scan_unroll: bool = False
-  # "xla": jax.nn.dot_product_attention's XLA path over a dense [B, 1, T, T] mask (None, JAX's
-  # own choice, is that path on every backend in jax 0.9–0.11); "blockwise": memory-linear,
-  # over key blocks (blockwise.py); "pallas": the same as fused GPU kernels (pallas_gpu.py);
-  # "cudnn" cannot take packed-row masks.
-  attention_impl: str | None = None
+  # "auto": per backend, attention.AUTO_IMPL; "xla": jax.nn.dot_product_attention's XLA path
+  # over a dense [B, 1, T, T] mask (what JAX's own choice, None, is on every backend in jax
+  # 0.9–0.11; None here means "auto"); "blockwise": memory-linear, over key blocks
+  # (blockwise.py); "pallas": the same as fused GPU kernels (pallas_gpu.py); "splash": jax's
+  # splash attention TPU kernels in two passes (splash_tpu.py); "cudnn" cannot take packed-row
+  # masks.
+  attention_impl: str | None = "auto"
   pad_token_id: int = 0
   # A name in hrm_jax.model.ARCHITECTURES. The baselines (baselines.py): "trm" shares one stack
   # between the H and L roles; "ut" loops one stack `num_loops` times; "transformer" is one

@@ -151,10 +151,31 @@ def test_the_pallas_gpu_kernels_in_interpret_mode_match_dense(mode):
   _assert_matches_dense(ours, segments, mode, *_qkv(jnp.float32, heads=2, dim=16))
 
 
-def test_the_pallas_path_off_gpu_names_the_alternative():
+def test_a_kernel_off_its_backend_names_the_alternatives_and_auto_resolves():
   from flax import nnx  # pylint: disable=import-outside-toplevel
   from hrm_jax.model import build  # pylint: disable=import-outside-toplevel
+  from hrm_jax.model.attention import attention_impl  # pylint: disable=import-outside-toplevel
   from tests.hrm.conftest import TINY  # pylint: disable=import-outside-toplevel
-  model = build(TINY.replace(attention_impl="pallas", num_layers_per_stack=1), rngs=nnx.Rngs(0))
-  with pytest.raises(ValueError, match="runs Triton kernels on a GPU.*use 'blockwise'"):
-    model(jnp.ones((1, 8), jnp.int32))
+  for impl, what in (("pallas", "Triton kernels on a GPU"), ("splash", "TPU kernels")):
+    model = build(TINY.replace(attention_impl=impl, num_layers_per_stack=1), rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=f"runs {what}; this backend is 'cpu': use 'auto', "
+                       "'blockwise' or 'xla'"):
+      model(jnp.ones((1, 8), jnp.int32))
+  auto = TINY.replace(attention_impl="auto")
+  assert [attention_impl(auto, b) for b in ("gpu", "tpu")] == ["pallas", "splash"]
+  assert attention_impl(TINY.replace(attention_impl=None), "tpu") == "splash"
+  assert attention_impl(TINY.replace(attention_impl="splash"), "tpu") == "splash"
+
+
+@pytest.mark.parametrize("mode", ["prefix_lm", pytest.param("causal", marks=pytest.mark.slow),
+                                  pytest.param("bidirectional", marks=pytest.mark.slow)])
+def test_the_splash_tpu_passes_in_interpret_mode_match_dense(mode):
+  """Splash attention's TPU kernels run by Pallas' interpreter on CPU, in the two passes
+  (prefix queries: full mask; the rest: causal) that serve the rank mask: outputs and
+  gradients as the dense path, lengths padded to splash's blocks."""
+  from hrm_jax.model.splash_tpu import splash_attention  # pylint: disable=import-outside-toplevel
+  segments = _packed_rows()
+  m = ranks(segments, mode)
+  ours = lambda q, k, v: splash_attention(q, k, v, m.segment_ids, m.rank_q, m.segment_ids,
+                                          m.rank_k, interpret=True)
+  _assert_matches_dense(ours, segments, mode, *_qkv(jnp.float32, heads=2, dim=16))
