@@ -108,7 +108,7 @@ def test_grid_files_in_experiments_load():
     _, configs = grid.load_grid(path)
     assert configs
   # the study's settings are brax's: the defaults file under the published task settings
-  _, (walker, ant) = grid.load_grid(files[-1])
+  _, (walker, ant, _) = grid.load_grid(files[-1])
   assert ant.ppo.value_hidden == (256,) * 5 and ant.ppo.entropy_estimate == "squashed"
   assert walker.sac.learning_rate == 6e-4 and walker.sac.target_entropy == -3.0
 
