@@ -114,6 +114,12 @@ _DMC_WALKER = (BodyRotationEntries(((0, 0), (0, 2))), Invariant(1), Qvel())
 # Swimmer6: 5 joint angles and nose-to-target (x, y) in the head frame negate; each body's
 # 3-velocity block (vx, vy, wz in the body frame, whose long axis is local +y) negates vx, wz.
 _SWIMMER6_NEGATED = tuple(range(6)) + tuple(i for b in range(7, 25, 3) for i in (b, b + 2))
+# DMC fish obs: torso upright (xmat z-z), joint angles, mouth-to-target in the mouth's frame
+# (a geom on the torso's midline: maps like a torso-frame vector), qvel. Forward is +y and the
+# fins sit at ±x, so the mirror plane is x = 0; the fin-flap tendon maps like its two joints.
+_DMC_FISH = (Invariant(1), Qpos(7), BodyVectors(("torso",)), Qvel())
+_FINGER = ("the finger hangs at x = −0.2 and the spinner at x = +0.2: mirroring x swaps them, "
+           "and gravity rules out mirroring z")
 
 _BRAX_HUMANOID_FIXES = (
     CopyFromTwin("dof_armature", "right_hip_y", "left_hip_y",
@@ -160,6 +166,10 @@ SPECS: dict[str, SymmetrySpec] = {s.env_id: s for s in (
       for v in ("Stand", "Walk", "Run")),
     *(_derived(f"playground/Humanoid{v}", "bilateral", "y", _DMC_HUMANOID, _LEFT_RIGHT,
                fixes=_DMC_HUMANOID_FIXES) for v in ("Stand", "Walk", "Run")),
+    _derived("playground/FishSwim", "bilateral", "x", _DMC_FISH, (("finright", "finleft"),)),
+    _none("playground/FingerSpin", _FINGER + "; the reward also asks for one spin direction"),
+    _none("playground/FingerTurnEasy", _FINGER),
+    _none("playground/FingerTurnHard", _FINGER),
     _none("brax/halfcheetah", _PLANAR + ", and front and back legs differ"),
     _none("brax/hopper", _PLANAR + " with a single leg"),
     _none("brax/pusher", "a single right arm pushing to an off-centre goal"),

@@ -107,6 +107,14 @@ def test_tasks_without_reflection_say_reflex_reduces_to_the_baseline():
     spec.reflection(simulator("brax/hopper").mj_model, 11)
 
 
+@pytest.mark.parametrize("env_id", ["playground/FingerSpin", "playground/FingerTurnEasy",
+                                    "playground/FingerTurnHard"])
+def test_the_finger_tasks_say_why_they_have_no_reflection(env_id):
+  spec = registry.get(env_id)
+  with pytest.raises(registry.NoReflectionError, match="spinner at x = \\+0.2"):
+    spec.require()
+
+
 def test_unknown_ids_list_the_registered_ones():
   with pytest.raises(registry.UnknownEnvironmentError, match="registered environments: .*brax/ant"):
     registry.get("brax/antt")
