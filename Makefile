@@ -16,6 +16,16 @@ PYTHON_LATEST ?= $(shell for p in python3.13 python3.12 $$(pyenv root 2>/dev/nul
 LATEST_STAMP := $(LATEST)/.installed
 TFDS_STAMP := $(VENV)/.installed-tfds
 
+CORE_STAMP := $(VENV)/.installed-core
+
+# The demo and the CLIs need the core dependencies only (no torch, transformers or pytest).
+$(CORE_STAMP): pyproject.toml constraints/cpu.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints/cpu.txt -e .
+	touch $(CORE_STAMP)
+
+# The tests: the test extra, and the hf extra (the transformers parity reference).
 $(STAMP): pyproject.toml constraints/cpu.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -35,11 +45,11 @@ $(LATEST_STAMP): pyproject.toml constraints/jax-latest.txt
 	$(LATEST)/bin/pip install --quiet -c constraints/jax-latest.txt -e ".[test,hf]"
 	touch $(LATEST_STAMP)
 
-demo: $(STAMP)
+demo: $(CORE_STAMP)
 	$(BIN)/python -m reflex_jax.compare
 	$(BIN)/python -m hrm_jax.demo
 
-verify: $(STAMP)
+verify: $(CORE_STAMP)
 	$(BIN)/python -m reflex_jax.verify all
 
 test: $(STAMP)
