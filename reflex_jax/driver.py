@@ -28,13 +28,12 @@ from reflex_jax.symmetry import Reflection, registry
 from runkit.errors import NonFiniteError  # shared with HRM; callers catch driver.NonFiniteError
 
 
-def simulator(env: str | Env, equalize_asymmetries: bool) -> Env:
-  """The single environment to train on: built from an id, or the user's own."""
+def simulator(env, equalize_asymmetries: bool) -> Env:
+  """The single environment to train on: built from an id, or the user's own (an Env, or a
+  brax or Playground environment object, which is wrapped)."""
   if isinstance(env, str):
     return envs.make_simulator(env, equalize_asymmetries=equalize_asymmetries)
-  if not isinstance(env, Env):
-    raise TypeError(f"train() takes an environment id or an Env, got {type(env).__name__}")
-  return env
+  return envs.from_native(env)
 
 
 def wrap(sim: Env, config, num_envs: int, auto_reset: bool) -> Env:

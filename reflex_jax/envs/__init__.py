@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import importlib
 import inspect
+import sys
 
 from reflex_jax.envs.base import Env, EnvState, SimulatorEnv, Wrapper
 from reflex_jax.envs.rate import step_rate
@@ -75,6 +76,25 @@ def make_simulator(env_id: str, *, equalize_asymmetries: bool = False,
     spec.equalize(model)
     env.push_model(model)
   return env
+
+
+# The module each adapter's library objects come from: an object can only be that library's
+# if the module is imported already (so the check imports nothing).
+_LIBRARY = {"brax": "brax", "playground": "mujoco_playground"}
+
+
+def from_native(native) -> SimulatorEnv:
+  """A brax or Playground environment object the user built, as this library's simulator
+  (ids from its registered name where one matches, so registered reflections apply)."""
+  if isinstance(native, Env):
+    return native
+  for prefix, library in _LIBRARY.items():
+    if library in sys.modules:
+      env = _adapter(prefix).from_native(native)
+      if env is not None:
+        return env
+  raise TypeError(f"expected an environment id (e.g. 'brax/ant'), a reflex_jax Env, or a brax "
+                  f"or MuJoCo Playground environment object; got {type(native).__name__}")
 
 
 def make(env_id: str, *, num_envs: int | None = None, episode_length: int | None = None,

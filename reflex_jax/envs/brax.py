@@ -39,6 +39,22 @@ class BraxEnv(SimulatorEnv):
     self._options = (self.backend,)
     self._obs_takes_action = len(inspect.signature(self._env._get_obs).parameters) > 1
 
+  @classmethod
+  def from_native(cls, native) -> "BraxEnv | None":
+    """The adapter around a brax environment object the user built (None if `native` is not
+    one): its id is brax/<the registered name of its class>, or brax/<ClassName>."""
+    from brax import envs  # pylint: disable=import-outside-toplevel
+    from brax.envs.base import PipelineEnv  # pylint: disable=import-outside-toplevel
+    if not isinstance(native, PipelineEnv):
+      return None
+    names = [n for n, c in envs._envs.items() if c is type(native)]  # pylint: disable=protected-access
+    self = cls.__new__(cls)
+    self.env_id = f"brax/{names[0] if len(names) == 1 else type(native).__name__}"
+    self._env, self.backend = native, native.backend
+    self._options = ("native", id(native))  # its own observation size, not the registered one
+    self._obs_takes_action = len(inspect.signature(native._get_obs).parameters) > 1  # pylint: disable=protected-access
+    return self
+
   def _read_observation_size(self) -> int:
     # brax's own property runs a reset eagerly (tens of seconds on CPU); tracing suffices.
     return int(jax.eval_shape(self._env.reset, jax.random.PRNGKey(0)).obs.shape[-1])

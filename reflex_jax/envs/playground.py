@@ -31,6 +31,21 @@ class PlaygroundEnv(SimulatorEnv):
     self._env = registry.load(name, config_overrides={"impl": impl, **(config_overrides or {})})
     self._options = (impl, repr(sorted((config_overrides or {}).items())))
 
+  @classmethod
+  def from_native(cls, native) -> "PlaygroundEnv | None":
+    """The adapter around a Playground environment object the user built (None if `native`
+    is not one): its id is playground/<its registered name> when its class and options name
+    one task, else playground/<ClassName>."""
+    from mujoco_playground._src import mjx_env  # pylint: disable=import-outside-toplevel
+    if not isinstance(native, mjx_env.MjxEnv):
+      return None
+    self = cls.__new__(cls)
+    self.env_id = f"playground/{_registered_name(native) or type(native).__name__}"
+    self.impl = getattr(native._config, "impl", "jax")  # pylint: disable=protected-access
+    self._env = native
+    self._options = ("native", id(native))  # its own observation size, not the registered one
+    return self
+
   def _read_observation_size(self) -> int:
     return int(self._env.observation_size)  # traces a reset each time it is read
 
@@ -59,3 +74,20 @@ class PlaygroundEnv(SimulatorEnv):
   def push_model(self, model: mujoco.MjModel) -> None:
     self._env._mj_model = model  # pylint: disable=protected-access
     self._env._mjx_model = mjx.put_model(model, impl=self.impl)  # pylint: disable=protected-access
+
+
+def _registered_name(native) -> str | None:
+  """The Playground name whose factory makes `native`'s class with `native`'s options."""
+  # pylint: disable=import-outside-toplevel,protected-access
+  import functools
+  from mujoco_playground._src import dm_control_suite, locomotion, manipulation
+  found = []
+  for suite in (dm_control_suite, locomotion, manipulation):
+    for name, factory in suite._envs.items():
+      func = factory.func if isinstance(factory, functools.partial) else factory
+      keywords = factory.keywords if isinstance(factory, functools.partial) else {}
+      # An option the object does not keep (as `_<option>`) cannot tell names apart.
+      if func is type(native) and all(getattr(native, f"_{k}", v) == v
+                                      for k, v in keywords.items()):
+        found.append(name)
+  return found[0] if len(found) == 1 else None

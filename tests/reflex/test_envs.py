@@ -133,3 +133,23 @@ def test_a_tasks_observation_size_is_read_once_per_process(monkeypatch):
   first, second = envs.make_simulator("toy/point_mass"), envs.make_simulator("toy/point_mass")
   assert first.observation_size == second.observation_size == 4
   assert reads == ["toy/point_mass"]
+
+
+def test_raw_brax_and_playground_objects_are_wrapped_with_their_registered_ids():
+  """train() takes the environment objects brax and Playground users already have."""
+  from brax import envs as brax_envs  # pylint: disable=import-outside-toplevel
+  from mujoco_playground import registry as playground  # pylint: disable=import-outside-toplevel
+  from reflex_jax import driver  # pylint: disable=import-outside-toplevel
+  raw = brax_envs.get_environment("inverted_pendulum", backend="mjx")
+  sim = driver.simulator(raw, equalize_asymmetries=False)
+  assert sim.env_id == "brax/inverted_pendulum" and sim._env is raw  # pylint: disable=protected-access
+  assert (sim.observation_size, sim.action_size) == (4, 1)
+  assert driver.resolve_reflection(sim) is not None  # the registered reflection applies
+  sim = envs.from_native(playground.load("BallInCup", config_overrides={"impl": "jax"}))
+  assert sim.env_id == "playground/BallInCup" and driver.resolve_reflection(sim) is not None
+  # Four tasks share cartpole's class, and the object keeps no trace of the options that tell
+  # them apart: it goes by its class name, and a reflection must be passed to train().
+  sim = envs.from_native(playground.load("CartpoleBalance", config_overrides={"impl": "jax"}))
+  assert sim.env_id == "playground/Balance" and driver.resolve_reflection(sim) is None
+  with pytest.raises(TypeError, match="brax or MuJoCo Playground environment object; got dict"):
+    driver.simulator({}, equalize_asymmetries=False)
