@@ -130,11 +130,14 @@ def summarize_chunk(m: dict) -> dict:
 
 
 def make_policy(net) -> Callable:
-  """`make_policy(params, deterministic=False)` → policy(obs, key) → action (one run's
-  params), for any network with `act(params, obs, key | None)`."""
-  def policy_factory(params, deterministic: bool = False):
+  """`make_policy(params, deterministic=False, extras=False)` → policy(obs, key) → action
+  (one run's params), for any network with `act(params, obs, key | None)`. extras=True gives
+  brax.training's form, (action, {}), so brax evaluation code (`act, _ = policy(obs, key)`)
+  runs unchanged."""
+  def policy_factory(params, deterministic: bool = False, extras: bool = False):
     def policy(obs, key=None):
-      return net.act(params, obs, None if deterministic else key)[0]
+      action = net.act(params, obs, None if deterministic else key)[0]
+      return (action, {}) if extras else action
     return policy
   return policy_factory
 

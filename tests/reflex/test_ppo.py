@@ -40,6 +40,11 @@ def test_runs_carry_leading_axes_for_weights_and_seeds(sweep):
   policy = make_policy(one_run, deterministic=True)
   action = policy(np.zeros((3, 4), np.float32))
   assert action.shape == (3, 2) and np.all(np.abs(action) <= 1)
+  # brax.training's form: (action, extras), the same action
+  brax_action, extras = make_policy(one_run, deterministic=True, extras=True)(
+      np.zeros((3, 4), np.float32), jax.random.key(0))
+  np.testing.assert_array_equal(brax_action, action)
+  assert extras == {}
 
 
 @pytest.mark.long
