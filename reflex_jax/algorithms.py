@@ -74,7 +74,7 @@ class Algorithm(Protocol):
             reflex_weight: float | Sequence[float] | None = None,
             reflection: Reflection | None = None,
             progress_fn: Callable[[int, dict], None] | None = None, checkpoints=None,
-            progress_bar: bool = False, network_factory: NetworkFactory = ...
+            progress_bar: bool = True, network_factory: NetworkFactory = ...
             ) -> tuple[Callable, Any, dict]:
     """(make_policy, params, metrics), as `ppo.train` documents. metrics hold at least
     env_steps, episode_return, eval/return, eval/return_std, eval/length,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import threading
 import time
 from typing import Callable
 
@@ -243,19 +244,23 @@ def drive(init_fn: Callable, chunk_fn: Callable, grid: RunGrid, num_logs: int, s
 
   history: dict[str, list] = {}
   done = 0
-  if checkpoints is not None and checkpoints.latest() is not None:
-    state, history, done = checkpoints.restore(jax.eval_shape(init_fn), set_aside=True)
-    print(f"resumed from {checkpoints.directory} after {done}/{num_logs} logging intervals "
-          f"({first_steps + done * steps_per_log:,} env steps)", file=sys.stderr, flush=True)
-  else:
-    state = init_fn()
-  t0 = time.perf_counter()
-  chunk = jax.jit(jax.vmap(guarded), donate_argnums=0).lower(state).compile()
-  compile_seconds = time.perf_counter() - t0
+  with Ticking(tqdm.tqdm(desc="compiling the training program", bar_format="{desc}: {elapsed}",
+                         disable=not progress_bar)):
+    if checkpoints is not None and checkpoints.latest() is not None:
+      state, history, done = checkpoints.restore(jax.eval_shape(init_fn), set_aside=True)
+      print(f"resumed from {checkpoints.directory} after {done}/{num_logs} logging intervals "
+            f"({first_steps + done * steps_per_log:,} env steps)", file=sys.stderr, flush=True)
+    else:
+      state = init_fn()
+    t0 = time.perf_counter()
+    chunk = jax.jit(jax.vmap(guarded), donate_argnums=0).lower(state).compile()
+    compile_seconds = time.perf_counter() - t0
   train_seconds = 0.0
   bar = tqdm.tqdm(total=first_steps + num_logs * steps_per_log,
                   initial=first_steps + done * steps_per_log, unit="steps", unit_scale=True,
-                  dynamic_ncols=True, disable=not progress_bar)
+                  dynamic_ncols=True, disable=not progress_bar, desc="training")
+  ticking = Ticking(bar, close=False)
+  ticking.__enter__()
   try:
     for i in range(done, num_logs):
       t0 = time.perf_counter()
@@ -276,10 +281,38 @@ def drive(init_fn: Callable, chunk_fn: Callable, grid: RunGrid, num_logs: int, s
       if progress_fn is not None:
         progress_fn(env_steps, m)
   finally:
+    ticking.__exit__(None, None, None)
     bar.close()
     if checkpoints is not None:
       checkpoints.close()  # waits for a save in flight
   return state, {k: np.stack(v) for k, v in history.items()}, compile_seconds, train_seconds
+
+
+class Ticking:
+  """Refreshes a tqdm bar once a second from a thread while a long compiled call runs (the
+  compilation, a logging interval of minutes), so its elapsed time shows the run is alive;
+  closes it on exit unless close=False. A disabled bar starts no thread."""
+
+  def __init__(self, bar, close: bool = True):
+    self.bar, self.close, self.stop = bar, close, threading.Event()
+    self.thread = None
+
+  def __enter__(self):
+    if not self.bar.disable:
+      self.thread = threading.Thread(target=self._tick, daemon=True)
+      self.thread.start()
+    return self.bar
+
+  def _tick(self):
+    while not self.stop.wait(1.0):
+      self.bar.refresh()
+
+  def __exit__(self, *exc):
+    self.stop.set()
+    if self.thread is not None:
+      self.thread.join()
+    if self.close:
+      self.bar.close()
 
 
 def _check_finite(m: dict, grid: RunGrid, start: int, end: int, checkpoints) -> None:
@@ -302,7 +335,8 @@ def _check_finite(m: dict, grid: RunGrid, start: int, end: int, checkpoints) -> 
       f"training stopped{kept}. Simulator NaNs can be masked with mask_nonfinite=True.")
 
 
-def final_evaluation(sim: Env, config, policy_factory: Callable, params, grid: RunGrid) -> dict:
+def final_evaluation(sim: Env, config, policy_factory: Callable, params, grid: RunGrid,
+                     progress_bar: bool = False) -> dict:
   """Deterministic and stochastic evaluation of every run in one program:
   {eval/return, eval/length, eval_stochastic/...} shaped like the grid."""
   eval_env = wrap(sim, config, config.num_eval_envs, auto_reset=False)
@@ -321,6 +355,8 @@ def final_evaluation(sim: Env, config, policy_factory: Callable, params, grid: R
             for i, tag in enumerate(("eval", "eval_stochastic"))}
 
   eval_keys = jax.vmap(jax.random.fold_in, (0, None))(grid.keys, 1)
-  result = jax.device_get(jax.jit(jax.vmap(run_eval))(params, eval_keys))
+  with Ticking(tqdm.tqdm(desc="final evaluation (compiling, then one episode per env)",
+                         bar_format="{desc}: {elapsed}", disable=not progress_bar)):
+    result = jax.device_get(jax.jit(jax.vmap(run_eval))(params, eval_keys))
   return {f"{tag}/{k.removeprefix('eval_')}": np.reshape(v, grid.shape)
           for tag, values in result.items() for k, v in values.items()}

@@ -258,7 +258,7 @@ def train(env: str | Env, config: PPOConfig = PPOConfig(), seed: int | Sequence[
           reflex_weight: float | Sequence[float] | None = None,
           reflection: Reflection | None = None,
           progress_fn: Callable[[int, dict], None] | None = None,
-          checkpoints=None, progress_bar: bool = False,
+          checkpoints=None, progress_bar: bool = True,
           network_factory: NetworkFactory = make_actor_critic):
   """Trains PPO (Reflex-PPO when `config.reflex` is set) and returns (make_policy, params, metrics).
 
@@ -269,7 +269,8 @@ def train(env: str | Env, config: PPOConfig = PPOConfig(), seed: int | Sequence[
   argument given as a sequence (weights first, then seeds), none for scalars.
   progress_fn(env_steps, metrics) is called once per logging interval with host numpy values.
   checkpoints: a `reflex_jax.run.RunCheckpoints`; the run resumes from its latest checkpoint.
-  progress_bar: a tqdm bar with the live return, steps/s and ETA.
+  progress_bar: on by default; "compiling" with the elapsed time, then a tqdm bar with the
+    live return, steps/s and ETA (False silences both).
   network_factory(observation_size, action_size, config, reflection) → the networks, with
     ActorCritic's interface (networks.Network and `value_fn`); default: those the config
     describes (networks.make_actor_critic).
@@ -289,7 +290,8 @@ def train(env: str | Env, config: PPOConfig = PPOConfig(), seed: int | Sequence[
       grid, config.num_logs, steps_per_log, progress_fn=progress_fn, checkpoints=checkpoints,
       progress_bar=progress_bar)
   policy_factory = driver.make_policy(trainer.net)
-  metrics.update(driver.final_evaluation(sim, config, policy_factory, state.params, grid))
+  metrics.update(driver.final_evaluation(sim, config, policy_factory, state.params, grid,
+                                              progress_bar))
   total_steps = trainer.total_updates * config.steps_per_update
   metrics.update(compile_seconds=compile_seconds, train_seconds=train_seconds,
                  env_steps_per_second=total_steps * len(grid.weights) / max(train_seconds, 1e-9),

@@ -253,7 +253,7 @@ def train(env: str | Env, config: SACConfig = SACConfig(), seed: int | Sequence[
           reflex_weight: float | Sequence[float] | None = None,
           reflection: Reflection | None = None,
           progress_fn: Callable[[int, dict], None] | None = None,
-          checkpoints=None, progress_bar: bool = False,
+          checkpoints=None, progress_bar: bool = True,
           network_factory: NetworkFactory = make_actor_twin_critic):
   """Trains SAC (Reflex-SAC when `config.reflex` is set) → (make_policy, params, metrics).
 
@@ -277,7 +277,8 @@ def train(env: str | Env, config: SACConfig = SACConfig(), seed: int | Sequence[
       trainer.iterations_per_log * config.steps_per_iteration, first_steps=first_steps,
       progress_fn=progress_fn, checkpoints=checkpoints, progress_bar=progress_bar)
   policy_factory = driver.make_policy(trainer.net)
-  metrics.update(driver.final_evaluation(sim, config, policy_factory, state.params, grid))
+  metrics.update(driver.final_evaluation(sim, config, policy_factory, state.params, grid,
+                                              progress_bar))
   iterations = trainer.total_iterations
   seconds = max(train_seconds, 1e-9)
   metrics.update(
