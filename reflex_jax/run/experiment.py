@@ -136,8 +136,8 @@ def _kind(env_id: str) -> str | None:
 
 
 # What an experiment writes into its run directory (and --force-new-config deletes).
-RUN_FILES = ("results.json", "results.json.tmp", "peer.json", "peer.json.tmp", "config.yaml",
-             "metrics.jsonl", "metrics.csv", "tensorboard", "checkpoints")
+RUN_FILES = ("results.json", "results.json.tmp", "peer.json", "peer.json.tmp", "peer.json.lock",
+             "config.yaml", "metrics.jsonl", "metrics.csv", "tensorboard", "checkpoints")
 # Settings that do not change the results may differ between a run and its resume.
 DISPLAY_KEYS = ("progress", "tensorboard")
 

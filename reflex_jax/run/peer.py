@@ -51,8 +51,23 @@ def peer_kwargs(config: run_config.ExperimentConfig) -> dict:
   return kwargs
 
 
-def run_peer(run_dir: str, seeds: int = 3) -> dict:
-  """brax.training for `seeds` seeds on RUN_DIR's experiment; the peer.json dict."""
+def run_peer(run_dir: str, seeds: int = 3) -> dict | None:
+  """brax.training for `seeds` seeds on RUN_DIR's experiment; the peer.json dict (None when
+  another process holds RUN_DIR's peer lock: it is running them)."""
+  lock = os.path.join(run_dir, PEER_FILE + ".lock")
+  try:
+    os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+  except FileExistsError:
+    print(f"{run_dir}: another process runs the peer ({lock}; delete it if none does); "
+          "skipped", file=sys.stderr)
+    return None
+  try:
+    return _run_peer(run_dir, seeds)
+  finally:
+    os.remove(lock)
+
+
+def _run_peer(run_dir: str, seeds: int) -> dict:
   config = run_config.from_yaml(os.path.join(run_dir, "config.yaml"))
   kwargs = peer_kwargs(config)
   done = load_peer(run_dir) or {}
@@ -106,8 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.error(f"{args.run_dir}: no config.yaml (not a run directory)")
   if args.seeds < 1:
     parser.error("--seeds must be positive")
-  return report_errors(lambda: print(json.dumps(
-      {k: run_peer(args.run_dir, args.seeds)[k] for k in ("env", "algo", "seeds", "final")})))
+  def run():
+    result = run_peer(args.run_dir, args.seeds)
+    if result is not None:
+      print(json.dumps({k: result[k] for k in ("env", "algo", "seeds", "final")}))
+  return report_errors(run)
 
 
 if __name__ == "__main__":

@@ -59,3 +59,11 @@ def test_peer_kwargs_use_the_published_unroll_and_refuse_the_equalized_model():
                                                                   equalize_asymmetries=True))
   with pytest.raises(run_config.ConfigError, match="equalize_asymmetries"):
     peer_kwargs(equalized)
+
+
+def test_a_peer_run_in_progress_elsewhere_is_skipped(tmp_path, capsys):
+  from reflex_jax.run.peer import run_peer
+  (tmp_path / "peer.json.lock").write_text("")
+  assert run_peer(str(tmp_path), 3) is None  # nothing read or trained: no config.yaml needed
+  assert "another process runs the peer" in capsys.readouterr().err
+  assert (tmp_path / "peer.json.lock").exists()  # the other process's lock is left alone
