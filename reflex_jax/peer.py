@@ -68,6 +68,7 @@ def ppo_kwargs(config: ppo.PPOConfig, brax_unroll_length: int | None = None) -> 
       reward_scaling=config.reward_scaling,
       max_grad_norm=None if config.max_grad_norm >= NO_CLIP else config.max_grad_norm,
       deterministic_eval=True,  # as our eval/return
+      max_devices_per_host=1,  # brax splits the envs over devices; ours compares on one
       network_factory=functools.partial(
           networks.make_ppo_networks, policy_hidden_layer_sizes=config.policy.hidden,
           value_hidden_layer_sizes=config.value_hidden,
@@ -88,6 +89,7 @@ def sac_kwargs(config: sac.SACConfig) -> dict:
       min_replay_size=config.learning_starts, max_replay_size=config.buffer_size,
       learning_rate=config.learning_rate, discounting=config.gamma, tau=config.tau,
       reward_scaling=config.reward_scaling, normalize_observations=config.normalize_observations,
+      max_devices_per_host=1,  # brax splits the envs over devices; ours compares on one
       network_factory=functools.partial(
           networks.make_sac_networks, hidden_layer_sizes=config.q_hidden,
           activation=_activation(config.q_activation),

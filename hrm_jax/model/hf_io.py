@@ -178,7 +178,16 @@ def load_hf(directory: str, *, sharding_fn: Callable | None = None, **config_ove
   `sharding_fn(path, shape) -> jax.sharding.Sharding` places each parameter (default: the
   first local device); each process reads only the slices its devices need.
   """
-  with open(os.path.join(directory, CONFIG_FILE)) as f:
+  path = os.path.join(directory, CONFIG_FILE)
+  if not os.path.isfile(path):
+    hub = (not os.path.exists(directory) and directory.count("/") == 1
+           and not directory.startswith((".", "/")))
+    raise FileNotFoundError(
+        f"{directory!r} looks like a Hugging Face hub id; this reads local directories only "
+        "(no hub access here). Download it where you have access (e.g. `huggingface-cli "
+        f"download {directory} --local-dir DIR`), copy DIR here and pass its path"
+        if hub else f"{directory} holds no {CONFIG_FILE}: not a Hugging Face model directory")
+  with open(path) as f:
     config = config_from_hf(json.load(f), **config_overrides)
   abstract = nnx.eval_shape(lambda: HrmText(config, rngs=nnx.Rngs(0)))
   graphdef, state = nnx.split(abstract)

@@ -172,3 +172,44 @@ def test_cached_generation_matches_transformers_generate(reference):
         attention_mask=torch.ones((1, len(prompt)), dtype=torch.long))[0, len(prompt):]
   assert len(got) == 10  # no EOA in this vocabulary's random output
   assert got == want.tolist()
+
+
+@pytest.mark.parametrize("kind", ["byte", "bpe"])
+def test_an_export_generates_our_answers_with_plain_transformers(tmp_path, kind):
+  """python -m hrm_jax.export's directory: AutoTokenizer writes our prompt layout with the
+  prefix marked (token_type_ids), AutoModelForCausalLM.generate with the exported generation
+  config gives our greedy tokens, and the tokenizer decodes them as ours does."""
+  from flax import nnx  # pylint: disable=import-outside-toplevel
+  from conftest import BYTE_TINY  # pylint: disable=import-outside-toplevel
+  from hrm_jax.data.layout import prompt_tokens  # pylint: disable=import-outside-toplevel
+  from hrm_jax.data.tokenizer import ByteTokenizer, EOA, train_bpe  # pylint: disable=import-outside-toplevel
+  from hrm_jax.export import write  # pylint: disable=import-outside-toplevel
+  from hrm_jax.generate import generate  # pylint: disable=import-outside-toplevel
+  from hrm_jax.model import build  # pylint: disable=import-outside-toplevel
+  texts = ["What is 12 + 30?", "sort: 5 3 9 1", "héllo wörld ∑"]
+  tokenizer = (ByteTokenizer() if kind == "byte"
+               else train_bpe(texts * 20 + ["abcdefghijklmnopqrstuvwxyz 0123456789"], 300))
+  ours = build(BYTE_TINY.replace(vocab_size=tokenizer.vocab_size), rngs=nnx.Rngs(3))
+  write(ours, tokenizer, str(tmp_path))
+  hf_tok = transformers.AutoTokenizer.from_pretrained(str(tmp_path))
+  hf_model = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path)).eval()
+  assert hf_model.generation_config.eos_token_id == EOA
+  for text in texts:
+    prompt = prompt_tokens(tokenizer, text)
+    enc = hf_tok(text, return_tensors="pt")
+    assert enc["input_ids"][0].tolist() == prompt
+    assert enc["token_type_ids"][0].tolist() == [1] * len(prompt)
+    with jax.default_matmul_precision("highest"):
+      want = generate(ours, [prompt], max_new_tokens=8, stop_token=None)[0]
+    with torch.no_grad():
+      got = hf_model.generate(**enc, max_new_tokens=8, eos_token_id=None)[0, len(prompt):]
+    assert got.tolist() == want
+    assert hf_tok.decode(got, skip_special_tokens=True) == tokenizer.decode(want)
+
+
+def test_a_hub_id_says_there_is_no_hub_access_and_what_to_do(tmp_path):
+  with pytest.raises(FileNotFoundError, match="hub id; this reads local directories only.*"
+                     "huggingface-cli download sapientinc/HRM-Text-1B"):
+    hf_io.load_hf("sapientinc/HRM-Text-1B")
+  with pytest.raises(FileNotFoundError, match="holds no config.json"):
+    hf_io.load_hf(str(tmp_path))

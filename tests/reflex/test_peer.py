@@ -67,3 +67,25 @@ def test_a_peer_run_in_progress_elsewhere_is_skipped(tmp_path, capsys):
   assert run_peer(str(tmp_path), 3) is None  # nothing read or trained: no config.yaml needed
   assert "another process runs the peer" in capsys.readouterr().err
   assert (tmp_path / "peer.json.lock").exists()  # the other process's lock is left alone
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_the_peer_trains_brax_on_a_finished_experiments_settings(tmp_path, algo):
+  import json  # pylint: disable=import-outside-toplevel
+  from reflex_jax.run.experiment import _write_config  # pylint: disable=import-outside-toplevel
+  from reflex_jax.run.peer import run_peer  # pylint: disable=import-outside-toplevel
+  settings = {"ppo": ["steps=8192", "ppo.num_envs=16", "ppo.unroll_length=16",
+                      "ppo.num_minibatches=4", "ppo.num_logs=2", "ppo.policy.squash=tanh",
+                      "ppo.policy.std=state_dependent", "ppo.num_eval_envs=4"],
+              "sac": ["steps=2048", "sac.num_envs=8", "sac.learning_starts=1024",
+                      "sac.num_logs=2", "sac.num_eval_envs=4", "sac.batch_size=32"]}[algo]
+  config = run_config.load_config(overrides=["env=brax/inverted_pendulum", f"algo={algo}",
+                                             "seeds=2", *settings])
+  _write_config(str(tmp_path), config)
+  result = run_peer(str(tmp_path), 2)
+  assert result["seeds"] == [0, 1] and len(result["final"]) == 2
+  assert len(result["curves"][0]) == 3 and result["env_steps"][-1] >= config.steps
+  assert json.loads((tmp_path / "peer.json").read_text())["final"] == result["final"]
+  assert not (tmp_path / "peer.json.lock").exists()
+  assert run_peer(str(tmp_path), 2)["seeds"] == [0, 1]  # finished seeds are not rerun
