@@ -194,6 +194,7 @@ def test_an_export_generates_our_answers_with_plain_transformers(tmp_path, kind)
   hf_tok = transformers.AutoTokenizer.from_pretrained(str(tmp_path))
   hf_model = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path)).eval()
   assert hf_model.generation_config.eos_token_id == EOA
+  unmarked = []
   for text in texts:
     prompt = prompt_tokens(tokenizer, text)
     enc = hf_tok(text, return_tensors="pt")
@@ -205,6 +206,11 @@ def test_an_export_generates_our_answers_with_plain_transformers(tmp_path, kind)
       got = hf_model.generate(**enc, max_new_tokens=8, eos_token_id=None)[0, len(prompt):]
     assert got.tolist() == want
     assert hf_tok.decode(got, skip_special_tokens=True) == tokenizer.decode(want)
+    with torch.no_grad():  # without the prefix mark transformers attends causally
+      unmarked.append(hf_model.generate(input_ids=enc["input_ids"],
+                                        attention_mask=enc["attention_mask"], max_new_tokens=8,
+                                        eos_token_id=None)[0, len(prompt):].tolist() != want)
+  assert any(unmarked)
 
 
 def test_a_hub_id_says_there_is_no_hub_access_and_what_to_do(tmp_path):
