@@ -3,6 +3,7 @@ files (written by tensorboardX: TensorBoard itself is not needed to write them).
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 
@@ -40,3 +41,13 @@ def summary_writer(directory: str):
   # Imported on first use: a run with TensorBoard off never loads it.
   from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
   return SummaryWriter(directory)
+
+
+def write_csv(path: str, rows, first_columns=()) -> None:
+  """The whole of `rows` as CSV: `first_columns`, then every other key any row has, sorted
+  (rows may differ in keys, e.g. evaluation lines; a missing value is an empty cell)."""
+  columns = list(first_columns) + sorted({k for r in rows for k in r} - set(first_columns))
+  with open(path, "w", newline="", encoding="utf-8") as f:
+    writer = csv.DictWriter(f, columns)
+    writer.writeheader()
+    writer.writerows(rows)

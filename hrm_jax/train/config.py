@@ -23,6 +23,7 @@ from hrm_jax.model.config import PRESETS, ModelConfig, preset
 from hrm_jax.train.optimizer import SCHEDULES
 from hrm_jax.train.sharding import MeshConfig
 from runkit import config as runkit_config
+from runkit import wandb_log
 from runkit.errors import ConfigError  # shared with Reflex; callers catch config.ConfigError
 
 
@@ -107,6 +108,9 @@ class LogConfig:
   keep: int = 3  # checkpoints kept
   async_checkpoints: bool = True
   tensorboard: bool = True
+  wandb: bool = False  # also a W&B run (runkit.wandb_log), written under dir
+  wandb_mode: str = "offline"  # offline (`wandb sync` uploads it later) or online
+  wandb_project: str = "hrm-text"
   progress: bool = True
   peak_flops: float | None = None  # per device; None: looked up from the device kind
 
@@ -198,6 +202,8 @@ def validate(config: TrainConfig) -> None:
       ("log.keep", g.keep, g.keep >= 1, "positive"),
       ("log.peak_flops", g.peak_flops, g.peak_flops is None or g.peak_flops > 0,
        "positive or null"),
+      ("log.wandb_mode", g.wandb_mode, g.wandb_mode in wandb_log.MODES,
+       " or ".join(wandb_log.MODES)),
   ]
   for key, value, ok, requirement in checks:
     if not ok:

@@ -36,6 +36,7 @@ from hrm_jax.train.devices import peak_flops
 from hrm_jax.train.metrics import MetricWriter
 from hrm_jax.train.optimizer import adam_atan2, learning_rate_schedule
 from hrm_jax.train.step import TrainState, eval_step, train_step
+from runkit import wandb_log
 from runkit.errors import NonFiniteError  # shared with Reflex; callers catch loop.NonFiniteError
 
 log = logging.getLogger(__name__)
@@ -246,8 +247,12 @@ def train(config: TrainConfig, *, devices=None, max_steps: int | None = None,
     else:
       iterator.set_state(data_state)
     log.info("resumed from step %d in %s", resume_step, checkpoints.directory)
-  writer = MetricWriter(config.log.dir, tensorboard=config.log.tensorboard,
-                        enabled=jax.process_index() == 0, resume_step=resume_step)
+  first = jax.process_index() == 0
+  writer = MetricWriter(config.log.dir, tensorboard=config.log.tensorboard, enabled=first,
+                        resume_step=resume_step, wandb_run=wandb_log.start(
+                            config.log.dir, os.path.basename(os.path.normpath(config.log.dir)),
+                            dataclasses.asdict(config), project=config.log.wandb_project,
+                            mode=config.log.wandb_mode) if first and config.log.wandb else None)
 
   seq_len, rows = config.data.seq_len, config.data.batch_size
   peak = config.log.peak_flops or peak_flops(model_cfg.compute_dtype)

@@ -19,6 +19,7 @@ from reflex_jax.algorithms import ALGORITHMS
 from reflex_jax.regularizer import ReflexConfig
 from reflex_jax.symmetry import registry
 from runkit import config as runkit_config
+from runkit import wandb_log
 from runkit.errors import ConfigError  # shared with HRM; callers catch run_config.ConfigError
 
 # variant → its overrides of the experiment's `reflex` section (a ReflexConfig). Variants whose
@@ -49,6 +50,9 @@ class ExperimentSettings:
   checkpoint_every: int = 1       # logging intervals between checkpoints
   keep_checkpoints: int = 2
   tensorboard: bool = True
+  wandb: bool = False             # also W&B runs (runkit.wandb_log), one per variant/seed
+  wandb_mode: str = "offline"     # offline (written under out_dir; `wandb sync`), online
+  wandb_project: str = "reflex"
   progress: bool = True
 
   @property
@@ -97,6 +101,8 @@ def validate(config: ExperimentConfig, *, check_budget: bool = True) -> None:
     raise ConfigError(f"seeds must be positive, got {config.seeds}")
   if config.steps is not None and config.steps < 1:
     raise ConfigError(f"steps must be positive, got {config.steps}")
+  if config.wandb_mode not in wandb_log.MODES:
+    raise ConfigError(f"wandb_mode {config.wandb_mode!r}; choose one of {wandb_log.MODES}")
   if config.checkpoint_every < 1 or config.keep_checkpoints < 1:
     raise ConfigError("checkpoint_every and keep_checkpoints must be positive")
   if getattr(config, config.algo).reflex is not None:

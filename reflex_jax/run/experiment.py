@@ -59,7 +59,9 @@ def run_experiment(config: run_config.ExperimentConfig, run_dir: str | None = No
     return load_results(run_dir)
   _guard_writes(run_dir, _write_config, run_dir, config)
   seeds = config.seed_list
-  log = MetricLog(run_dir, tensorboard=config.tensorboard)
+  log = MetricLog(run_dir, tensorboard=config.tensorboard, wandb=dict(
+      project=config.wandb_project, mode=config.wandb_mode,
+      config=OmegaConf.to_container(OmegaConf.structured(config))) if config.wandb else None)
   results = {"env": config.env, "algo": config.algo, "kind": _kind(config.env),
              "model": model_label(config), "variants": list(config.variants), "seeds": seeds,
              "curves": {}, "final": {}, "timing": {}}
@@ -139,7 +141,7 @@ def _kind(env_id: str) -> str | None:
 RUN_FILES = ("results.json", "results.json.tmp", "peer.json", "peer.json.tmp", "peer.json.lock",
              "config.yaml", "metrics.jsonl", "metrics.csv", "tensorboard", "checkpoints")
 # Settings that do not change the results may differ between a run and its resume.
-DISPLAY_KEYS = ("progress", "tensorboard")
+DISPLAY_KEYS = ("progress", "tensorboard", "wandb", "wandb_mode", "wandb_project")
 
 
 def check_run_dir(config: run_config.ExperimentConfig, run_dir: str | None = None, *,

@@ -1,17 +1,18 @@
 """Per-run metrics of an experiment: `metrics.jsonl` and `metrics.csv` (one row per logging
-interval, variant and seed) and TensorBoard event files (one run per variant/seed, written
-by tensorboardX: TensorBoard itself is not needed to write them).
+interval, variant and seed), TensorBoard event files (one run per variant/seed, written
+by tensorboardX: TensorBoard itself is not needed to write them) and optionally W&B runs
+(one per variant/seed, grouped by the experiment).
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 
 import numpy as np
 
-from runkit.metrics import read_metrics, summary_writer, write_metrics
+from runkit import wandb_log
+from runkit.metrics import read_metrics, summary_writer, write_csv, write_metrics
 
 KEY_COLUMNS = ("log", "env_steps", "variant", "seed")
 
@@ -22,7 +23,8 @@ class MetricLog:
   (interval, variant, seed) and mirrored to a CSV whose columns are all rows', so they are
   held in memory."""
 
-  def __init__(self, directory: str, *, tensorboard: bool = True):
+  def __init__(self, directory: str, *, tensorboard: bool = True, wandb: dict | None = None):
+    """wandb: None, or runkit.wandb_log.start's keywords but name (project, mode, config)."""
     os.makedirs(directory, exist_ok=True)
     self.directory = directory
     self.jsonl_path = os.path.join(directory, "metrics.jsonl")
@@ -31,6 +33,8 @@ class MetricLog:
     self._rewrite()  # without a torn last line (killed mid-write) before anything is appended
     self._tensorboard = tensorboard
     self._writers: dict[tuple[str, int], object] = {}
+    self._wandb = wandb
+    self._wandb_runs: dict[tuple[str, int], object] = {}
 
   def keep(self, variants, logs_done: int) -> None:
     """Forgets rows of `variants` beyond `logs_done` intervals (what their checkpoint holds)."""
@@ -55,6 +59,18 @@ class MetricLog:
           if k not in KEY_COLUMNS and v is not None:
             writer.add_scalar(k, v, row["env_steps"])
         writer.flush()
+    if self._wandb is not None:
+      for row in new:
+        self._wandb_run(row["variant"], row["seed"]).log(
+            {k: v for k, v in row.items() if k not in KEY_COLUMNS and v is not None},
+            step=row["env_steps"])
+
+  def _wandb_run(self, variant: str, seed: int):
+    if (variant, seed) not in self._wandb_runs:
+      self._wandb_runs[variant, seed] = wandb_log.start(
+          self.directory, f"{variant}_seed{seed}", group=os.path.normpath(self.directory),
+          **self._wandb)
+    return self._wandb_runs[variant, seed]
 
   def _writer(self, variant: str, seed: int):
     if (variant, seed) not in self._writers:
@@ -67,15 +83,13 @@ class MetricLog:
     self._write_csv()
 
   def _write_csv(self) -> None:
-    columns = list(KEY_COLUMNS) + sorted({k for r in self._rows for k in r} - set(KEY_COLUMNS))
-    with open(self.csv_path, "w", newline="", encoding="utf-8") as f:
-      writer = csv.DictWriter(f, columns)
-      writer.writeheader()
-      writer.writerows(self._rows)
+    write_csv(self.csv_path, self._rows, KEY_COLUMNS)
 
   def close(self) -> None:
     for writer in self._writers.values():
       writer.close()
+    for run in self._wandb_runs.values():
+      run.finish()
 
 
 def _scalar(x) -> float | None:
