@@ -29,4 +29,11 @@ GRID=experiments/reflex/bilateral/study.yaml
       'common.variants=[baseline,reflex,reflex_actor_only,reflex_critic_only,reflex_kl,augment,symmetrize]'
 } &
 wait
-$PY -m reflex_jax.run.report runs/bilateral
+# The report (curves, tables) and each finished cell's results.json / peer.json, committed
+# under experiments/reflex/results/bilateral/; the entropy A/B as a table.
+OUT=experiments/reflex/results/bilateral
+$PY -m reflex_jax.run.report runs/bilateral --out $OUT
+(cd runs && find bilateral bilateral_entropy bilateral_ablations \( -name results.json -o -name peer.json \) \
+    -exec cp --parents {} ../$OUT/ \; 2>/dev/null)
+$PY -m reflex_jax.run.report --compare runs/bilateral/standard/brax_ant/ppo:baseline \
+    runs/bilateral_entropy/gaussian/brax_ant/ppo:baseline > $OUT/entropy_ab.md
