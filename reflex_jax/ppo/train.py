@@ -45,8 +45,10 @@ class PPOConfig:
   # The entropy bonus: "squashed", the entropy of the tanh-squashed policy (one reparameterized
   # sample per step, as brax.training), or "gaussian", the pre-squash Gaussian's closed form,
   # which keeps rewarding a growing σ after tanh saturates. A clip-squashed policy uses the
-  # Gaussian's.
-  entropy_estimate: Literal["squashed", "gaussian"] = "gaussian"
+  # Gaussian's. Squashed is the default by measurement: on brax ant (brax's settings, 1M
+  # steps, 5 seeds) its learning curve's area was 25 % larger, P = 0.92 [0.68, 1.0]
+  # (README, "Reflex on bilateral bodies").
+  entropy_estimate: Literal["squashed", "gaussian"] = "squashed"
   normalize_advantages: bool = True
   normalize_observations: bool = True
   reward_scaling: float = 1.0

@@ -226,7 +226,7 @@ def test_the_squashed_entropy_bonus_trains_and_is_what_the_loss_reports():
   """With a large entropy coefficient the two estimates pull σ differently; the reported
   entropy is the squashed policy's (below the Gaussian's, by E log(1 − tanh² u) < 0)."""
   loud = dataclasses.replace(TINY, entropy_coef=0.5, num_logs=1)
-  _, _, gaussian = ppo.train(ENV, loud, seed=0)
+  _, _, gaussian = ppo.train(ENV, dataclasses.replace(loud, entropy_estimate="gaussian"), seed=0)
   _, params, squashed = ppo.train(ENV, dataclasses.replace(loud, entropy_estimate="squashed"),
                                   seed=0)
   assert np.all(np.isfinite(squashed["entropy"])) and np.all(np.isfinite(squashed["policy_loss"]))
