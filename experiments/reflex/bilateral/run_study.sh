@@ -33,7 +33,12 @@ wait
 # under experiments/reflex/results/bilateral/; the entropy A/B as a table.
 OUT=experiments/reflex/results/bilateral
 $PY -m reflex_jax.run.report runs/bilateral --out $OUT
-(cd runs && find bilateral bilateral_entropy bilateral_ablations \( -name results.json -o -name peer.json \) \
-    -exec cp --parents {} ../$OUT/ \; 2>/dev/null)
+copy() {  # runs/$1/<cells>/{results,peer}.json → $OUT/$2/<cells>/
+  [ -d "runs/$1" ] || return 0
+  mkdir -p "$OUT/$2"
+  (cd "runs/$1" && find . \( -name results.json -o -name peer.json \) \
+      -exec cp --parents {} "$OLDPWD/$OUT/$2/" \;)
+}
+copy bilateral . && copy bilateral_entropy entropy && copy bilateral_ablations ablations
 $PY -m reflex_jax.run.report --compare runs/bilateral/standard/brax_ant/ppo:baseline \
     runs/bilateral_entropy/gaussian/brax_ant/ppo:baseline > $OUT/entropy_ab.md
