@@ -53,6 +53,10 @@ def ppo_kwargs(config: ppo.PPOConfig, brax_unroll_length: int | None = None) -> 
                      "ppo.policy.squash=tanh and ppo.policy.std=state_dependent")
   if config.value_clip is not None or config.lr_schedule != "constant":
     raise ValueError("brax's PPO has no value clipping and a constant learning rate")
+  if config.policy.activation != config.value_activation:
+    raise ValueError("brax's PPO networks share one activation; set ppo.policy.activation "
+                     f"({config.policy.activation}) = ppo.value_activation "
+                     f"({config.value_activation})")
   k = config.unroll_length // u
   return dict(
       num_timesteps=config.num_timesteps, episode_length=config.episode_length or 1000,

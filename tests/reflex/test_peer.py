@@ -34,6 +34,8 @@ def test_ppo_mapping_refuses_what_brax_cannot_run():
     peer.ppo_kwargs(ours, brax_unroll_length=7)
   with pytest.raises(ValueError, match="tanh-Gaussian"):
     peer.ppo_kwargs(dataclasses.replace(ours, policy=PolicyConfig(squash="clip")))
+  with pytest.raises(ValueError, match="share one activation"):
+    peer.ppo_kwargs(dataclasses.replace(ours, value_activation="tanh"), brax_unroll_length=5)
 
 
 def test_sac_mapping():
