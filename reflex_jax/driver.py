@@ -259,30 +259,27 @@ def drive(init_fn: Callable, chunk_fn: Callable, grid: RunGrid, num_logs: int, s
   bar = tqdm.tqdm(total=first_steps + num_logs * steps_per_log,
                   initial=first_steps + done * steps_per_log, unit="steps", unit_scale=True,
                   dynamic_ncols=True, disable=not progress_bar, desc="training")
-  ticking = Ticking(bar, close=False)
-  ticking.__enter__()
   try:
-    for i in range(done, num_logs):
-      t0 = time.perf_counter()
-      state, m = chunk(state)
-      m = jax.device_get(m)
-      train_seconds += time.perf_counter() - t0
-      env_steps = first_steps + (i + 1) * steps_per_log
-      _check_finite(m, grid, env_steps - steps_per_log, env_steps, checkpoints)
-      m = {k: np.reshape(v, grid.shape) for k, v in m.items() if not k.endswith("_finite")}
-      m["env_steps"] = np.asarray(env_steps)
-      for k, v in m.items():
-        history.setdefault(k, []).append(v)
-      if checkpoints is not None:
-        checkpoints.save(i + 1, state, history, force=i + 1 == num_logs)
-      bar.set_postfix({"return": f"{np.nanmean(m['episode_return']):.1f}"}
-                      if np.isfinite(m["episode_return"]).any() else {}, refresh=False)
-      bar.update(steps_per_log)
-      if progress_fn is not None:
-        progress_fn(env_steps, m)
+    with Ticking(bar):  # refreshes, then closes, the bar
+      for i in range(done, num_logs):
+        t0 = time.perf_counter()
+        state, m = chunk(state)
+        m = jax.device_get(m)
+        train_seconds += time.perf_counter() - t0
+        env_steps = first_steps + (i + 1) * steps_per_log
+        _check_finite(m, grid, env_steps - steps_per_log, env_steps, checkpoints)
+        m = {k: np.reshape(v, grid.shape) for k, v in m.items() if not k.endswith("_finite")}
+        m["env_steps"] = np.asarray(env_steps)
+        for k, v in m.items():
+          history.setdefault(k, []).append(v)
+        if checkpoints is not None:
+          checkpoints.save(i + 1, state, history, force=i + 1 == num_logs)
+        bar.set_postfix({"return": f"{np.nanmean(m['episode_return']):.1f}"}
+                        if np.isfinite(m["episode_return"]).any() else {}, refresh=False)
+        bar.update(steps_per_log)
+        if progress_fn is not None:
+          progress_fn(env_steps, m)
   finally:
-    ticking.__exit__(None, None, None)
-    bar.close()
     if checkpoints is not None:
       checkpoints.close()  # waits for a save in flight
   return state, {k: np.stack(v) for k, v in history.items()}, compile_seconds, train_seconds
@@ -291,11 +288,10 @@ def drive(init_fn: Callable, chunk_fn: Callable, grid: RunGrid, num_logs: int, s
 class Ticking:
   """Refreshes a tqdm bar once a second from a thread while a long compiled call runs (the
   compilation, a logging interval of minutes), so its elapsed time shows the run is alive;
-  closes it on exit unless close=False. A disabled bar starts no thread."""
+  closes it on exit. A disabled bar starts no thread."""
 
-  def __init__(self, bar, close: bool = True):
-    self.bar, self.close, self.stop = bar, close, threading.Event()
-    self.thread = None
+  def __init__(self, bar):
+    self.bar, self.stop, self.thread = bar, threading.Event(), None
 
   def __enter__(self):
     if not self.bar.disable:
@@ -311,8 +307,7 @@ class Ticking:
     self.stop.set()
     if self.thread is not None:
       self.thread.join()
-    if self.close:
-      self.bar.close()
+    self.bar.close()
 
 
 def _check_finite(m: dict, grid: RunGrid, start: int, end: int, checkpoints) -> None:
