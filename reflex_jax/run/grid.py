@@ -122,10 +122,7 @@ def run_grid(out_dir: str, configs: list[run_config.ExperimentConfig],
   for config in mine:  # a cell with changed settings is refused before any cell runs
     check_run_dir(config, force_new_config=force_new_config)
     if peers and model_label(config) == "standard":
-      try:
-        peer_kwargs(config)  # settings brax.training cannot take are refused now too
-      except ValueError as error:
-        raise run_config.ConfigError(f"{config.env} × {config.algo}, peer: {error}") from None
+      peer_kwargs(config)  # settings brax.training cannot take are refused now too
   for i, config in enumerate(mine):
     print(f"[{i + 1}/{len(mine)}] {config.env} × {config.algo}", file=sys.stderr, flush=True)
     run_experiment(config, force_new_config=force_new_config)

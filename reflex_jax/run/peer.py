@@ -34,17 +34,21 @@ PUBLISHED_UNROLL = {
 
 
 def peer_kwargs(config: run_config.ExperimentConfig) -> dict:
-  """brax.training's arguments for the experiment's algorithm section and budget."""
+  """brax.training's arguments for the experiment's algorithm section and budget;
+  ConfigError, naming the cell, for settings brax.training cannot run."""
   section = run_config.algorithm_config(config)
-  if config.algo == "ppo":
-    unroll = PUBLISHED_UNROLL.get(config.env)
-    if unroll is None or section.unroll_length % unroll:
-      unroll = section.unroll_length
-    kwargs = peer.ppo_kwargs(section, unroll)
-  elif config.algo == "sac":
-    kwargs = peer.sac_kwargs(section)
-  else:
-    raise run_config.ConfigError(f"no brax.training peer for algo {config.algo!r}")
+  try:
+    if config.algo == "ppo":
+      unroll = PUBLISHED_UNROLL.get(config.env)
+      if unroll is None or section.unroll_length % unroll:
+        unroll = section.unroll_length
+      kwargs = peer.ppo_kwargs(section, unroll)
+    elif config.algo == "sac":
+      kwargs = peer.sac_kwargs(section)
+    else:
+      raise ValueError(f"no brax.training peer for algo {config.algo!r}")
+  except ValueError as error:
+    raise run_config.ConfigError(f"{config.env} × {config.algo}, peer: {error}") from None
   if section.equalize_asymmetries:
     raise run_config.ConfigError("the peer runs brax's own model: equalize_asymmetries=false")
   kwargs["num_evals"] = section.num_logs + 1  # an evaluation at start and after each interval

@@ -91,3 +91,15 @@ def test_the_peer_trains_brax_on_a_finished_experiments_settings(tmp_path, algo)
   assert json.loads((tmp_path / "peer.json").read_text())["final"] == result["final"]
   assert not (tmp_path / "peer.json.lock").exists()
   assert run_peer(str(tmp_path), 2)["seeds"] == [0, 1]  # finished seeds are not rerun
+
+
+def test_the_peer_cli_refuses_settings_brax_cannot_run_in_one_line(tmp_path, capsys):
+  from reflex_jax.run.experiment import _write_config  # pylint: disable=import-outside-toplevel
+  from reflex_jax.run.peer import main  # pylint: disable=import-outside-toplevel
+  config = run_config.load_config(overrides=["env=brax/inverted_pendulum", "algo=ppo",
+                                             "ppo.policy.std=state_independent"])
+  _write_config(str(tmp_path), config)
+  assert main([str(tmp_path)]) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert err == [err[0]] and "ppo, peer: brax's PPO policy is a tanh-Gaussian" in err[0]
+  assert not (tmp_path / "peer.json.lock").exists()
