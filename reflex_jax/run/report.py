@@ -137,8 +137,8 @@ def summarize(results: dict, threshold: float | None = None) -> dict:
       if v != "baseline":
         gains[v] = {k: _gain(np.nanmean(rows[v][k]), np.nanmean(rows["baseline"][k]))
                     for k in ("eval_return", "auc")}
-        gains[v]["p_improvement"] = probability_of_improvement_ci(
-            rows[v]["eval_return"], rows["baseline"]["eval_return"])
+        gains[v]["p_improvement"] = {k: probability_of_improvement_ci(
+            rows[v][k], rows["baseline"][k]) for k in ("eval_return", "final_return", "auc")}
         gains[v]["sample_efficiency"] = sample_efficiency(
             np.asarray(curves["baseline"], np.float64), np.asarray(curves[v], np.float64), steps)
   peer = results.get("peer")
@@ -177,11 +177,15 @@ def format_experiment(results: dict, threshold: float | None = None) -> str:
         f"{_pm(hits, ',.0f') if hits.size else '—'} ({row['reached']}/{s['seeds']}) | "
         f"{row['policy_symmetry_error']:.3f} | {row['value_symmetry_error']:.3f} |")
   for v, g in s["gains"].items():
-    p, p_low, p_high = g["p_improvement"]
+    p, p_low, p_high = g["p_improvement"]["eval_return"]
     e = g["sample_efficiency"]
+    more = ", ".join(f"{q:.2f} [{lo:.2f}, {hi:.2f}] on {name}" for name, (q, lo, hi) in (
+        ("final train return", g["p_improvement"]["final_return"]),
+        ("AUC", g["p_improvement"]["auc"])))
     lines.append(
         f"\n{v} vs baseline: eval return {g['eval_return']:+.1f} %, AUC {g['auc']:+.1f} %, "
-        f"P({v} > baseline) {p:.2f} [{p_low:.2f}, {p_high:.2f}]; steps to the baseline's "
+        f"P({v} > baseline) {p:.2f} [{p_low:.2f}, {p_high:.2f}] on eval return, {more}; "
+        f"steps to the baseline's "
         f"final return {e['target']:.1f}: {_pm(e['variant_steps'], ',.0f')} "
         f"({e['variant_reached']}/{s['seeds']}) vs {_pm(e['baseline_steps'], ',.0f')} "
         f"({e['baseline_reached']}/{s['seeds']}), sample-efficiency ratio {e['ratio']:.2f} "
@@ -321,9 +325,11 @@ def compare_runs(a: str, b: str) -> str:
   lines = ["| run:variant | eval return | final train return | AUC |", "|---|---:|---:|---:|"]
   lines += [f"| {spec} | {_pm(r['eval_return'])} | {_pm(r['final_return'])} | {_pm(r['auc'])} |"
             for spec, r in rows]
-  p, low, high = probability_of_improvement_ci(rows[0][1]["eval_return"],
-                                               rows[1][1]["eval_return"])
-  lines.append(f"\nP(first > second), eval return: {p:.2f} [{low:.2f}, {high:.2f}]")
+  for name, key in (("eval return", "eval_return"), ("final train return", "final_return"),
+                    ("AUC", "auc")):
+    p, low, high = probability_of_improvement_ci(rows[0][1][key], rows[1][1][key])
+    lines.append(f"{chr(10) if key == 'eval_return' else ''}P(first > second), {name}: "
+                 f"{p:.2f} [{low:.2f}, {high:.2f}]")
   return "\n".join(lines)
 
 

@@ -125,6 +125,7 @@ def test_report_adds_the_peer_row_model_label_and_per_task_intervals(tmp_path):
   ours = np.mean(results["final"]["eval/return"]["baseline"])
   assert f"eval return {100 * (ours - 110) / 110:+.1f} %" in text
   assert "P(reflex > baseline) 1.00 [" in text and "sample-efficiency ratio" in text
+  assert "on final train return, 1.00 [" in text and "] on AUC;" in text
 
 
 def test_compare_runs_tables_one_variant_against_another_runs(tmp_path, capsys):
@@ -137,6 +138,7 @@ def test_compare_runs_tables_one_variant_against_another_runs(tmp_path, capsys):
   assert main(["--compare", f"{tmp_path / 'a'}:reflex", f"{tmp_path / 'b'}:reflex"]) == 0
   out = capsys.readouterr().out
   assert out.count("| ") >= 8 and "P(first > second), eval return: 1.00 [" in out
+  assert "P(first > second), AUC: 1.00 [" in out
   with pytest.raises(SystemExit):
     main(["--compare", f"{tmp_path / 'a'}:nope", f"{tmp_path / 'b'}:reflex"])
   assert "not 'nope'" in capsys.readouterr().err
