@@ -6,7 +6,9 @@ Writes `curves.png` / `curves.pdf` (training return, mean and 95 % bootstrap CI 
 and `report.md`: per task and algorithm, final evaluation return, area under the learning
 curve and steps to a return threshold for each variant, with the Reflex gain in %; and across
 tasks the interquartile mean (IQM) of normalized scores with stratified-bootstrap 95 % CIs,
-in the style of rliable (Agarwal et al., 2021).
+the average probability of improvement with its interval, and performance profiles
+(`profiles.png`), as rliable (Agarwal et al., 2021) defines them. rliable itself is not a
+dependency: rliable 1.2.0 requires arch < 8, and arch 7 fails to import with pandas 3.
 """
 
 from __future__ import annotations
@@ -240,19 +242,74 @@ def aggregate(all_results: list[dict]) -> list[dict]:
                  mean=float(np.mean(scores_TS)))
       if v != "baseline" and "baseline" in variants:
         base_TS = np.stack([s["baseline"][:num_seeds] for s in scores])
-        # P(X > Y) per task over all seed pairs (ties count half), averaged over tasks.
-        p = [np.mean((x[:, None] > y[None]) + 0.5 * (x[:, None] == y[None]))
-             for x, y in zip(scores_TS, base_TS)]
-        row["p_improvement"] = float(np.mean(p))
+        row["p_improvement"], row["p_low"], row["p_high"] = \
+            stratified_probability_of_improvement(scores_TS, base_TS)
       out.append(row)
   return out
 
 
+def stratified_probability_of_improvement(x_TS: np.ndarray, y_TS: np.ndarray,
+                                          seed: int = 0) -> tuple[float, float, float]:
+  """rliable's average probability of improvement: P(X > Y) per task over all seed pairs
+  (ties count half), averaged over tasks; with its 95 % interval from resampling each side's
+  seeds within each task."""
+  def p_of(x, y):  # [..., T, S] each → [...]
+    gt = x[..., :, :, None] > y[..., :, None, :]
+    eq = x[..., :, :, None] == y[..., :, None, :]
+    return np.mean(gt + 0.5 * eq, axis=(-1, -2, -3))
+  x_TS, y_TS = np.asarray(x_TS, np.float64), np.asarray(y_TS, np.float64)
+  rng = np.random.default_rng(seed)
+  resample = lambda a: np.take_along_axis(
+      a[None], rng.integers(0, a.shape[1], (BOOTSTRAP,) + a.shape), axis=2)
+  low, high = np.percentile(p_of(resample(x_TS), resample(y_TS)), [2.5, 97.5])
+  return float(p_of(x_TS, y_TS)), float(low), float(high)
+
+
+def performance_profile(scores_TS: np.ndarray, taus: np.ndarray,
+                        seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """rliable's score distribution (performance profile): for each threshold τ the fraction of
+  (task, seed) runs with normalized score > τ, with a 95 % stratified-bootstrap band
+  (seeds resampled within each task). Returns (fraction, low, high), each shaped like taus."""
+  scores_TS = np.asarray(scores_TS, np.float64)
+  frac = lambda s: np.mean(s.reshape(s.shape[:-2] + (-1,))[..., None, :] > taus[:, None],
+                           axis=-1)
+  idx = np.random.default_rng(seed).integers(0, scores_TS.shape[1],
+                                             (BOOTSTRAP,) + scores_TS.shape)
+  low, high = np.percentile(frac(np.take_along_axis(scores_TS[None], idx, axis=2)),
+                            [2.5, 97.5], axis=0)
+  return frac(scores_TS), low, high
+
+
+def plot_profiles(all_results: list[dict], path_stem: str) -> list[str]:
+  """One panel per algorithm: each variant's performance profile over the tasks (fraction of
+  runs above a normalized score τ, with its 95 % band). PNG and PDF; returns their paths."""
+  algos = sorted({r["algo"] for r in all_results})
+  fig, axes = plots.panel_grid(len(algos), 4.2, 3.2)
+  for ax, algo in zip(axes, algos):
+    experiments = [r for r in all_results if r["algo"] == algo]
+    scores = [normalized_scores(r) for r in experiments]
+    num_seeds = min(len(r["seeds"]) for r in experiments)
+    variants = [v for v in experiments[0]["variants"] if all(v in s for s in scores)]
+    everything = np.concatenate([s[v][:num_seeds] for s in scores for v in variants])
+    taus = np.linspace(min(0.0, np.nanmin(everything)), max(1.0, np.nanmax(everything)), 101)
+    for v in variants:
+      frac, low, high = performance_profile(np.stack([s[v][:num_seeds] for s in scores]), taus)
+      line, = ax.plot(taus, frac, label=LABELS.get(v, v))
+      ax.fill_between(taus, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set_title(f"{algo.upper()} · {len(experiments)} tasks", fontsize=9)
+    ax.set_xlabel("normalized score τ")
+    ax.set_ylabel("fraction of runs with score > τ")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+  return plots.save(fig, axes, len(algos), path_stem)
+
+
 def format_aggregate(rows: list[dict]) -> str:
-  lines = ["| algo | variant | tasks | IQM normalized score [95 % CI] | mean | P(variant > baseline) |",
-           "|---|---|---:|---:|---:|---:|"]
+  lines = ["| algo | variant | tasks | IQM normalized score [95 % CI] | mean | "
+           "P(variant > baseline) [95 % CI] |", "|---|---|---:|---:|---:|---:|"]
   for r in rows:
-    p = f"{r['p_improvement']:.2f}" if "p_improvement" in r else "—"
+    p = (f"{r['p_improvement']:.2f} [{r['p_low']:.2f}, {r['p_high']:.2f}]"
+         if "p_improvement" in r else "—")
     lines.append(f"| {r['algo'].upper()} | {r['variant']} | {r['tasks']} | {r['iqm']:.3f} "
                  f"[{r['low']:.3f}, {r['high']:.3f}] | {r['mean']:.3f} | {p} |")
   return "\n".join(lines)
@@ -300,7 +357,12 @@ def write_report(run_dirs: list[str], out_dir: str) -> str:
     parts += ["## Across tasks", "",
               "Scores: eval return normalized per task and algorithm (0: the first logged "
               "return, 1: the best variant's mean eval return); IQM with stratified-bootstrap "
-              "95 % CIs over seeds.", "", format_aggregate(aggregate(all_results))]
+              "95 % CIs over seeds; P(variant > baseline) averaged over tasks, with its "
+              "stratified-bootstrap interval.", "", format_aggregate(aggregate(all_results)),
+              "", "Performance profiles (the fraction of runs above each normalized score, "
+              "with 95 % stratified-bootstrap bands):", "", "![performance profiles]"
+              "(profiles.png)"]
+    plot_profiles(all_results, os.path.join(out_dir, "profiles"))
   text = "\n".join(parts) + "\n"
   with open(os.path.join(out_dir, "report.md"), "w", encoding="utf-8") as f:
     f.write(text)

@@ -77,6 +77,30 @@ def test_report_writes_curves_tables_gains_and_the_cross_task_iqm(tmp_path):
   reflex = next(r for r in rows if r["variant"] == "reflex" and r["algo"] == "ppo")
   baseline = next(r for r in rows if r["variant"] == "baseline" and r["algo"] == "ppo")
   assert reflex["iqm"] > baseline["iqm"] and reflex["p_improvement"] > 0.9
+  assert reflex["p_low"] <= reflex["p_improvement"] <= reflex["p_high"] <= 1.0
+  assert (tmp_path / "profiles.png").stat().st_size > 10_000 and "profiles.png" in text
+
+
+def test_performance_profile_counts_runs_above_each_threshold():
+  from reflex_jax.run.report import performance_profile
+  scores_TS = np.array([[0.0, 0.5, 1.0, 1.5], [0.2, 0.4, 0.6, 0.8]])
+  taus = np.array([-1.0, 0.45, 0.9, 2.0])
+  frac, low, high = performance_profile(scores_TS, taus)
+  np.testing.assert_allclose(frac, [1.0, 5 / 8, 2 / 8, 0.0])
+  assert np.all(low <= frac) and np.all(frac <= high)
+  assert low[0] == high[0] == 1.0 and low[-1] == high[-1] == 0.0  # no resample changes these
+  assert high[1] > low[1]  # seeds differ within each task: the band has width
+
+
+def test_stratified_probability_of_improvement_averages_tasks():
+  from reflex_jax.run.report import stratified_probability_of_improvement
+  x = np.array([[2.0, 3.0], [0.0, 0.0]])  # task 0: always better; task 1: always worse
+  y = np.array([[1.0, 1.0], [1.0, 1.0]])
+  p, low, high = stratified_probability_of_improvement(x, y)
+  assert p == 0.5 and low == high == 0.5  # resampling seeds cannot change an all-or-none task
+  p, low, high = stratified_probability_of_improvement(np.array([[1.0, 3.0]]),
+                                                       np.array([[2.0, 2.0]]))
+  assert p == 0.5 and low == 0.0 and high == 1.0
 
 
 def test_fake_results_are_the_same_in_every_process():
