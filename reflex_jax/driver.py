@@ -7,6 +7,7 @@ to be driven is written down in `reflex_jax.algorithms`.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import sys
 import threading
@@ -130,6 +131,19 @@ def summarize_chunk(m: dict) -> dict:
   return out
 
 
+# Programs that run once per training (`init`): on CPU most of their compile time is LLVM
+# optimizing code that then runs for well under a second, and at -O0 they compile in about
+# half the time (bench/first_run.py). Not for the training chunk or the evaluation: their
+# run time at -O0 is several times longer.
+RUN_ONCE_COMPILER_OPTIONS = {"cpu": {"xla_backend_optimization_level": 0}}
+
+
+def run_once(fn: Callable, *args):
+  """jax.jit(fn)(*args), compiled for a single call (RUN_ONCE_COMPILER_OPTIONS)."""
+  options = RUN_ONCE_COMPILER_OPTIONS.get(jax.default_backend())
+  return jax.jit(fn).lower(*args).compile(compiler_options=options)(*args)
+
+
 def make_policy(net) -> Callable:
   """`make_policy(params, deterministic=False, extras=False)` → policy(obs, key) → action
   (one run's params), for any network with `act(params, obs, key | None)`. extras=True gives
@@ -225,7 +239,8 @@ class Budget:
 
 def drive(init_fn: Callable, chunk_fn: Callable, grid: RunGrid, num_logs: int, steps_per_log: int,
           first_steps: int = 0, progress_fn: Callable[[int, dict], None] | None = None,
-          checkpoints=None, progress_bar: bool = False):
+          checkpoints=None, progress_bar: bool = False,
+          evaluation: FinalEvaluation | None = None):
   """Runs `chunk_fn` (one logging interval of one run, vmapped over runs) `num_logs` times,
   from `init_fn()` (the vmapped initial state) or from the latest readable of `checkpoints`
   (a newer unreadable one is moved aside to `unreadable.<logs done>`, and trained again).
@@ -234,6 +249,7 @@ def drive(init_fn: Callable, chunk_fn: Callable, grid: RunGrid, num_logs: int, s
   a NaN/inf raises `NonFiniteError` naming the step and the run, before anything is saved,
   so the last checkpoint stays good. `checkpoints` (a `run.checkpoint.RunCheckpoints`)
   saves the state and the metric history; a rerun continues exactly where it stopped.
+  `evaluation` compiles beside the training program (both before the first interval).
   Returns (state, history {name: [num_logs, *grid.shape]}, compile_seconds, train_seconds).
   """
   def guarded(state):
@@ -253,7 +269,11 @@ def drive(init_fn: Callable, chunk_fn: Callable, grid: RunGrid, num_logs: int, s
     else:
       state = init_fn()
     t0 = time.perf_counter()
+    if evaluation is not None:
+      evaluation.compile_in_background(state.params)
     chunk = jax.jit(jax.vmap(guarded), donate_argnums=0).lower(state).compile()
+    if evaluation is not None:  # not during training: its timing stays the training's own
+      evaluation.wait_compiled()
     compile_seconds = time.perf_counter() - t0
   train_seconds = 0.0
   bar = tqdm.tqdm(total=first_steps + num_logs * steps_per_log,
@@ -330,28 +350,59 @@ def _check_finite(m: dict, grid: RunGrid, start: int, end: int, checkpoints) -> 
       f"training stopped{kept}. Simulator NaNs can be masked with mask_nonfinite=True.")
 
 
+class FinalEvaluation:
+  """Deterministic and stochastic evaluation of every run in one program: {eval/return,
+  eval/length, eval_stochastic/...} shaped like the grid. `drive` starts compiling it
+  (`compile_in_background`) beside the training program's own compile, so a training waits
+  for the longer of the two rather than their sum; `__call__` runs it on the final params."""
+
+  def __init__(self, sim: Env, config, policy_factory: Callable, grid: RunGrid,
+               progress_bar: bool = False):
+    eval_env = wrap(sim, config, config.num_eval_envs, auto_reset=False)
+    episode_steps = eval_env.env.episode_length  # EpisodeWrapper under the batch
+
+    def run_eval(run_params, key):
+      mode, sample = policy_factory(run_params, True), policy_factory(run_params, False)
+
+      def one(deterministic):
+        # The mode is a traced flag, vmapped: both evaluations share one trace and compile of
+        # the environment step (the largest part of the program) instead of two.
+        policy = lambda obs, k: jnp.where(deterministic, mode(obs), sample(obs, k))
+        return evaluate(eval_env, policy, key, num_steps=episode_steps, deterministic=False)
+      both = jax.vmap(one)(jnp.array([True, False]))
+      return {tag: jax.tree.map(lambda x, i=i: x[i], both)
+              for i, tag in enumerate(("eval", "eval_stochastic"))}
+
+    self._program = jax.jit(jax.vmap(run_eval))
+    self._keys = jax.vmap(jax.random.fold_in, (0, None))(grid.keys, 1)
+    self._grid, self._progress_bar = grid, progress_bar
+    self._compiled: concurrent.futures.Future | None = None
+
+  def compile_in_background(self, params) -> None:
+    """Starts compiling for params shaped (and sharded) like `params` in a thread; XLA
+    compiles without holding Python's GIL."""
+    abstract = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), params)
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="compile-evaluation")
+    self._compiled = pool.submit(lambda: self._program.lower(abstract, self._keys).compile())
+    pool.shutdown(wait=False)
+
+  def wait_compiled(self) -> None:
+    """Blocks until a background compile has finished (re-raising its error)."""
+    if self._compiled is not None:
+      self._compiled.result()
+
+  def __call__(self, params) -> dict:
+    with Ticking(tqdm.tqdm(desc="final evaluation (one episode per env)",
+                           bar_format="{desc}: {elapsed}", disable=not self._progress_bar)):
+      program = (self._compiled.result() if self._compiled is not None
+                 else self._program.lower(params, self._keys).compile())
+      result = jax.device_get(program(params, self._keys))
+    return {f"{tag}/{k.removeprefix('eval_')}": np.reshape(v, self._grid.shape)
+            for tag, values in result.items() for k, v in values.items()}
+
+
 def final_evaluation(sim: Env, config, policy_factory: Callable, params, grid: RunGrid,
                      progress_bar: bool = False) -> dict:
-  """Deterministic and stochastic evaluation of every run in one program:
-  {eval/return, eval/length, eval_stochastic/...} shaped like the grid."""
-  eval_env = wrap(sim, config, config.num_eval_envs, auto_reset=False)
-  episode_steps = eval_env.env.episode_length  # EpisodeWrapper under the batch
-
-  def run_eval(run_params, key):
-    mode, sample = policy_factory(run_params, True), policy_factory(run_params, False)
-
-    def one(deterministic):
-      # The mode is a traced flag, vmapped: both evaluations share one trace and compile of
-      # the environment step (the largest part of the program) instead of two.
-      policy = lambda obs, k: jnp.where(deterministic, mode(obs), sample(obs, k))
-      return evaluate(eval_env, policy, key, num_steps=episode_steps, deterministic=False)
-    both = jax.vmap(one)(jnp.array([True, False]))
-    return {tag: jax.tree.map(lambda x, i=i: x[i], both)
-            for i, tag in enumerate(("eval", "eval_stochastic"))}
-
-  eval_keys = jax.vmap(jax.random.fold_in, (0, None))(grid.keys, 1)
-  with Ticking(tqdm.tqdm(desc="final evaluation (compiling, then one episode per env)",
-                         bar_format="{desc}: {elapsed}", disable=not progress_bar)):
-    result = jax.device_get(jax.jit(jax.vmap(run_eval))(params, eval_keys))
-  return {f"{tag}/{k.removeprefix('eval_')}": np.reshape(v, grid.shape)
-          for tag, values in result.items() for k, v in values.items()}
+  """FinalEvaluation compiled and run now, in the foreground."""
+  return FinalEvaluation(sim, config, policy_factory, grid, progress_bar)(params)

@@ -287,13 +287,13 @@ def train(env: str | Env, config: PPOConfig = PPOConfig(), seed: int | Sequence[
   sim, trainer = make_trainer(env, config, reflection, regularize=grid.regularize,
                               network_factory=network_factory)
   steps_per_log = trainer.updates_per_log * config.steps_per_update
-  state, metrics, compile_seconds, train_seconds = driver.drive(
-      lambda: jax.jit(jax.vmap(trainer.init))(grid.keys, grid.weights), trainer.train_chunk,
-      grid, config.num_logs, steps_per_log, progress_fn=progress_fn, checkpoints=checkpoints,
-      progress_bar=progress_bar)
   policy_factory = driver.make_policy(trainer.net)
-  metrics.update(driver.final_evaluation(sim, config, policy_factory, state.params, grid,
-                                              progress_bar))
+  evaluation = driver.FinalEvaluation(sim, config, policy_factory, grid, progress_bar)
+  state, metrics, compile_seconds, train_seconds = driver.drive(
+      lambda: driver.run_once(jax.vmap(trainer.init), grid.keys, grid.weights),
+      trainer.train_chunk, grid, config.num_logs, steps_per_log, progress_fn=progress_fn,
+      checkpoints=checkpoints, progress_bar=progress_bar, evaluation=evaluation)
+  metrics.update(evaluation(state.params))
   total_steps = trainer.total_updates * config.steps_per_update
   metrics.update(compile_seconds=compile_seconds, train_seconds=train_seconds,
                  env_steps_per_second=total_steps * len(grid.weights) / max(train_seconds, 1e-9),

@@ -268,17 +268,18 @@ def train(env: str | Env, config: SACConfig = SACConfig(), seed: int | Sequence[
                               network_factory=network_factory)
 
   def init():
-    state = jax.jit(jax.vmap(trainer.init))(grid.keys, grid.weights)
+    state = driver.run_once(jax.vmap(trainer.init), grid.keys, grid.weights)
     return jax.jit(jax.vmap(trainer.prefill), donate_argnums=0)(state)
 
   first_steps = trainer.prefill_iterations * config.steps_per_iteration
+  policy_factory = driver.make_policy(trainer.net)
+  evaluation = driver.FinalEvaluation(sim, config, policy_factory, grid, progress_bar)
   state, metrics, compile_seconds, train_seconds = driver.drive(
       init, trainer.train_chunk, grid, config.num_logs,
       trainer.iterations_per_log * config.steps_per_iteration, first_steps=first_steps,
-      progress_fn=progress_fn, checkpoints=checkpoints, progress_bar=progress_bar)
-  policy_factory = driver.make_policy(trainer.net)
-  metrics.update(driver.final_evaluation(sim, config, policy_factory, state.params, grid,
-                                              progress_bar))
+      progress_fn=progress_fn, checkpoints=checkpoints, progress_bar=progress_bar,
+      evaluation=evaluation)
+  metrics.update(evaluation(state.params))
   iterations = trainer.total_iterations
   seconds = max(train_seconds, 1e-9)
   metrics.update(
