@@ -8,6 +8,7 @@ import math
 ATTENTION_MODES = ("prefix_lm", "causal", "bidirectional")
 LOOP_INITS = ("zeros", "z_L_init")
 REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 ATTENTION_IMPLS = (None, "auto", "xla", "blockwise", "pallas", "splash", "cudnn")
 
 
@@ -25,21 +26,21 @@ class ModelConfig:
   (module calls counted from the end that carry gradient); it is static, so each value is
   its own compiled program.
   """
-  vocab_size: int = 65_536
-  hidden_size: int = 1536
-  num_attention_heads: int = 12
-  head_dim: int = 128
-  intermediate_size: int | None = None  # None: swiglu_width(hidden_size)
-  num_layers_per_stack: int = 16
-  H_cycles: int = 2
-  L_cycles: int = 3
-  max_position_embeddings: int = 4096
-  rms_norm_eps: float = 1e-6
-  rope_theta: float = 10_000.0
-  embedding_scale: float | None = None  # None: sqrt(hidden_size)
-  attention: str = "prefix_lm"
-  compute_dtype: str = "float32"  # bfloat16 on accelerators
-  remat: str = "none"
+  vocab_size: int = 65_536  # token ids 0 … vocab_size − 1 (the tokenizer's size, rounded up)
+  hidden_size: int = 1536  # the residual stream's width D
+  num_attention_heads: int = 12  # query and key/value heads per attention layer
+  head_dim: int = 128  # per-head width (even: rotary embeddings rotate pairs)
+  intermediate_size: int | None = None  # the MLP's width; None: swiglu_width(hidden_size)
+  num_layers_per_stack: int = 16  # blocks in each of the H and L stacks
+  H_cycles: int = 2  # outer cycles, each L_cycles L calls then one H call
+  L_cycles: int = 3  # L calls per H cycle
+  max_position_embeddings: int = 4096  # the longest sequence the rotary tables cover
+  rms_norm_eps: float = 1e-6  # the epsilon inside every RMS norm
+  rope_theta: float = 10_000.0  # the rotary embedding's base frequency
+  embedding_scale: float | None = None  # the input embeddings' factor; None: sqrt(hidden_size)
+  attention: str = "prefix_lm"  # the mask: prompt tokens see the whole prompt (prefix_lm)
+  compute_dtype: str = "float32"  # activations and matmuls; bfloat16 on accelerators
+  remat: str = "none"  # what the backward recomputes instead of storing (jax.checkpoint policy)
   # Unroll the layer and recurrence scans: faster on CPU for shallow stacks (measured −30 %
   # step time on the tiny config), at the cost of compile time and program size.
   scan_unroll: bool = False
@@ -50,15 +51,15 @@ class ModelConfig:
   # splash attention TPU kernels in two passes (splash_tpu.py); "cudnn" cannot take packed-row
   # masks.
   attention_impl: str | None = "auto"
-  pad_token_id: int = 0
+  pad_token_id: int = 0  # the id padding rows are filled with
   # A name in hrm_jax.model.ARCHITECTURES. The baselines (baselines.py): "trm" shares one stack
   # between the H and L roles; "ut" loops one stack `num_loops` times; "transformer" is one
   # pass; "rins" loops the L stack `num_loops` times, then makes one H pass. `loop_init` is the
   # state the loops of ut, transformer and rins start from: zeros, or a fixed random z_L_init
   # as HRM's z_L (the authors' UT and RINS).
   architecture: str = "hrm"
-  num_loops: int = 8
-  loop_init: str = "zeros"
+  num_loops: int = 8  # ut and rins: how many times the looped stack runs
+  loop_init: str = "zeros"  # ut, transformer, rins: the state their loops start from
 
   def __post_init__(self):
     for name in ("vocab_size", "hidden_size", "num_attention_heads", "head_dim",
@@ -78,7 +79,7 @@ class ModelConfig:
       raise ValueError(f"ModelConfig.attention={self.attention!r}; choose one of {ATTENTION_MODES}")
     if self.remat not in REMAT_POLICIES:
       raise ValueError(f"ModelConfig.remat={self.remat!r}; choose one of {REMAT_POLICIES}")
-    if self.compute_dtype not in ("float32", "bfloat16", "float16"):
+    if self.compute_dtype not in COMPUTE_DTYPES:
       raise ValueError(f"ModelConfig.compute_dtype={self.compute_dtype!r}; "
                        "choose float32, bfloat16 or float16")
     if self.attention_impl not in ATTENTION_IMPLS:

@@ -13,7 +13,7 @@ import argparse
 import logging
 import sys
 
-from hrm_jax.train.config import ConfigError, TrainConfig, load_config, to_yaml
+from hrm_jax.train.config import ConfigError, help_text, load_config, to_yaml
 
 
 def main(argv=None) -> int:
@@ -22,7 +22,8 @@ def main(argv=None) -> int:
       description="Train HRM-Text on instruction-response data (default: the built-in "
                   "generator, no download). Re-running the same command resumes.",
       epilog="Every key below can be set as key=value (e.g. data.seq_len=512 "
-             "model.preset=B model.remat=full optimizer.learning_rate=1e-4):\n\n" + to_yaml(TrainConfig()))
+             "model.preset=B model.remat=full optimizer.learning_rate=1e-4), shown with its "
+             "default, what it sets and its choices:\n\n" + help_text())
   parser.add_argument("--config", action="append", default=[], metavar="FILE",
                       help="YAML config (e.g. experiments/hrm/tiny.yaml); later files win")
   parser.add_argument("--print-config", action="store_true",

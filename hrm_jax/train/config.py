@@ -23,6 +23,7 @@ from hrm_jax.model.config import PRESETS, ModelConfig, preset
 from hrm_jax.train.optimizer import SCHEDULES
 from hrm_jax.train.sharding import MeshConfig
 from runkit import config as runkit_config
+from runkit import config_help as runkit_config_help
 from runkit import wandb_log
 from runkit.errors import ConfigError  # shared with Reflex; callers catch config.ConfigError
 
@@ -54,16 +55,16 @@ def model_section(name: str):
 
 @dataclasses.dataclass
 class OptimizerConfig:
-  learning_rate: float = 2.2e-4
+  learning_rate: float = 2.2e-4  # the peak, reached after warmup_steps (AdamW)
   # After warm-up: constant (the paper's pre-training) or cosine down to lr_min_ratio × peak
   # (the authors' fine-tuning uses 0.1; their code writes constant as lr_min_ratio 1.0).
   schedule: str = "constant"
-  lr_min_ratio: float = 0.1
-  warmup_steps: int = 2000
-  b1: float = 0.9
-  b2: float = 0.95
-  weight_decay: float = 0.1
-  ema_decay: float = 0.9999
+  lr_min_ratio: float = 0.1  # cosine: the final learning rate as a fraction of the peak
+  warmup_steps: int = 2000  # linear warm-up from 0 to the peak learning rate
+  b1: float = 0.9  # AdamW's first-moment decay
+  b2: float = 0.95  # AdamW's second-moment decay
+  weight_decay: float = 0.1  # AdamW's decoupled weight decay (matrices only)
+  ema_decay: float = 0.9999  # the evaluated weights: an exponential moving average
 
 
 BP_SCHEDULES = ("staircase", "fixed")
@@ -71,12 +72,12 @@ BP_SCHEDULES = ("staircase", "fixed")
 
 @dataclasses.dataclass
 class ScheduleConfig:
-  steps: int = 10_000
+  steps: int = 10_000  # optimizer steps to train
   accumulation: int = 1  # microbatches per optimizer step
   bp_schedule: str = "staircase"  # staircase (2→3→4→5 over the first 20 %) or fixed (bp_end)
-  bp_start: int = 2
-  bp_end: int = 5
-  bp_warmup_fraction: float = 0.2
+  bp_start: int = 2  # staircase: the gradient window (module calls) at the start
+  bp_end: int = 5  # the gradient window after the warm-up (fixed: always)
+  bp_warmup_fraction: float = 0.2  # staircase: the fraction of steps it climbs over
 
   def bp_steps(self, update: int) -> int:
     """The scheduled gradient window of update k = `update` (1, 2, …; a Python int: each
@@ -102,17 +103,20 @@ class LogConfig:
   # Orbax checkpoints: a local path or a bucket (gs://bucket/run); default: dir/checkpoints.
   checkpoint_dir: str | None = None
   every: int = 50  # steps between metric lines
-  eval_every: int = 500  # 0: no periodic evaluation
-  eval_batches: int = 4
-  checkpoint_every: int = 500
+  eval_every: int = 500  # steps between evaluations on eval_sources; 0: none
+  eval_batches: int = 4  # batches of eval_sources per evaluation
+  checkpoint_every: int = 500  # steps between checkpoints (and one at the end)
   keep: int = 3  # checkpoints kept
-  async_checkpoints: bool = True
-  tensorboard: bool = True
+  async_checkpoints: bool = True  # save in the background while training continues
+  tensorboard: bool = True  # TensorBoard event files under dir
   wandb: bool = False  # also a W&B run (runkit.wandb_log), written under dir
   wandb_mode: str = "offline"  # offline (`wandb sync` uploads it later) or online
-  wandb_project: str = "hrm-text"
-  progress: bool = True
-  peak_flops: float | None = None  # per device; None: looked up from the device kind
+  wandb_project: str = "hrm-text"  # the W&B project name
+  progress: bool = True  # the progress bar (compiling, then steps/s and ETA)
+  peak_flops: float | None = None  # a device's peak FLOP/s, for MFU; None: looked up from its kind
+
+
+INIT_WEIGHTS = ("ema", "params")
 
 
 @dataclasses.dataclass
@@ -211,7 +215,7 @@ def validate(config: TrainConfig) -> None:
   if config.init.from_run and config.init.from_hf:
     raise ConfigError(f"init.from_run={config.init.from_run!r} and init.from_hf="
                       f"{config.init.from_hf!r}: give one source of initial weights")
-  if config.init.weights not in ("ema", "params"):
+  if config.init.weights not in INIT_WEIGHTS:
     raise ConfigError(f"init.weights={config.init.weights!r} is invalid: choose 'ema' or "
                       "'params'")
   if d.batch_size % s.accumulation:
@@ -244,6 +248,32 @@ def model_config(config) -> ModelConfig:
     return ModelConfig(**{f: getattr(config.model, f) for f in MODEL_FIELDS})
   except (ValueError, TypeError) as error:
     raise ConfigError(f"model: {str(error).replace('ModelConfig.', 'model.')}") from None
+
+
+def help_text() -> str:
+  """Every key with its default, description and choices (`python -m hrm_jax.train --help`)."""
+  # pylint: disable=import-outside-toplevel
+  from hrm_jax.data.sources import KINDS, ON_ERROR
+  from hrm_jax.model import ARCHITECTURES
+  from hrm_jax.model.attention import AUTO_IMPL, RANK_IMPLS
+  from hrm_jax.model.config import ATTENTION_MODES, COMPUTE_DTYPES, LOOP_INITS, REMAT_POLICIES
+  classes = {"model": [ModelConfig], "data": [DataConfig], "optimizer": [OptimizerConfig],
+             "schedule": [ScheduleConfig], "mesh": [MeshConfig], "log": [LogConfig],
+             "init": [InitConfig], "": [TrainConfig]}
+  choices = {"model.preset": sorted(PRESETS), "model.attention": ATTENTION_MODES,
+             "model.remat": REMAT_POLICIES, "model.attention_impl": ("auto", "xla") + RANK_IMPLS,
+             "model.architecture": sorted(ARCHITECTURES), "model.loop_init": LOOP_INITS,
+             "model.compute_dtype": COMPUTE_DTYPES,
+             "optimizer.schedule": SCHEDULES, "schedule.bp_schedule": BP_SCHEDULES,
+             "data.on_error": ON_ERROR, "log.wandb_mode": wandb_log.MODES,
+             "init.weights": INIT_WEIGHTS}
+  extra = {"model.preset": "the model size every other model key starts from (a field set in "
+                           "a file or on the command line wins over it)",
+           "data.sources": "the training data: one dict per source, {kind, its options, "
+                           f"weight, cap}}; kinds: {', '.join(KINDS)}",
+           "model.attention_impl": "the attention kernel; auto: per backend "
+                                   f"{AUTO_IMPL}, blockwise elsewhere"}
+  return runkit_config_help.describe(TrainConfig(), classes, choices, extra)
 
 
 def to_yaml(config: TrainConfig) -> str:

@@ -42,9 +42,9 @@ PARAMETER_AXES = (
 @dataclasses.dataclass
 class MeshConfig:
   """Mesh axis sizes; -1 takes every device left over."""
-  data: int = -1
-  fsdp: int = 1
-  tensor: int = 1
+  data: int = -1  # data-parallel replicas (batch split, parameters replicated)
+  fsdp: int = 1  # parameters and optimizer state sharded over this many devices
+  tensor: int = 1  # tensor parallelism: heads and MLP width split
 
 
 def make_mesh(config: MeshConfig, devices=None) -> jax.sharding.Mesh:
