@@ -31,8 +31,16 @@ def field_descriptions(cls: type) -> dict[str, str]:
       comments[tok.start[0]] = tok.string.lstrip("#").strip()
       if not tok.line[:tok.start[1]].strip():
         comment_only.add(tok.start[0])
-  docstring = {m.group(1): m.group(2).strip() for m in
-               re.finditer(r"^\s*(\w+): (.+)$", inspect.getdoc(cls) or "", re.MULTILINE)}
+  docstring, name = {}, None
+  for line in (inspect.getdoc(cls) or "").splitlines():  # "name: text" and its continuation
+    entry = re.match(r"(\w+): (.+)$", line)
+    if entry:
+      name = entry.group(1)
+      docstring[name] = entry.group(2).strip()
+    elif name and line.startswith(" ") and line.strip():
+      docstring[name] += " " + line.strip()
+    else:
+      name = None
   out = {}
   for node in ast.parse(source).body[0].body:
     if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):

@@ -29,19 +29,19 @@ from reflex_jax.symmetry import Reflection
 class PPOConfig:
   """PPO hyperparameters. Steps count environment steps (× action_repeat), as in brax."""
 
-  num_timesteps: int = 1_000_000
-  num_envs: int = 128
+  num_timesteps: int = 1_000_000  # env steps per run (the experiment's `steps` sets it)
+  num_envs: int = 128  # environments stepped in parallel per run
   unroll_length: int = 32            # steps per env per update; batch = num_envs × unroll_length
-  num_minibatches: int = 8
-  num_epochs: int = 4
-  learning_rate: float = 3e-4
-  lr_schedule: Literal["constant", "linear"] = "constant"
-  gamma: float = 0.99
-  gae_lambda: float = 0.95
-  clip_epsilon: float = 0.2
+  num_minibatches: int = 8  # minibatches per epoch over one update's batch
+  num_epochs: int = 4  # passes over each update's batch
+  learning_rate: float = 3e-4  # Adam's step size
+  lr_schedule: Literal["constant", "linear"] = "constant"  # or linear decay to 0 over the run
+  gamma: float = 0.99  # the discount
+  gae_lambda: float = 0.95  # GAE's λ
+  clip_epsilon: float = 0.2  # the ratio clip of the surrogate objective
   value_clip: float | None = None    # PPO2-style value clipping range, off by default
-  value_coef: float = 0.5
-  entropy_coef: float = 1e-3
+  value_coef: float = 0.5  # the value loss's weight
+  entropy_coef: float = 1e-3  # the entropy bonus's weight
   # The entropy bonus: "squashed", the entropy of the tanh-squashed policy (one reparameterized
   # sample per step, as brax.training), or "gaussian", the pre-squash Gaussian's closed form,
   # which keeps rewarding a growing σ after tanh saturates. A clip-squashed policy uses the
@@ -49,16 +49,17 @@ class PPOConfig:
   # steps, 5 seeds) its learning curve's area was 25 % larger, P = 0.92 [0.68, 1.0]
   # (README, "Reflex on bilateral bodies").
   entropy_estimate: Literal["squashed", "gaussian"] = "squashed"
-  normalize_advantages: bool = True
-  normalize_observations: bool = True
-  reward_scaling: float = 1.0
-  max_grad_norm: float = 0.5
+  normalize_advantages: bool = True  # advantages standardized per minibatch
+  normalize_observations: bool = True  # running mean/std normalization of observations
+  reward_scaling: float = 1.0  # rewards are multiplied by this before learning
+  max_grad_norm: float = 0.5  # global gradient-norm clip
+  # the actor: hidden sizes, activation, std (state_dependent or learned), squash
   policy: PolicyConfig = PolicyConfig()
-  value_hidden: tuple[int, ...] = (64, 64)
-  value_activation: str = "tanh"
+  value_hidden: tuple[int, ...] = (64, 64)  # the value network's hidden sizes
+  value_activation: str = "tanh"  # the value network's activation
   episode_length: int | None = None  # None: the task's own (Playground) or 1000
-  action_repeat: int | None = None
-  equalize_asymmetries: bool = False
+  action_repeat: int | None = None  # each action applied this many times; None: the task's or 1
+  equalize_asymmetries: bool = False  # the exactly mirror-symmetric model (registry fixes)
   mask_nonfinite: bool = False       # end episodes at NaN/inf simulator steps (envs.NonFiniteMask)
   num_logs: int = 10                 # host calls (progress, metrics) over the run
   num_eval_envs: int = 16            # episodes for the final evaluation

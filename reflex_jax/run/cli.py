@@ -29,8 +29,12 @@ from runkit.checkpoints import CheckpointError
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m reflex_jax.train", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+      prog="python -m reflex_jax.train", description=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+      epilog="Every key, shown with its default, what it sets and its choices (env: the tasks "
+             "with a registered reflection; any registered task trains as a baseline):\n\n"
+             + run_config.help_text())
   parser.add_argument("--config", action="append", default=[],
                       help="YAML file(s), merged in order (e.g. experiments/reflex/*.yaml)")
   parser.add_argument("--print-config", action="store_true",

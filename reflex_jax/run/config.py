@@ -39,21 +39,22 @@ VARIANTS: dict[str, dict[str, Any]] = {
 @dataclasses.dataclass
 class ExperimentSettings:
   """An experiment's settings but the algorithms' sections (ExperimentConfig adds those)."""
-  env: str = "brax/inverted_double_pendulum"
-  algo: str = "ppo"
+  env: str = "brax/inverted_double_pendulum"  # the task id
+  algo: str = "ppo"  # the algorithm (a name in reflex_jax.algorithms.ALGORITHMS)
   seeds: int = 5                  # seeds first_seed … first_seed + seeds − 1, vmapped
-  first_seed: int = 0
+  first_seed: int = 0  # the first seed of the seeds run
+  # the variants trained, each a named override of `reflex` (VARIANTS)
   variants: list[str] = dataclasses.field(default_factory=lambda: ["baseline", "reflex"])
   steps: int | None = None        # env steps per run; None: <algo>.num_timesteps
   reflex: ReflexConfig = dataclasses.field(default_factory=ReflexConfig)  # w0 = reflex.weight
   out_dir: str = "runs/reflex/{env}/{algo}"  # {env} and {algo} are filled in
   checkpoint_every: int = 1       # logging intervals between checkpoints
-  keep_checkpoints: int = 2
-  tensorboard: bool = True
+  keep_checkpoints: int = 2  # checkpoints kept
+  tensorboard: bool = True  # TensorBoard event files per variant and seed
   wandb: bool = False             # also W&B runs (runkit.wandb_log), one per variant/seed
   wandb_mode: str = "offline"     # offline (written under out_dir; `wandb sync`), online
-  wandb_project: str = "reflex"
-  progress: bool = True
+  wandb_project: str = "reflex"  # the W&B project name
+  progress: bool = True  # the progress bar (compiling, then steps/s, ETA and return)
 
   @property
   def seed_list(self) -> list[int]:
@@ -161,6 +162,21 @@ def variant_groups(config: ExperimentConfig) -> list[VariantGroup]:
 
 def out_dir(config: ExperimentConfig) -> str:
   return config.out_dir.format(env=config.env.replace("/", "_"), algo=config.algo)
+
+
+def help_text() -> str:
+  """Every key with its default, description and choices (`python -m reflex_jax.train --help`)."""
+  # pylint: disable=import-outside-toplevel
+  from reflex_jax.networks import ACTIVATIONS
+  from reflex_jax.symmetry import registry
+  from runkit import config_help, wandb_log
+  classes = {"": [ExperimentSettings], "reflex": [ReflexConfig],
+             **{name: [entry.config] for name, entry in ALGORITHMS.items()}}
+  choices = {"env": registry.symmetric_env_ids(), "algo": list(ALGORITHMS),
+             "variants": list(VARIANTS), "wandb_mode": wandb_log.MODES,
+             **{f"{name}.{key}": sorted(ACTIVATIONS) for name in ALGORITHMS
+                for key in ("value_activation", "q_activation")}}
+  return config_help.describe(ExperimentConfig(), classes, choices)
 
 
 def to_yaml(config: ExperimentConfig) -> str:

@@ -30,34 +30,35 @@ from reflex_jax.symmetry import Reflection
 class SACConfig:
   """SAC hyperparameters. Steps count environment steps (× action_repeat), as in brax."""
 
-  num_timesteps: int = 500_000
-  num_envs: int = 32
+  num_timesteps: int = 500_000  # env steps per run (the experiment's `steps` sets it)
+  num_envs: int = 32  # environments stepped in parallel per run
   grad_updates_per_step: int = 8     # updates per iteration (one step of every env): UTD × num_envs
-  batch_size: int = 256
+  batch_size: int = 256  # transitions per gradient update
   buffer_size: int = 1_000_000       # transitions
   learning_starts: int = 10_000      # env steps with random actions before learning
   learning_rate: float = 3e-4        # actor, critics and temperature
-  gamma: float = 0.99
+  gamma: float = 0.99  # the discount
   tau: float = 0.005                 # Polyak averaging of the target critics
-  init_alpha: float = 1.0
+  init_alpha: float = 1.0  # the temperature α at the start
   target_entropy: float | None = None  # None: −|A|
-  reward_scaling: float = 1.0
-  normalize_observations: bool = True
+  reward_scaling: float = 1.0  # rewards are multiplied by this before learning
+  normalize_observations: bool = True  # running mean/std normalization of observations
+  # the actor: hidden sizes, activation, std (state_dependent or learned), squash
   policy: PolicyConfig = PolicyConfig(hidden=(256, 256), activation="relu",
                                       std="state_dependent", squash="tanh")
-  q_hidden: tuple[int, ...] = (256, 256)
-  q_activation: str = "relu"
-  q_layer_norm: bool = False
-  num_q: int = 2
-  max_grad_norm: float | None = None
-  episode_length: int | None = None
-  action_repeat: int | None = None
-  equalize_asymmetries: bool = False
+  q_hidden: tuple[int, ...] = (256, 256)  # each Q network's hidden sizes
+  q_activation: str = "relu"  # the Q networks' activation
+  q_layer_norm: bool = False  # LayerNorm after each hidden layer of the Q networks
+  num_q: int = 2  # Q networks in the ensemble (the target takes their minimum)
+  max_grad_norm: float | None = None  # global gradient-norm clip; None: none
+  episode_length: int | None = None  # None: the task's own (Playground) or 1000
+  action_repeat: int | None = None  # each action applied this many times; None: the task's or 1
+  equalize_asymmetries: bool = False  # the exactly mirror-symmetric model (registry fixes)
   mask_nonfinite: bool = False       # end episodes at NaN/inf simulator steps (envs.NonFiniteMask)
-  num_logs: int = 10
-  num_eval_envs: int = 16
+  num_logs: int = 10  # host calls (progress, metrics) over the run
+  num_eval_envs: int = 16  # episodes for the final evaluation
   reflex: regularizer.ReflexConfig | None = None  # None: plain SAC; w0 is reflex.weight
-  num_devices: int | None = None
+  num_devices: int | None = None  # shard envs over this many devices; None: all that divide
 
   def __post_init__(self):
     for name in ("num_timesteps", "num_envs", "grad_updates_per_step", "batch_size",

@@ -38,10 +38,7 @@ def test_every_hrm_training_key_is_described_with_its_choices():
   text = help_text()
   keys = [line.split(" = ")[0].strip() for line in text.splitlines() if " = " in line
           and not line.startswith("      ")]
-  lines = text.splitlines()
-  undescribed = [k for k, nxt in zip(lines, lines[1:] + [""])
-                 if not k.startswith("      ") and not nxt.startswith("      ")]
-  assert not undescribed, undescribed
+  assert not _undescribed(text), _undescribed(text)
   assert len(keys) > 60 and "schedule.bp_schedule" in keys and "data.sources" in keys
   for choice in ("Choices: staircase, fixed.", "Choices: B, L, XL, XXL, tiny.",
                  "Choices: constant, cosine.", "Choices: none, full, dots, dots_no_batch.",
@@ -54,3 +51,31 @@ def test_every_hrm_training_key_is_described_with_its_choices():
   with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
     cli.main(["--help"])
   assert "schedule.bp_schedule = staircase" in out.getvalue()
+
+
+def _undescribed(text: str) -> list[str]:
+  lines = text.splitlines()
+  return [k for k, nxt in zip(lines, lines[1:] + [""])
+          if not k.startswith("      ") and not nxt.startswith("      ")]
+
+
+def test_every_reflex_experiment_key_is_described_with_its_choices():
+  from reflex_jax.run import cli
+  from reflex_jax.run.config import help_text
+  text = help_text()
+  assert not _undescribed(text), _undescribed(text)
+  flat = " ".join(text.split())
+  for key in ("ppo.num_minibatches = 8", "sac.num_q = 2", "reflex.actor_loss = mse",
+              "variants = ['baseline', 'reflex']"):
+    assert key in text
+  for choice in ("Choices: ppo, sac.", "reflex_actor_only, reflex_critic_only",
+                 "Choices: constant, linear.", "Choices: squashed, gaussian.",
+                 "brax/walker2d"):
+    assert choice in flat
+  import contextlib
+  import io
+  import pytest
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+    cli.main(["--help"])
+  assert "sac.grad_updates_per_step = 8" in out.getvalue()
