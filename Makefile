@@ -18,14 +18,16 @@ TFDS_STAMP := $(VENV)/.installed-tfds
 
 CORE_STAMP := $(VENV)/.installed-core
 
-# The demo and the CLIs need the core dependencies only (no torch, transformers or pytest).
+# The demo and the CLIs need both halves ([rl] and [lm]) and nothing more (no torch,
+# transformers or pytest).
 $(CORE_STAMP): pyproject.toml constraints/cpu.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints/cpu.txt -e .
+	$(BIN)/pip install --quiet -c constraints/cpu.txt -e ".[rl,lm]"
 	touch $(CORE_STAMP)
 
-# The tests: the test extra, and the hf extra (the transformers parity reference).
+# The tests: the test extra (both halves with it), and the hf extra (the transformers parity
+# reference).
 $(STAMP): pyproject.toml constraints/cpu.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip

@@ -173,13 +173,14 @@ def probe(parts: list[str], python: str = sys.executable, env: dict | None = Non
 # --- download (connected machine) --------------------------------------------------------------
 
 def declared_ranges() -> dict[str, str]:
-  """{normalized name: specifier} this project declares (pyproject dependencies)."""
+  """{normalized name: specifier} this project declares (pyproject dependencies and the two
+  halves' extras, [rl] and [lm], which the node runs)."""
   from importlib import metadata  # pylint: disable=import-outside-toplevel
   from packaging.requirements import Requirement  # pylint: disable=import-outside-toplevel
   out = {}
   for line in metadata.requires(PROJECT) or []:
     req = Requirement(line)
-    if req.marker is None:
+    if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in ("rl", "lm")):
       out[normalize(req.name)] = str(req.specifier)
   return out
 

@@ -57,7 +57,7 @@ case "$action" in
     dir="$(printf %q "$remote_dir")"
     on_all_workers "mkdir -p $dir && tar -xzf repo.tar.gz -C $dir && cd $dir \
       && python3 -m venv .venv && .venv/bin/pip install --quiet --upgrade pip \
-      && .venv/bin/pip install --quiet -e '.[tpu,gcs]'"
+      && .venv/bin/pip install --quiet -e '.[rl,lm,tpu,gcs]'"
     ;;
   run)
     job="${1:?usage: tpu_vm.sh run preflight|reflex|hrm [key=value ...]}"
