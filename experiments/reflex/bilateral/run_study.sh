@@ -3,7 +3,9 @@
 # (finished cells are skipped, interrupted ones continue from their checkpoints).
 #   nohup experiments/reflex/bilateral/run_study.sh > runs/bilateral_study.log 2>&1 &
 # Measured on the 2-core CPU (one core per process): ant PPO, baseline + Reflex × 5 seeds,
-# 1M steps: ~75 min; walker2d SAC, 60k steps: ~10 min per logging interval (of 10).
+# 1M steps: ~90 min; walker2d SAC, 60k steps: ~10 min per logging interval (of 10); humanoid
+# PPO (brax's 8 epochs × 32 minibatches, 256×5 value net), 10 runs: ~2.7 s per run and update,
+# so 98 updates take ~4.4 h; the ablations (7 variants × 5 seeds on ant) ~5 h.
 # Core 0: walker2d SAC and humanoid PPO on brax's models (ours, then brax.training), then on
 #   the equalized models (the exactly symmetric MDPs).
 # Core 1: ant PPO (ours, then brax.training; ant's model is exactly symmetric as it is), the
