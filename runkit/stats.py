@@ -29,11 +29,17 @@ def bootstrap_ci(x_S, statistic=np.mean, seed: int = 0) -> tuple[float, float]:
   return tuple(np.nanpercentile(samples, [2.5, 97.5], axis=-1))
 
 
+def win_rate(x_S, y_S) -> np.ndarray:
+  """P(X > Y) over all pairs of the last axes' seeds (ties count half), for any leading
+  batch axes: [..., S] and [..., S'] → [...]."""
+  x, y = np.asarray(x_S, np.float64)[..., :, None], np.asarray(y_S, np.float64)[..., None, :]
+  return np.mean((x > y) + 0.5 * (x == y), axis=(-1, -2))
+
+
 def probability_of_improvement(x, y) -> float:
   """P(X > Y) for a random seed of each (ties count half), rliable's definition: the
   Mann–Whitney U statistic over all pairs, divided by their number."""
-  x, y = np.asarray(x, np.float64)[:, None], np.asarray(y, np.float64)[None, :]
-  return float(np.mean((x > y) + 0.5 * (x == y)))
+  return float(win_rate(x, y))
 
 
 def probability_of_improvement_ci(x, y, seed: int = 0) -> tuple[float, float, float]:
@@ -43,7 +49,5 @@ def probability_of_improvement_ci(x, y, seed: int = 0) -> tuple[float, float, fl
   rng = np.random.default_rng(seed)
   ix = rng.integers(0, x.size, (BOOTSTRAP, x.size))
   iy = rng.integers(0, y.size, (BOOTSTRAP, y.size))
-  xs, ys = x[ix][:, :, None], y[iy][:, None, :]
-  samples = np.mean((xs > ys) + 0.5 * (xs == ys), axis=(1, 2))
-  low, high = np.percentile(samples, [2.5, 97.5])
+  low, high = np.percentile(win_rate(x[ix], y[iy]), [2.5, 97.5])
   return probability_of_improvement(x, y), float(low), float(high)

@@ -81,7 +81,7 @@ class ModelConfig:
       raise ValueError(f"ModelConfig.remat={self.remat!r}; choose one of {REMAT_POLICIES}")
     if self.compute_dtype not in COMPUTE_DTYPES:
       raise ValueError(f"ModelConfig.compute_dtype={self.compute_dtype!r}; "
-                       "choose float32, bfloat16 or float16")
+                       f"choose one of {COMPUTE_DTYPES}")
     if self.attention_impl not in ATTENTION_IMPLS:
       raise ValueError(f"ModelConfig.attention_impl={self.attention_impl!r}; "
                        f"choose one of {ATTENTION_IMPLS}")

@@ -216,8 +216,8 @@ def validate(config: TrainConfig) -> None:
     raise ConfigError(f"init.from_run={config.init.from_run!r} and init.from_hf="
                       f"{config.init.from_hf!r}: give one source of initial weights")
   if config.init.weights not in INIT_WEIGHTS:
-    raise ConfigError(f"init.weights={config.init.weights!r} is invalid: choose 'ema' or "
-                      "'params'")
+    raise ConfigError(f"init.weights={config.init.weights!r} is invalid: choose one of "
+                      f"{INIT_WEIGHTS}")
   if d.batch_size % s.accumulation:
     raise ConfigError(f"data.batch_size={d.batch_size} does not split into "
                       f"schedule.accumulation={s.accumulation} microbatches; use a multiple")

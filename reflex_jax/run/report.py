@@ -22,7 +22,7 @@ import numpy as np
 
 from reflex_jax.run.experiment import load_results
 from runkit import plots
-from runkit.stats import BOOTSTRAP, bootstrap_ci, mean_ci, probability_of_improvement_ci
+from runkit.stats import BOOTSTRAP, bootstrap_ci, mean_ci, probability_of_improvement_ci, win_rate
 
 LABELS = {"baseline": "baseline", "reflex": "Reflex"}
 
@@ -35,13 +35,18 @@ def iqm(x, axis=-1):
   return stats.trim_mean(x, 0.25, axis=axis)
 
 
+def resample_within_tasks(scores_TS: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+  """BOOTSTRAP stratified resamples [BOOTSTRAP, T, S]: seeds drawn with replacement within
+  each task (rliable's stratified bootstrap)."""
+  scores_TS = np.asarray(scores_TS, np.float64)
+  idx = rng.integers(0, scores_TS.shape[1], (BOOTSTRAP,) + scores_TS.shape)
+  return np.take_along_axis(scores_TS[None], idx, axis=2)
+
+
 def stratified_bootstrap_iqm(scores_TS: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
   """IQM over all (task, seed) scores and its 95 % CI, resampling seeds within each task."""
-  rng = np.random.default_rng(seed)
-  num_tasks, num_seeds = scores_TS.shape
-  point = float(iqm(scores_TS.ravel()))
-  idx = rng.integers(0, num_seeds, (BOOTSTRAP, num_tasks, num_seeds))
-  resampled = np.take_along_axis(scores_TS[None], idx, axis=2).reshape(BOOTSTRAP, -1)
+  point = float(iqm(np.ravel(scores_TS)))
+  resampled = resample_within_tasks(scores_TS, np.random.default_rng(seed)).reshape(BOOTSTRAP, -1)
   low, high = np.percentile(iqm(resampled, axis=1), [2.5, 97.5])
   return point, float(low), float(high)
 
@@ -253,16 +258,10 @@ def stratified_probability_of_improvement(x_TS: np.ndarray, y_TS: np.ndarray,
   """rliable's average probability of improvement: P(X > Y) per task over all seed pairs
   (ties count half), averaged over tasks; with its 95 % interval from resampling each side's
   seeds within each task."""
-  def p_of(x, y):  # [..., T, S] each → [...]
-    gt = x[..., :, :, None] > y[..., :, None, :]
-    eq = x[..., :, :, None] == y[..., :, None, :]
-    return np.mean(gt + 0.5 * eq, axis=(-1, -2, -3))
-  x_TS, y_TS = np.asarray(x_TS, np.float64), np.asarray(y_TS, np.float64)
   rng = np.random.default_rng(seed)
-  resample = lambda a: np.take_along_axis(
-      a[None], rng.integers(0, a.shape[1], (BOOTSTRAP,) + a.shape), axis=2)
-  low, high = np.percentile(p_of(resample(x_TS), resample(y_TS)), [2.5, 97.5])
-  return float(p_of(x_TS, y_TS)), float(low), float(high)
+  samples = win_rate(resample_within_tasks(x_TS, rng), resample_within_tasks(y_TS, rng))
+  low, high = np.percentile(samples.mean(axis=-1), [2.5, 97.5])
+  return float(win_rate(x_TS, y_TS).mean()), float(low), float(high)
 
 
 def performance_profile(scores_TS: np.ndarray, taus: np.ndarray,
@@ -273,10 +272,8 @@ def performance_profile(scores_TS: np.ndarray, taus: np.ndarray,
   scores_TS = np.asarray(scores_TS, np.float64)
   frac = lambda s: np.mean(s.reshape(s.shape[:-2] + (-1,))[..., None, :] > taus[:, None],
                            axis=-1)
-  idx = np.random.default_rng(seed).integers(0, scores_TS.shape[1],
-                                             (BOOTSTRAP,) + scores_TS.shape)
-  low, high = np.percentile(frac(np.take_along_axis(scores_TS[None], idx, axis=2)),
-                            [2.5, 97.5], axis=0)
+  resampled = resample_within_tasks(scores_TS, np.random.default_rng(seed))
+  low, high = np.percentile(frac(resampled), [2.5, 97.5], axis=0)
   return frac(scores_TS), low, high
 
 
