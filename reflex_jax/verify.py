@@ -4,7 +4,12 @@ For reachable states s (random-action rollouts from resets) it measures
   1. observation error  max |obs(g·s) − g·obs(s)|,
   2. reward error       max |r(g·s, g·a) − r(s, a)| over the rollout below,
   3. rollout drift      max |obs_t(g·s, g·a_0..t) − g·obs_t(s, a_0..t)| over `horizon` steps,
-where g·s mirrors qpos, qvel and mocap targets with the state map derived from the model.
+where g·s mirrors qpos, qvel and mocap targets with the state map derived from the model,
+and the task state a locomotion task keeps beside the physics (command, last action, foot
+timers, gait phase) by its registered maps. Tasks with a privileged critic observation are
+checked on both observations (the larger error is reported). Observation noise, pushes and
+command resampling are off while verifying (`SymmetrySpec.verify_overrides`): they are drawn
+from mirror-symmetric distributions, so they keep the MDP symmetric but not sample by sample.
 Errors are relative to the observation scale (max |obs|, at least 1). It runs in float64 by
 default, where an exact symmetry leaves only rounding error; without the asymmetry fixes the
 real drift shows.
@@ -92,16 +97,48 @@ def mirror_physics(sim: envs.SimulatorEnv, state_map: StateMap, state):
           jnp.concatenate([mocap_quat[mocap, :1], -mocap_quat[mocap, 1:] * m], axis=-1))
 
 
+def _apply(m, v):
+  """A signed permutation on an array of any dtype (flags only permute)."""
+  out = v[..., jnp.asarray(m.perm)]
+  return out if v.dtype == jnp.bool_ else out * jnp.asarray(m.sign, v.dtype)
+
+
 def _check_fn(sim, reflection: Reflection, state_map: StateMap, num_states: int,
-              warmup: int, horizon: int, perturbation: float):
+              warmup: int, horizon: int, perturbation: float, spec: registry.SymmetrySpec):
   g_obs, g_act = reflection.reflect_obs, reflection.reflect_action
+  info_maps = spec.info_maps(sim.mj_model)
+  critic_map = spec.critic_observation_map(sim.mj_model)
+
+  def pin(state):  # task state held fixed while verifying (spec.verify_info)
+    if not spec.verify_info:
+      return state
+    info = dict(sim.info(state))
+    info.update({k: jnp.asarray(v, info[k].dtype) for k, v in spec.verify_info})
+    return state.replace(native=state.native.replace(info=info))
+
+  def mirrored_task_state(state):  # task state and controls, for tasks that keep them
+    if not info_maps:
+      return {}
+    info = dict(sim.info(state))
+    return {"info": {k: _apply(info_maps[k], v) if k in info_maps else v
+                     for k, v in info.items()},
+            "ctrl": g_act(state.native.data.ctrl)}
+
+  def obs_error(s, sm):
+    scale = jnp.maximum(1.0, jnp.abs(s.obs).max())
+    err = jnp.abs(sm.obs - g_obs(s.obs)).max() / scale
+    if critic_map is not None:
+      c, cm = sim.critic_observation(s), sim.critic_observation(sm)
+      err = jnp.maximum(err, jnp.abs(cm - _apply(critic_map, c)).max()
+                        / jnp.maximum(1.0, jnp.abs(c).max()))
+    return err
 
   def random_action(key, dtype):
     return jax.random.uniform(key, (sim.action_size,), dtype, -1.0, 1.0)
 
   def one(key):
     key_reset, key_warm, key_roll, key_noise = jax.random.split(key, 4)
-    state = sim.reset(key_reset)
+    state = pin(sim.reset(key_reset))
     dtype = state.obs.dtype
 
     def warm(carry, k):
@@ -116,27 +153,26 @@ def _check_fn(sim, reflection: Reflection, state_map: StateMap, num_states: int,
     mocap_pos, mocap_quat = sim.mocap(state)
     original = sim.with_physics(state, qpos, qvel, mocap_pos, mocap_quat, last_action)
     mirrored = sim.with_physics(state, *mirror_physics(sim, state_map, state),
-                                g_act(last_action))
+                                g_act(last_action), **mirrored_task_state(state))
     noise = jax.random.normal(key_noise, qvel.shape, qvel.dtype)
     perturbed = sim.with_physics(
         state, qpos, qvel + perturbation * jnp.maximum(1.0, jnp.abs(qvel).max()) * noise,
         mocap_pos, mocap_quat, last_action)
-    scale = jnp.maximum(1.0, jnp.abs(original.obs).max())
-    obs_error = jnp.abs(mirrored.obs - g_obs(original.obs)).max() / scale
+    first_error = obs_error(original, mirrored)
 
     def roll(carry, k):
       s, sm, sp = carry
       a = random_action(k, dtype)
       s, sm, sp = sim.step(s, a), sim.step(sm, g_act(a)), sim.step(sp, a)
       scale = jnp.maximum(1.0, jnp.abs(s.obs).max())
-      obs_err = jnp.abs(sm.obs - g_obs(s.obs)).max() / scale
+      obs_err = obs_error(s, sm)
       chaos_err = jnp.abs(sp.obs - s.obs).max() / scale
       rew_err = jnp.abs(sm.reward - s.reward) / jnp.maximum(1.0, jnp.abs(s.reward))
       return (s, sm, sp), (obs_err, chaos_err, rew_err)
 
     _, (rollout_errors, chaos_errors, reward_errors) = jax.lax.scan(
         roll, (original, mirrored, perturbed), jax.random.split(key_roll, horizon))
-    return obs_error, reward_errors.max(), rollout_errors.max(), chaos_errors.max()
+    return first_error, reward_errors.max(), rollout_errors.max(), chaos_errors.max()
 
   return jax.jit(lambda key: jax.vmap(one)(jax.random.split(key, num_states)))
 
@@ -147,18 +183,19 @@ def verify(env_id: str, *, equalize: bool = True, x64: bool = True, num_states: 
   """Checks `env_id`'s registered reflection (or `reflection`, to test a candidate map)."""
   start = time.perf_counter()
   with jax.enable_x64(x64):
-    sim = envs.make_simulator(env_id, equalize_asymmetries=equalize)
+    spec = registry.get(env_id)
+    overrides = {"config_overrides": dict(spec.verify_overrides)} if spec.verify_overrides else {}
+    sim = envs.make_simulator(env_id, equalize_asymmetries=equalize, **overrides)
     # The constraint solver stops at opt.tolerance (1e-8): a state and its mirror image may
     # stop an iteration apart. Run every iteration so only rounding separates them.
     model = copy.copy(sim.mj_model)
     model.opt.tolerance = 0.0
     sim.push_model(model)
-    spec = registry.get(env_id)
     state_map = spec.state_map(sim.mj_model)
     reflection = reflection or spec.reflection(sim.mj_model, sim.observation_size)
     dtype = "float64" if x64 else "float32"
     check = _check_fn(sim, reflection, state_map, num_states, warmup, horizon,
-                      PERTURBATION[dtype])
+                      PERTURBATION[dtype], spec)
     obs_err, rew_err, roll_err, chaos_err = (np.asarray(e) for e in check(jax.random.key(seed)))
   within_chaos = bool(np.all(roll_err <= CHAOS_FACTOR * chaos_err))
   return VerifyResult(env_id, spec.kind, equalize, dtype, float(obs_err.max()),

@@ -111,12 +111,17 @@ class SimulatorEnv(Env):
 
   def reset(self, key: jax.Array) -> EnvState:
     native = jax.tree.map(jnp.asarray, self._env.reset(key))
-    return EnvState(native, native.obs, native.reward, native.done, jnp.zeros_like(native.done))
+    return EnvState(native, self._observation(native.obs), native.reward, native.done,
+                    jnp.zeros_like(native.done))
 
   def step(self, state: EnvState, action: jax.Array) -> EnvState:
     native = match_dtypes(self._env.step(state.native, action), state.native)
-    return state.replace(native=native, obs=native.obs, reward=native.reward,
-                         terminated=native.done)
+    return state.replace(native=native, obs=self._observation(native.obs),
+                         reward=native.reward, terminated=native.done)
+
+  def _observation(self, native_obs: Any) -> jax.Array:
+    """The policy's observation array from the library's (a dict for some tasks)."""
+    return native_obs
 
   @abc.abstractmethod
   def physics_qpos_qvel(self, state: EnvState) -> tuple[jax.Array, jax.Array]: ...

@@ -10,6 +10,9 @@ from reflex_jax.envs import compat
 from reflex_jax.envs.base import SimulatorEnv
 
 IMPLS = ("jax", "warp", "c", "cpp")
+# Tasks with dict observations (the locomotion suite): the policy's key, and the critic's
+# privileged one (asymmetric actor-critic in Playground's own PPO configs).
+POLICY_OBS_KEY, CRITIC_OBS_KEY = "state", "privileged_state"
 
 
 class PlaygroundEnv(SimulatorEnv):
@@ -24,6 +27,9 @@ class PlaygroundEnv(SimulatorEnv):
   def __init__(self, name: str, impl: str | None = None, config_overrides: dict | None = None):
     from mujoco_playground import registry  # pylint: disable=import-outside-toplevel
     compat.patch_playground_reacher()
+    if name in _locomotion_names():
+      from reflex_jax.envs import menagerie  # pylint: disable=import-outside-toplevel
+      menagerie.ensure_meshes()  # never let Playground clone Menagerie from GitHub
     impl = impl or "jax"
     if impl not in IMPLS:
       raise ValueError(f"unknown MJX impl {impl!r}; choose one of {IMPLS}")
@@ -47,7 +53,20 @@ class PlaygroundEnv(SimulatorEnv):
     return self
 
   def _read_observation_size(self) -> int:
-    return int(self._env.observation_size)  # traces a reset each time it is read
+    size = self._env.observation_size  # traces a reset each time it is read
+    return int(size[POLICY_OBS_KEY][0] if isinstance(size, dict) else size)
+
+  def _observation(self, native_obs):
+    return native_obs[POLICY_OBS_KEY] if isinstance(native_obs, dict) else native_obs
+
+  def critic_observation(self, state):
+    """The privileged observation of a dict-observation task (None for the others)."""
+    obs = state.native.obs
+    return obs[CRITIC_OBS_KEY] if isinstance(obs, dict) else None
+
+  def info(self, state) -> dict:
+    """The task's own state beyond the physics (command, last action, gait phase, ...)."""
+    return state.native.info
 
   action_size = property(lambda self: self._env.action_size)
   mj_model = property(lambda self: self._env.mj_model)
@@ -61,19 +80,32 @@ class PlaygroundEnv(SimulatorEnv):
   def mocap(self, state):
     return state.native.data.mocap_pos, state.native.data.mocap_quat
 
-  def with_physics(self, state, qpos, qvel, mocap_pos, mocap_quat, last_action):
-    del last_action  # DM Control observations do not depend on the action
+  def with_physics(self, state, qpos, qvel, mocap_pos, mocap_quat, last_action, info=None,
+                   ctrl=None):
+    """info: the task state to use instead of the current one (the locomotion tasks carry
+    their last action there, so `last_action` is unused: DM Control ignores the action);
+    ctrl: the actuator controls (position servos' forces, in privileged observations,
+    depend on them)."""
+    del last_action
+    data = state.native.data
     # The solver warm start is zeroed so a state and its mirror image start alike.
-    data = state.native.data.replace(qpos=qpos, qvel=qvel, mocap_pos=mocap_pos,
-                                     mocap_quat=mocap_quat,
-                                     qacc_warmstart=jnp.zeros_like(qvel))
+    data = data.replace(qpos=qpos, qvel=qvel, mocap_pos=mocap_pos, mocap_quat=mocap_quat,
+                        qacc_warmstart=jnp.zeros_like(qvel),
+                        ctrl=data.ctrl if ctrl is None else ctrl)
     data = mjx.forward(self._env.mjx_model, data)
-    obs = self._env._get_obs(data, state.native.info)  # pylint: disable=protected-access
-    return state.replace(native=state.native.replace(data=data, obs=obs), obs=obs)
+    info = dict(state.native.info if info is None else info)  # _get_obs writes info["rng"]
+    obs = self._env._get_obs(data, info)  # pylint: disable=protected-access
+    native = state.native.replace(data=data, obs=obs, info=info)
+    return state.replace(native=native, obs=self._observation(obs))
 
   def push_model(self, model: mujoco.MjModel) -> None:
     self._env._mj_model = model  # pylint: disable=protected-access
     self._env._mjx_model = mjx.put_model(model, impl=self.impl)  # pylint: disable=protected-access
+
+
+def _locomotion_names() -> tuple[str, ...]:
+  from mujoco_playground._src import locomotion  # pylint: disable=import-outside-toplevel
+  return tuple(locomotion.ALL_ENVS)
 
 
 def _registered_name(native) -> str | None:

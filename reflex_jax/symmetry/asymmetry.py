@@ -36,7 +36,8 @@ class CopyFromTwin:
 
 @dataclasses.dataclass(frozen=True)
 class OntoMirrorPlane:
-  """Moves a self-mirrored body's inertial frame and geoms onto the mirror plane.
+  """Moves a self-mirrored body's inertial frame, geoms and sites (sensors) onto the mirror
+  plane.
 
   Positions become ½(p + M p); orientations the normalized mean of q and its mirror image.
   """
@@ -49,6 +50,26 @@ class OntoMirrorPlane:
     _symmetrize_frame(model.body_ipos[b], model.body_iquat[b], plane)
     for g in np.flatnonzero(model.geom_bodyid == b):
       _symmetrize_frame(model.geom_pos[g], model.geom_quat[g], plane)
+    for site in np.flatnonzero(model.site_bodyid == b):
+      _symmetrize_frame(model.site_pos[site], model.site_quat[site], plane)
+
+
+@dataclasses.dataclass(frozen=True)
+class InertiaFromTwin:
+  """Body `target`'s inertial frame := the mirror image of its twin `source`'s (mass and
+  principal moments copied, centre and axes mirrored)."""
+
+  target: str
+  source: str
+  why: str
+
+  def apply(self, model: mujoco.MjModel, plane: str) -> None:
+    m = MIRROR_DIAG[plane]
+    t = _id(model, mujoco.mjtObj.mjOBJ_BODY, self.target, "body")
+    s = _id(model, mujoco.mjtObj.mjOBJ_BODY, self.source, "body")
+    model.body_mass[t], model.body_inertia[t] = model.body_mass[s], model.body_inertia[s]
+    model.body_ipos[t] = m * model.body_ipos[s]
+    model.body_iquat[t] = np.concatenate([model.body_iquat[s][:1], -m * model.body_iquat[s][1:]])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +113,7 @@ def _id(model, obj, name: str, what: str) -> int:
   return model.joint(name).dofadr[0] if what.startswith("dof_") else i
 
 
-Fix = CopyFromTwin | OntoMirrorPlane | GroundContactsOnly
+Fix = CopyFromTwin | OntoMirrorPlane | InertiaFromTwin | GroundContactsOnly
 
 
 def equalize(fixes: tuple[Fix, ...], model: mujoco.MjModel, plane: str) -> tuple[Fix, ...]:
@@ -164,8 +185,10 @@ def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-6) -> lis
             and np.allclose(inertia(t), mirror @ inertia(b) @ mirror, atol=tol)):
       found.append(f"inertia of {pair}: centre {model.body_ipos[b].round(6).tolist()} vs "
                    f"{model.body_ipos[t].round(6).tolist()}, or tensors not mirror images")
-    unmatched = list(np.flatnonzero(model.geom_bodyid == t))
-    for g in np.flatnonzero(model.geom_bodyid == b):
+    # A geom that collides with nothing is visual: the compiled body inertia holds its mass.
+    collides = (model.geom_contype != 0) | (model.geom_conaffinity != 0)
+    unmatched = list(np.flatnonzero((model.geom_bodyid == t) & collides))
+    for g in np.flatnonzero((model.geom_bodyid == b) & collides):
       match = next((h for h in unmatched if _geom_mirrors(model, g, h, m, tol)), None)
       if match is None:
         found.append(f"geom {name(mujoco.mjtObj.mjOBJ_GEOM, g)} of body {body_name(b)} has "

@@ -38,6 +38,7 @@ class StateMap:
   body: tuple[int, ...]
   actuator: SignedPermutation
   mocap: tuple[int, ...]
+  pairs: tuple[tuple[str, str], ...] = ()  # the name swaps it was derived with (for `Named`)
 
   @property
   def diag(self) -> np.ndarray:
@@ -132,7 +133,8 @@ def derive_state_map(model: mujoco.MjModel, plane: str,
       qvel=SignedPermutation.create(qvel_perm, qvel_sign, what="qvel map"),
       body=tuple(int(b) for b in body_twin),
       actuator=_derive_actuator_map(model, joint_twin, joint_sign),
-      mocap=tuple(int(m) for m in mocap_twin))
+      mocap=tuple(int(m) for m in mocap_twin),
+      pairs=tuple(tuple(p) for p in pairs))
 
 
 def _derive_body_twins(model, joint_twin, pairs) -> np.ndarray:
@@ -239,7 +241,30 @@ class BodyRotationEntries:
   entries: tuple[tuple[int, int], ...]
 
 
-Block = Qpos | Qvel | Invariant | BodyInertia | BodyVelocity | BodyVectors | BodyRotationEntries
+@dataclasses.dataclass(frozen=True)
+class Actuators:
+  """One value per actuator (last action, motor targets, actuator forces): the action map."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+  """A locomotion command (v_x, v_y, yaw rate) in the robot's heading frame: the velocities
+  map by M, the yaw rate (an angular velocity about z) by −M; for plane y: (v_x, −v_y, −ω)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Named:
+  """Per named part (feet, hands: sites or geoms named like the joints), in the given order,
+  `width` mirror-invariant scalars (contact flags, air times, gait phases) or, with
+  vector="polar"/"axial", one 3-vector (polar maps by M, axial by −M). Twins are found by
+  the task's name pairs, so (FR, FL, RR, RL) swaps FR↔FL and RR↔RL."""
+  names: tuple[str, ...]
+  width: int = 1
+  vector: str | None = None
+
+
+Block = (Qpos | Qvel | Invariant | BodyInertia | BodyVelocity | BodyVectors | BodyRotationEntries
+         | Actuators | Command | Named)
 
 
 def _sub_map(m: SignedPermutation, start: int, stop: int | None, what: str):
@@ -256,6 +281,23 @@ def _per_body(body_twin: Sequence[int], block_sign: np.ndarray):
   width = block_sign.size
   perm = (bodies[:, None] * width + np.arange(width)).reshape(-1)
   return perm, np.tile(block_sign, bodies.size)
+
+
+def _named_map(block: Named, state: StateMap):
+  names = list(block.names)
+  twins = [twin_name(n, state.pairs) for n in names]
+  missing = [t for t in twins if t not in names]
+  if missing:
+    raise ReflectionError(f"Named {block.names}: mirror partners {missing} are not listed")
+  order = np.asarray([names.index(t) for t in twins])
+  if block.vector is None:
+    width, part_sign = block.width, np.ones(block.width)
+  elif block.vector in ("polar", "axial"):
+    width, part_sign = 3, (state.diag if block.vector == "polar" else -state.diag)
+  else:
+    raise ValueError(f"Named.vector must be None, 'polar' or 'axial', got {block.vector!r}")
+  perm = (order[:, None] * width + np.arange(width)).reshape(-1)
+  return perm, np.tile(part_sign, len(names))
 
 
 def observation_map(model: mujoco.MjModel, state: StateMap,
@@ -283,6 +325,12 @@ def observation_map(model: mujoco.MjModel, state: StateMap,
         raise ReflectionError(f"BodyVectors {block.bodies}: a mirror partner is missing")
       perm = (np.asarray(order)[:, None] * 3 + np.arange(3)).reshape(-1)
       sign = np.tile(-m if block.axial else m, len(ids))
+    elif isinstance(block, Actuators):
+      perm, sign = np.asarray(state.actuator.perm), np.asarray(state.actuator.sign)
+    elif isinstance(block, Command):
+      perm, sign = np.arange(3), np.array([m[0], m[1], -m[2]])
+    elif isinstance(block, Named):
+      perm, sign = _named_map(block, state)
     else:
       raise TypeError(f"unknown observation block {block!r}")
     perms.append(np.asarray(perm) + offset)

@@ -11,14 +11,15 @@ then checks it against the simulator.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Any, Sequence
 
 import mujoco
 
 from reflex_jax.symmetry import asymmetry, derive
-from reflex_jax.symmetry.asymmetry import CopyFromTwin, GroundContactsOnly, OntoMirrorPlane
-from reflex_jax.symmetry.derive import (BodyInertia, BodyRotationEntries, BodyVectors,
-                                        BodyVelocity, Invariant, Qpos, Qvel)
+from reflex_jax.symmetry.asymmetry import (CopyFromTwin, GroundContactsOnly, InertiaFromTwin,
+                                           OntoMirrorPlane)
+from reflex_jax.symmetry.derive import (Actuators, BodyInertia, BodyRotationEntries, BodyVectors,
+                                        BodyVelocity, Command, Invariant, Named, Qpos, Qvel)
 from reflex_jax.symmetry.reflection import Reflection, SignedPermutation
 
 
@@ -42,6 +43,13 @@ class SymmetrySpec:
   fixes: edits that make the model's known asymmetries exact (`equalize`).
   float32_internals: why the task's step computes partly in float32 even under x64, if it
   does (the verifier then judges it by float32 tolerances).
+  critic_obs_layout: blocks of the privileged critic observation, for tasks with one.
+  info_layout: (key, block) for the task state a task keeps beside the physics (command,
+  last action, per-foot timers, gait phase); keys not listed are mirror invariant.
+  verify_overrides: task config while verifying (observation noise, pushes and command
+  resampling are drawn from mirror-symmetric distributions, so the MDP is symmetric, but
+  a sample and its mirror image differ; the verifier compares sample by sample).
+  verify_info: task state set after reset while verifying (e.g. no command resampling).
   """
 
   env_id: str
@@ -54,6 +62,10 @@ class SymmetrySpec:
   no_reflection_reason: str = ""
   fixes: tuple[asymmetry.Fix, ...] = ()
   float32_internals: str = ""
+  critic_obs_layout: tuple[derive.Block, ...] | None = None
+  info_layout: tuple[tuple[str, derive.Block], ...] = ()
+  verify_overrides: tuple[tuple[str, Any], ...] = ()
+  verify_info: tuple[tuple[str, Any], ...] = ()
 
   @property
   def has_reflection(self) -> bool:
@@ -74,6 +86,18 @@ class SymmetrySpec:
     reflection = Reflection(obs, state.actuator, self.kind, self.plane)
     reflection.check_sizes(obs_size, model.nu, name=self.env_id)
     return reflection
+
+  def critic_observation_map(self, model: mujoco.MjModel) -> SignedPermutation | None:
+    """The map of the privileged critic observation (None if the task has none)."""
+    if self.critic_obs_layout is None:
+      return None
+    return derive.observation_map(model, self.state_map(model), self.critic_obs_layout)
+
+  def info_maps(self, model: mujoco.MjModel) -> dict[str, SignedPermutation]:
+    """Per task-state key, its map (see info_layout)."""
+    state = self.state_map(model)
+    return {key: derive.observation_map(model, state, (block,))
+            for key, block in self.info_layout}
 
   def equalize(self, model: mujoco.MjModel) -> tuple[asymmetry.Fix, ...]:
     """Applies this task's fixes to `model` in place; returns them."""
@@ -134,6 +158,65 @@ _DMC_HUMANOID_FIXES = (
                        "(rollouts jump from 1e-13 to 1e-3 at such a contact)"),
 )
 
+# Playground's joystick locomotion tasks. Sensors sit on the root body's midline with its
+# axes, so a root-frame vector maps by M (polar) or −M (axial); joint angles are relative to
+# the home pose, which must itself be mirror symmetric (the verifier checks the obs).
+def _root_vectors(root, *axial):
+  return tuple(BodyVectors((root,), axial=a) for a in axial)
+
+
+def _go1_layouts(feet):
+  state = (*_root_vectors("trunk", False, True, False),  # local linvel, gyro, gravity
+           Qpos(7), Qvel(6), Actuators(), Command())
+  privileged = (*state, *_root_vectors("trunk", True, False, False, False, True),
+                Qpos(7), Qvel(6), Actuators(), Named(feet), Named(feet, vector="polar"),
+                Named(feet), BodyVectors(("trunk",)), Invariant(1))
+  # gyro, accelerometer, gravity, linvel, global angvel; actuator force; contact, foot
+  # velocities, air time; push force on the trunk; push flag.
+  return state, privileged
+
+
+def _biped_layouts(root, feet):
+  state = (*_root_vectors(root, False, True, False), Command(), Qpos(7), Qvel(6),
+           Actuators(), Named(feet), Named(feet))  # ..., gait phase as cos then sin
+  privileged = (*state, *_root_vectors(root, True, False, False, False, True),
+                Qpos(7), Qvel(6), Invariant(1), Actuators(), Named(feet),
+                Named(feet, vector="polar"), Named(feet))  # ..., root height, ...
+  return state, privileged
+
+
+def _joystick(env_id, pairs, layouts, feet, extra_info=(), **more) -> SymmetrySpec:
+  state, privileged = layouts
+  info = (("command", Command()), ("last_act", Actuators()), ("last_last_act", Actuators()),
+          ("motor_targets", Actuators()), ("feet_air_time", Named(feet)),
+          ("last_contact", Named(feet)), ("swing_peak", Named(feet)), *extra_info)
+  return SymmetrySpec(env_id, "bilateral", "y", tuple(pairs), obs_layout=state,
+                      critic_obs_layout=privileged, info_layout=info, **more)
+
+
+_GO1_FEET = ("FR", "FL", "RR", "RL")
+_NO_NOISE = (("noise_config.level", 0.0),)
+_NO_PUSH = _NO_NOISE + (("push_config.enable", False),)
+_LEGGED = (
+    _joystick("playground/Go1JoystickFlatTerrain", (("FR", "FL"), ("RR", "RL")),
+              _go1_layouts(_GO1_FEET), _GO1_FEET, verify_overrides=_NO_NOISE,
+              fixes=(OntoMirrorPlane("trunk", "the IMU site (gyro, velocimeter, accelerometer) "
+                                     "sits 6.7 cm right of the midline and the trunk's centre "
+                                     "of mass 2 mm left of it"),
+                     *(InertiaFromTwin(f"{s}L_calf", f"{s}R_calf",
+                                       f"{s}L_calf's centre of mass is {s}R_calf's, not "
+                                       "its mirror image (y = +0.98 mm on both)")
+                       for s in ("F", "R"))),
+              verify_info=(("steps_until_next_cmd", 10**6),)),
+    _joystick("playground/BerkeleyHumanoidJoystickFlatTerrain", (("LL_", "LR_"), ("l_", "r_")),
+              _biped_layouts("torso", ("l_foot", "r_foot")), ("l_foot", "r_foot"),
+              (("phase", Named(("l_foot", "r_foot"))),), verify_overrides=_NO_PUSH),
+    _joystick("playground/G1JoystickFlatTerrain", (("left_", "right_"),),
+              _biped_layouts("pelvis", ("left_foot", "right_foot")),
+              ("left_foot", "right_foot"), (("phase", Named(("left_foot", "right_foot"))),),
+              verify_overrides=_NO_PUSH),
+)
+
 SPECS: dict[str, SymmetrySpec] = {s.env_id: s for s in (
     _derived("brax/ant", "bilateral", "y", (Qpos(2), Qvel()), (("_1", "_4"), ("_2", "_3"))),
     _derived("brax/walker2d", "bilateral", "y", (Qpos(1), Qvel()), _WALKER2D_PAIRS,
@@ -170,6 +253,7 @@ SPECS: dict[str, SymmetrySpec] = {s.env_id: s for s in (
     _none("playground/FingerSpin", _FINGER + "; the reward also asks for one spin direction"),
     _none("playground/FingerTurnEasy", _FINGER),
     _none("playground/FingerTurnHard", _FINGER),
+    *_LEGGED,
     _none("brax/halfcheetah", _PLANAR + ", and front and back legs differ"),
     _none("brax/hopper", _PLANAR + " with a single leg"),
     _none("brax/pusher", "a single right arm pushing to an off-centre goal"),
