@@ -94,13 +94,23 @@ class PlaygroundEnv(SimulatorEnv):
                         ctrl=data.ctrl if ctrl is None else ctrl)
     data = mjx.forward(self._env.mjx_model, data)
     info = dict(state.native.info if info is None else info)  # _get_obs writes info["rng"]
-    obs = self._env._get_obs(data, info)  # pylint: disable=protected-access
+    obs = self._env._get_obs(data, info, *_floor_contact(self._env, data))  # pylint: disable=protected-access
     native = state.native.replace(data=data, obs=obs, info=info)
     return state.replace(native=native, obs=self._observation(obs))
 
   def push_model(self, model: mujoco.MjModel) -> None:
     self._env._mj_model = model  # pylint: disable=protected-access
     self._env._mjx_model = mjx.put_model(model, impl=self.impl)  # pylint: disable=protected-access
+
+
+def _floor_contact(env, data) -> tuple:
+  """The feet's floor contact, for the biped tasks whose _get_obs takes it: read from their
+  floor-contact sensors as their own step does (empty for the other tasks)."""
+  sensors = getattr(env, "_feet_floor_found_sensor", None)
+  if sensors is None:
+    return ()
+  # pylint: disable=protected-access
+  return (jnp.array([data.sensordata[env._mj_model.sensor_adr[i]] > 0 for i in sensors]),)
 
 
 def _locomotion_names() -> tuple[str, ...]:

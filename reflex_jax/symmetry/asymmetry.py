@@ -55,6 +55,44 @@ class OntoMirrorPlane:
 
 
 @dataclasses.dataclass(frozen=True)
+class RangeFromTwin:
+  """Joint `target`'s range, and its actuators' control ranges, := the mirror image of its
+  twin `source`'s (negated and reversed where the reflection flips the angle's sign)."""
+
+  target: str
+  source: str
+  why: str
+
+  def apply(self, model: mujoco.MjModel, plane: str) -> None:
+    t = _id(model, mujoco.mjtObj.mjOBJ_JOINT, self.target, "joint")
+    s = _id(model, mujoco.mjtObj.mjOBJ_JOINT, self.source, "joint")
+    data = mujoco.MjData(model)
+    mujoco.mj_forward(model, data)
+    # A hinge keeps its angle's sign if its twin's axis is −M a (it is a pseudovector).
+    keeps = np.allclose(data.xaxis[t], -MIRROR_DIAG[plane] * data.xaxis[s], atol=1e-5)
+    mirror = (lambda r: r) if keeps else (lambda r: -r[::-1])
+    model.jnt_range[t] = mirror(model.jnt_range[s])
+    on = lambda j: np.flatnonzero((model.actuator_trntype == mujoco.mjtTrn.mjTRN_JOINT)
+                                  & (model.actuator_trnid[:, 0] == j))
+    for a_t, a_s in zip(on(t), on(s)):
+      model.actuator_ctrlrange[a_t] = mirror(model.actuator_ctrlrange[a_s])
+
+
+@dataclasses.dataclass(frozen=True)
+class PositionFromTwin:
+  """Body `target`'s position in its parent := the mirror image of its twin `source`'s."""
+
+  target: str
+  source: str
+  why: str
+
+  def apply(self, model: mujoco.MjModel, plane: str) -> None:
+    t = _id(model, mujoco.mjtObj.mjOBJ_BODY, self.target, "body")
+    s = _id(model, mujoco.mjtObj.mjOBJ_BODY, self.source, "body")
+    model.body_pos[t] = MIRROR_DIAG[plane] * model.body_pos[s]
+
+
+@dataclasses.dataclass(frozen=True)
 class InertiaFromTwin:
   """Body `target`'s inertial frame := the mirror image of its twin `source`'s (mass and
   principal moments copied, centre and axes mirrored)."""
@@ -113,7 +151,8 @@ def _id(model, obj, name: str, what: str) -> int:
   return model.joint(name).dofadr[0] if what.startswith("dof_") else i
 
 
-Fix = CopyFromTwin | OntoMirrorPlane | InertiaFromTwin | GroundContactsOnly
+Fix = (CopyFromTwin | OntoMirrorPlane | RangeFromTwin | PositionFromTwin | InertiaFromTwin
+       | GroundContactsOnly)
 
 
 def equalize(fixes: tuple[Fix, ...], model: mujoco.MjModel, plane: str) -> tuple[Fix, ...]:
@@ -157,8 +196,8 @@ def _geom_mirrors(model, g: int, h: int, m: np.ndarray, tol: float) -> bool:
 def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-6) -> list[str]:
   """Every model parameter that breaks the reflection described by `state_map`.
 
-  Compares each body, geom and joint with its mirror twin: positions, frames and inertia
-  tensors must be mirror images; sizes, frictions, armatures, dampings, stiffnesses and
+  Compares each body, colliding geom, site and joint with its mirror twin: positions, frames
+  and inertia tensors must be mirror images; sizes, frictions, armatures, dampings, stiffnesses and
   (sign-adjusted) ranges equal. An empty list means the model itself is symmetric.
   """
   m = state_map.diag
@@ -181,6 +220,8 @@ def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-6) -> lis
       found.append(f"body_quat of {pair}: frames are not mirror images")
     inertia = lambda i: (_rotation(model.body_iquat[i]) @ np.diag(model.body_inertia[i])
                          @ _rotation(model.body_iquat[i]).T)
+    if not np.isclose(model.body_mass[t], model.body_mass[b], atol=tol):
+      found.append(f"body_mass of {pair}: {model.body_mass[b]:.6g} vs {model.body_mass[t]:.6g}")
     if not (np.allclose(model.body_ipos[t], m * model.body_ipos[b], atol=tol)
             and np.allclose(inertia(t), mirror @ inertia(b) @ mirror, atol=tol)):
       found.append(f"inertia of {pair}: centre {model.body_ipos[b].round(6).tolist()} vs "
@@ -195,6 +236,13 @@ def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-6) -> lis
                      f"no mirror image in body {body_name(t)}")
       else:
         unmatched.remove(match)
+    # Sites carry sensors (IMU, velocimeters): each needs a mirror image in the twin body.
+    twin_sites = [model.site_pos[i] for i in np.flatnonzero(model.site_bodyid == t)]
+    for i in np.flatnonzero(model.site_bodyid == b):
+      if not any(np.allclose(p, m * model.site_pos[i], atol=tol) for p in twin_sites):
+        found.append(f"site {name(mujoco.mjtObj.mjOBJ_SITE, i)} of body {body_name(b)} at "
+                     f"{model.site_pos[i].round(6).tolist()} has no mirror image in body "
+                     f"{body_name(t)}")
   for j in range(model.njnt):
     qa, da = model.jnt_qposadr[j], model.jnt_dofadr[j]
     t_q, sign = state_map.qpos.perm[qa], state_map.qpos.sign[qa]
@@ -215,4 +263,21 @@ def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-6) -> lis
       if not np.allclose(mine, theirs, atol=tol):
         found.append(f"{field} of {jname}: {np.round(mine, 6).tolist()} vs "
                      f"{np.round(theirs, 6).tolist()}")
+  act = state_map.actuator
+  for a in range(model.nu):
+    t, sign = act.perm[a], act.sign[a]
+    if t < a:
+      continue
+    aname = f"actuator {name(mujoco.mjtObj.mjOBJ_ACTUATOR, a)} vs " \
+            f"{name(mujoco.mjtObj.mjOBJ_ACTUATOR, t)}"
+    ctrl = model.actuator_ctrlrange[a] if sign > 0 else -model.actuator_ctrlrange[a][::-1]
+    for field, mine, theirs in (("actuator_ctrlrange", ctrl, model.actuator_ctrlrange[t]),
+                                ("actuator_gainprm", model.actuator_gainprm[a],
+                                 model.actuator_gainprm[t]),
+                                ("actuator_biasprm", model.actuator_biasprm[a],
+                                 model.actuator_biasprm[t])):
+      if model.actuator_ctrllimited[a] or field != "actuator_ctrlrange":
+        if not np.allclose(mine, theirs, atol=tol):
+          found.append(f"{field} of {aname}: {np.round(mine, 6).tolist()} vs "
+                       f"{np.round(theirs, 6).tolist()}")
   return found

@@ -17,7 +17,8 @@ import mujoco
 
 from reflex_jax.symmetry import asymmetry, derive
 from reflex_jax.symmetry.asymmetry import (CopyFromTwin, GroundContactsOnly, InertiaFromTwin,
-                                           OntoMirrorPlane)
+                                           OntoMirrorPlane, PositionFromTwin,
+                                           RangeFromTwin)
 from reflex_jax.symmetry.derive import (Actuators, BodyInertia, BodyRotationEntries, BodyVectors,
                                         BodyVelocity, Command, Invariant, Named, Qpos, Qvel)
 from reflex_jax.symmetry.reflection import Reflection, SignedPermutation
@@ -214,7 +215,17 @@ _LEGGED = (
     _joystick("playground/G1JoystickFlatTerrain", (("left_", "right_"),),
               _biped_layouts("pelvis", ("left_foot", "right_foot")),
               ("left_foot", "right_foot"), (("phase", Named(("left_foot", "right_foot"))),),
-              verify_overrides=_NO_PUSH),
+              verify_overrides=_NO_PUSH,
+              fixes=(RangeFromTwin("right_hip_roll_joint", "left_hip_roll_joint",
+                                   "right_hip_roll_joint's range is left's [-0.52, 2.97] "
+                                   "unmirrored; a mirror image would be [-2.97, 0.52]"),
+                     InertiaFromTwin("right_knee_link", "left_knee_link",
+                                     "the knees' centres of mass are not mirror images"),
+                     PositionFromTwin("right_shoulder_pitch_link", "left_shoulder_pitch_link",
+                                      "the right shoulder sits at y = -0.10021, the left "
+                                      "at +0.10022"),
+                     *(OntoMirrorPlane(b, "centre of mass off the midline by 0.02–0.3 mm")
+                       for b in ("waist_yaw_link", "waist_roll_link", "torso_link")))),
 )
 
 SPECS: dict[str, SymmetrySpec] = {s.env_id: s for s in (

@@ -84,7 +84,7 @@ def test_playground_humanoid_map_negates_ankle_x_and_swaps_extremities():
 # model. `slow` (make test-all): the humanoids and walkers, the tasks the spec-table test above
 # already builds and checks index by index, and the other tasks of a model built here (the
 # sparse, swing-up and hard variants share their model, map and observation layout).
-_HEAVY = ("Humanoid", "Walker", "humanoid")
+_HEAVY = ("Humanoid", "Walker", "humanoid", "Joystick")  # Joystick: test_legged.py builds them
 _BUILT_ELSEWHERE = (*SPEC_TABLES, "playground/CartpoleSwingup", "playground/CartpoleSwingupSparse",
                     "playground/CartpoleBalanceSparse", "playground/AcrobotSwingupSparse",
                     "playground/ReacherHard")
