@@ -72,6 +72,10 @@ class Env(abc.ABC):
   @abc.abstractmethod
   def reset(self, key: jax.Array) -> EnvState: ...
 
+  def native_observation(self, native: Any) -> jax.Array:
+    """The observation array of a native (library) state."""
+    return native.obs
+
   @abc.abstractmethod
   def step(self, state: EnvState, action: jax.Array) -> EnvState: ...
 
@@ -123,6 +127,9 @@ class SimulatorEnv(Env):
     """The policy's observation array from the library's (a dict for some tasks)."""
     return native_obs
 
+  def native_observation(self, native: Any) -> jax.Array:
+    return self._observation(native.obs)
+
   @abc.abstractmethod
   def physics_qpos_qvel(self, state: EnvState) -> tuple[jax.Array, jax.Array]: ...
 
@@ -157,6 +164,9 @@ class Wrapper(Env):
 
   def reset(self, key: jax.Array) -> EnvState:
     return self.env.reset(key)
+
+  def native_observation(self, native: Any) -> jax.Array:
+    return self.env.native_observation(native)
 
   def step(self, state: EnvState, action: jax.Array) -> EnvState:
     return self.env.step(state, action)

@@ -104,7 +104,7 @@ class AutoResetWrapper(Wrapper):
     pick = lambda reset_value, value: jnp.where(
         jnp.reshape(done, done.shape + (1,) * (value.ndim - done.ndim)), reset_value, value)
     restarted_native = jax.tree.map(pick, first, nxt.native)
-    restarted_obs = pick(first.obs, nxt.obs)
+    restarted_obs = pick(self.env.native_observation(first), nxt.obs)
     metrics = dict(nxt.metrics, final_obs=nxt.obs)
     for k in ("episode_return", "episode_length"):
       metrics[k] = jnp.where(done, 0.0, metrics[k])

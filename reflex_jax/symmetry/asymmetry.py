@@ -64,8 +64,7 @@ class RangeFromTwin:
   why: str
 
   def apply(self, model: mujoco.MjModel, plane: str) -> None:
-    t = _id(model, mujoco.mjtObj.mjOBJ_JOINT, self.target, "joint")
-    s = _id(model, mujoco.mjtObj.mjOBJ_JOINT, self.source, "joint")
+    t, s = _pair(model, mujoco.mjtObj.mjOBJ_JOINT, self, "joint")
     data = mujoco.MjData(model)
     mujoco.mj_forward(model, data)
     # A hinge keeps its angle's sign if its twin's axis is −M a (it is a pseudovector).
@@ -79,35 +78,29 @@ class RangeFromTwin:
 
 
 @dataclasses.dataclass(frozen=True)
-class PositionFromTwin:
-  """Body `target`'s position in its parent := the mirror image of its twin `source`'s."""
+class BodyFromTwin:
+  """Body `target` := the mirror image of its twin `source`, in the named parts: "inertia"
+  (mass and principal moments copied, centre and axes mirrored) and/or "position" (its
+  place in its parent)."""
 
   target: str
   source: str
   why: str
-
-  def apply(self, model: mujoco.MjModel, plane: str) -> None:
-    t = _id(model, mujoco.mjtObj.mjOBJ_BODY, self.target, "body")
-    s = _id(model, mujoco.mjtObj.mjOBJ_BODY, self.source, "body")
-    model.body_pos[t] = MIRROR_DIAG[plane] * model.body_pos[s]
-
-
-@dataclasses.dataclass(frozen=True)
-class InertiaFromTwin:
-  """Body `target`'s inertial frame := the mirror image of its twin `source`'s (mass and
-  principal moments copied, centre and axes mirrored)."""
-
-  target: str
-  source: str
-  why: str
+  parts: tuple[str, ...] = ("inertia",)
 
   def apply(self, model: mujoco.MjModel, plane: str) -> None:
     m = MIRROR_DIAG[plane]
-    t = _id(model, mujoco.mjtObj.mjOBJ_BODY, self.target, "body")
-    s = _id(model, mujoco.mjtObj.mjOBJ_BODY, self.source, "body")
-    model.body_mass[t], model.body_inertia[t] = model.body_mass[s], model.body_inertia[s]
-    model.body_ipos[t] = m * model.body_ipos[s]
-    model.body_iquat[t] = np.concatenate([model.body_iquat[s][:1], -m * model.body_iquat[s][1:]])
+    t, s = _pair(model, mujoco.mjtObj.mjOBJ_BODY, self, "body")
+    unknown = set(self.parts) - {"inertia", "position"}
+    if unknown:
+      raise ValueError(f"BodyFromTwin parts must be 'inertia' or 'position', got {unknown}")
+    if "inertia" in self.parts:
+      model.body_mass[t], model.body_inertia[t] = model.body_mass[s], model.body_inertia[s]
+      model.body_ipos[t] = m * model.body_ipos[s]
+      model.body_iquat[t] = np.concatenate([model.body_iquat[s][:1],
+                                            -m * model.body_iquat[s][1:]])
+    if "position" in self.parts:
+      model.body_pos[t] = m * model.body_pos[s]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,6 +137,11 @@ def _symmetrize_frame(pos: np.ndarray, quat: np.ndarray, plane: str) -> None:
   quat[:] = mean / np.linalg.norm(mean)
 
 
+def _pair(model, obj, fix, what: str) -> tuple[int, int]:
+  """The ids of a fix's target and source."""
+  return _id(model, obj, fix.target, what), _id(model, obj, fix.source, what)
+
+
 def _id(model, obj, name: str, what: str) -> int:
   i = mujoco.mj_name2id(model, obj, name)
   if i < 0:
@@ -151,8 +149,7 @@ def _id(model, obj, name: str, what: str) -> int:
   return model.joint(name).dofadr[0] if what.startswith("dof_") else i
 
 
-Fix = (CopyFromTwin | OntoMirrorPlane | RangeFromTwin | PositionFromTwin | InertiaFromTwin
-       | GroundContactsOnly)
+Fix = CopyFromTwin | OntoMirrorPlane | RangeFromTwin | BodyFromTwin | GroundContactsOnly
 
 
 def equalize(fixes: tuple[Fix, ...], model: mujoco.MjModel, plane: str) -> tuple[Fix, ...]:

@@ -16,9 +16,8 @@ from typing import Any, Sequence
 import mujoco
 
 from reflex_jax.symmetry import asymmetry, derive
-from reflex_jax.symmetry.asymmetry import (CopyFromTwin, GroundContactsOnly, InertiaFromTwin,
-                                           OntoMirrorPlane, PositionFromTwin,
-                                           RangeFromTwin)
+from reflex_jax.symmetry.asymmetry import (BodyFromTwin, CopyFromTwin, GroundContactsOnly,
+                                           OntoMirrorPlane, RangeFromTwin)
 from reflex_jax.symmetry.derive import (Actuators, BodyInertia, BodyRotationEntries, BodyVectors,
                                         BodyVelocity, Command, Invariant, Named, Qpos, Qvel)
 from reflex_jax.symmetry.reflection import Reflection, SignedPermutation
@@ -204,7 +203,7 @@ _LEGGED = (
               fixes=(OntoMirrorPlane("trunk", "the IMU site (gyro, velocimeter, accelerometer) "
                                      "sits 6.7 cm right of the midline and the trunk's centre "
                                      "of mass 2 mm left of it"),
-                     *(InertiaFromTwin(f"{s}L_calf", f"{s}R_calf",
+                     *(BodyFromTwin(f"{s}L_calf", f"{s}R_calf",
                                        f"{s}L_calf's centre of mass is {s}R_calf's, not "
                                        "its mirror image (y = +0.98 mm on both)")
                        for s in ("F", "R"))),
@@ -219,11 +218,11 @@ _LEGGED = (
               fixes=(RangeFromTwin("right_hip_roll_joint", "left_hip_roll_joint",
                                    "right_hip_roll_joint's range is left's [-0.52, 2.97] "
                                    "unmirrored; a mirror image would be [-2.97, 0.52]"),
-                     InertiaFromTwin("right_knee_link", "left_knee_link",
-                                     "the knees' centres of mass are not mirror images"),
-                     PositionFromTwin("right_shoulder_pitch_link", "left_shoulder_pitch_link",
-                                      "the right shoulder sits at y = -0.10021, the left "
-                                      "at +0.10022"),
+                     BodyFromTwin("right_knee_link", "left_knee_link",
+                                  "the knees' centres of mass are not mirror images"),
+                     BodyFromTwin("right_shoulder_pitch_link", "left_shoulder_pitch_link",
+                                  "the right shoulder sits at y = -0.10021, the left at "
+                                  "+0.10022", parts=("position",)),
                      *(OntoMirrorPlane(b, "centre of mass off the midline by 0.02–0.3 mm")
                        for b in ("waist_yaw_link", "waist_roll_link", "torso_link")))),
 )
