@@ -97,6 +97,23 @@ def mirror_physics(sim: envs.SimulatorEnv, state_map: StateMap, state):
           jnp.concatenate([mocap_quat[mocap, :1], -mocap_quat[mocap, 1:] * m], axis=-1))
 
 
+def mirror_state(sim: envs.SimulatorEnv, spec: registry.SymmetrySpec, state, last_action,
+                 g_act):
+  """g·s as a simulator state: the physics mirrored by the derived state map and, for tasks
+  that keep task state (command, last actions, foot timers, gait phase), that state and the
+  actuator controls mirrored by the spec's maps. `last_action` is the action that led to s
+  (brax observations include it) and `g_act` the action map."""
+  state_map = spec.state_map(sim.mj_model)
+  info_maps = spec.info_maps(sim.mj_model)
+  extra = {}
+  if info_maps:
+    extra = {"info": {k: _apply(info_maps[k], v) if k in info_maps else v
+                      for k, v in sim.info(state).items()},
+             "ctrl": g_act(state.native.data.ctrl)}
+  return sim.with_physics(state, *mirror_physics(sim, state_map, state), g_act(last_action),
+                          **extra)
+
+
 def _apply(m, v):
   """A signed permutation on an array of any dtype (flags only permute)."""
   out = v[..., jnp.asarray(m.perm)]
@@ -106,7 +123,6 @@ def _apply(m, v):
 def _check_fn(sim, reflection: Reflection, state_map: StateMap, num_states: int,
               warmup: int, horizon: int, perturbation: float, spec: registry.SymmetrySpec):
   g_obs, g_act = reflection.reflect_obs, reflection.reflect_action
-  info_maps = spec.info_maps(sim.mj_model)
   critic_map = spec.critic_observation_map(sim.mj_model)
 
   def pin(state):  # task state held fixed while verifying (spec.verify_info)
@@ -115,14 +131,6 @@ def _check_fn(sim, reflection: Reflection, state_map: StateMap, num_states: int,
     info = dict(sim.info(state))
     info.update({k: jnp.asarray(v, info[k].dtype) for k, v in spec.verify_info})
     return state.replace(native=state.native.replace(info=info))
-
-  def mirrored_task_state(state):  # task state and controls, for tasks that keep them
-    if not info_maps:
-      return {}
-    info = dict(sim.info(state))
-    return {"info": {k: _apply(info_maps[k], v) if k in info_maps else v
-                     for k, v in info.items()},
-            "ctrl": g_act(state.native.data.ctrl)}
 
   def obs_error(s, sm):
     scale = jnp.maximum(1.0, jnp.abs(s.obs).max())
@@ -152,8 +160,7 @@ def _check_fn(sim, reflection: Reflection, state_map: StateMap, num_states: int,
     qpos, qvel = sim.physics_qpos_qvel(state)
     mocap_pos, mocap_quat = sim.mocap(state)
     original = sim.with_physics(state, qpos, qvel, mocap_pos, mocap_quat, last_action)
-    mirrored = sim.with_physics(state, *mirror_physics(sim, state_map, state),
-                                g_act(last_action), **mirrored_task_state(state))
+    mirrored = mirror_state(sim, spec, state, last_action, g_act)
     noise = jax.random.normal(key_noise, qvel.shape, qvel.dtype)
     perturbed = sim.with_physics(
         state, qpos, qvel + perturbation * jnp.maximum(1.0, jnp.abs(qvel).max()) * noise,

@@ -28,20 +28,22 @@ import numpy as np  # noqa: E402  pylint: disable=wrong-import-position
 
 from reflex_jax import envs  # noqa: E402  pylint: disable=wrong-import-position
 from reflex_jax.symmetry import registry  # noqa: E402  pylint: disable=wrong-import-position
-from reflex_jax.verify import mirror_physics  # noqa: E402  pylint: disable=wrong-import-position
+from reflex_jax.verify import mirror_state  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def rollouts(policy, sim: envs.SimulatorEnv, *, steps: int, seed: int = 0):
   """qpos trajectories [steps + 1, nq] of the episode from a reset state and of the episode
   from its mirror image, with their alive masks [steps + 1], in one jitted program."""
   env = envs.wrap(sim, episode_length=steps, auto_reset=False)
-  state_map = registry.get(sim.env_id).state_map(sim.mj_model)
+  spec = registry.get(sim.env_id)
+  state_map = spec.state_map(sim.mj_model)
+  g_act = spec.reflection(sim.mj_model, sim.observation_size).reflect_action
 
   @jax.jit
   def run(key):
     start = env.reset(key)
-    mirrored = sim.with_physics(start, *mirror_physics(sim, state_map, start),
-                                jnp.zeros(sim.action_size))
+    # the mirror image of the start, with the task's command and timers mirrored too
+    mirrored = mirror_state(sim, spec, start, jnp.zeros(sim.action_size), g_act)
 
     def step(carry, _):
       state, alive = carry
@@ -63,9 +65,11 @@ def rollouts(policy, sim: envs.SimulatorEnv, *, steps: int, seed: int = 0):
   return (q, alive), (q_m, alive_m), deviation
 
 
-def render(model: mujoco.MjModel, qpos_TQ: np.ndarray, *, width: int = 320, height: int = 240
-           ) -> np.ndarray:
-  """Frames [T, H, W, 3] of the model posed at each qpos, from a camera tracking the root."""
+def render(model: mujoco.MjModel, qpos_TQ: np.ndarray, *, width: int = 320, height: int = 240,
+           collision_geoms: bool = False) -> np.ndarray:
+  """Frames [T, H, W, 3] of the model posed at each qpos, from a camera tracking the root.
+  collision_geoms: also draw geom group 3 (Playground's robots keep their collision shapes
+  there; with placeholder meshes they are the only visible body)."""
   model = copy.copy(model)  # brax models bring no lights: add a headlight to a copy
   model.vis.headlight.active = 1
   model.vis.headlight.ambient[:] = 0.35
@@ -76,13 +80,15 @@ def render(model: mujoco.MjModel, qpos_TQ: np.ndarray, *, width: int = 320, heig
   camera.trackbodyid = 1 if model.nbody > 1 else 0
   camera.distance = 2.5 * model.stat.extent
   camera.elevation, camera.azimuth = -15.0, 90.0
+  option = mujoco.MjvOption()
+  option.geomgroup[3] = int(collision_geoms)
   frames = []
   renderer = mujoco.Renderer(model, height, width)
   try:
     for qpos in qpos_TQ:
       data.qpos[:] = qpos
       mujoco.mj_forward(model, data)
-      renderer.update_scene(data, camera)
+      renderer.update_scene(data, camera, scene_option=option)
       frames.append(renderer.render().copy())
   finally:
     renderer.close()
@@ -110,8 +116,14 @@ def record(policy, sim: envs.SimulatorEnv, path: str, *, steps: int = 200, seed:
   """Writes the side-by-side video to `path` (.mp4 or .gif); returns the mirror deviation."""
   (q, alive), (q_m, alive_m), deviation = rollouts(policy, sim, steps=steps, seed=seed)
   live = lambda qpos, a: qpos[: max(int((a > 0).sum()) + 1, 1)]  # up to the last alive step
-  frames = side_by_side(render(sim.mj_model, live(q, alive), width=width, height=height),
-                        render(sim.mj_model, live(q_m, alive_m), width=width, height=height))
+  standin = False
+  if sim.env_id.startswith("playground/"):
+    from reflex_jax.envs import menagerie  # pylint: disable=import-outside-toplevel
+    standin = menagerie.using_standin()
+  frames = side_by_side(
+      render(sim.mj_model, live(q, alive), width=width, height=height, collision_geoms=standin),
+      render(sim.mj_model, live(q_m, alive_m), width=width, height=height,
+             collision_geoms=standin))
   write(path, frames, fps=min(1.0 / sim.dt, 60.0))
   return deviation
 
