@@ -30,11 +30,16 @@ from reflex_jax.symmetry import Reflection, registry
 from runkit.errors import NonFiniteError  # shared with HRM; callers catch driver.NonFiniteError
 
 
-def simulator(env, equalize_asymmetries: bool) -> Env:
+def simulator(env, equalize_asymmetries: bool, privileged_critic: bool = False) -> Env:
   """The single environment to train on: built from an id, or the user's own (an Env, or a
-  brax or Playground environment object, which is wrapped)."""
+  brax or Playground environment object, which is wrapped). privileged_critic: the task's
+  option (Playground locomotion); other tasks refuse it by name."""
   if isinstance(env, str):
-    return envs.make_simulator(env, equalize_asymmetries=equalize_asymmetries)
+    options = {"privileged_critic": True} if privileged_critic else {}
+    return envs.make_simulator(env, equalize_asymmetries=equalize_asymmetries, **options)
+  if privileged_critic:
+    raise ValueError("privileged_critic needs an environment id (it chooses the observation "
+                     "the environment is built with)")
   return envs.from_native(env)
 
 
@@ -102,7 +107,10 @@ class TrainerBase:
                network_factory: NetworkFactory, regularize: bool | None = None):
     self.env, self.config = env, config
     reflection = resolve_reflection(env, config.reflex, reflection)
-    self.net = network_factory(env.observation_size, env.action_size, config, reflection)
+    privileged = ({"policy_observation_size": env.policy_observation_size}
+                  if env.policy_observation_size != env.observation_size else {})
+    self.net = network_factory(env.observation_size, env.action_size, config, reflection,
+                               **privileged)
     if getattr(self.net, "reflection", None) is not reflection:
       raise TypeError("network_factory must keep the reflection it is given as the network's "
                       "`reflection` (the Reflex terms and symmetry metrics read it there)")

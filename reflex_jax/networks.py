@@ -70,6 +70,10 @@ class Normalizer:
     var = self.m2 / jnp.maximum(self.count, 1.0)
     return jnp.sqrt(jnp.maximum(var, 1e-8))
 
+  def head(self, size: int) -> "Normalizer":
+    """The statistics of the first `size` entries (the policy's part of an observation)."""
+    return Normalizer(self.count, self.mean[:size], self.m2[:size])
+
   def __call__(self, obs: jax.Array, clip: float = 10.0) -> jax.Array:
     # Before any data the statistics are (0, ~0): pass observations through unchanged.
     seen = self.count > 0
@@ -187,13 +191,18 @@ class Functional:
 
 
 def policy_distribution(policy: Functional, policy_params, normalizer: Normalizer,
-                        obs: jax.Array, symmetrize_with: Reflection | None = None):
+                        obs: jax.Array, symmetrize_with: Reflection | None = None,
+                        policy_obs_size: int | None = None):
   """(loc, scale) at raw `obs`; with a reflection, the hard-equivariant version
-  μ_sym(s) = ½(μ(s) + g_a μ(g_s s)), σ_sym = ½(σ(s) + P_a σ(g_s s))."""
-  loc, scale = policy.apply(policy_params, normalizer(obs))
+  μ_sym(s) = ½(μ(s) + g_a μ(g_s s)), σ_sym = ½(σ(s) + P_a σ(g_s s)).
+  policy_obs_size: the policy reads only that leading part of `obs` (privileged critics);
+  `obs` may then also be just that part, as on a deployed robot."""
+  n = policy_obs_size or obs.shape[-1]
+  norm = normalizer.head(n) if policy_obs_size else normalizer
+  loc, scale = policy.apply(policy_params, norm(obs[..., :n]))
   if symmetrize_with is not None:
     g = symmetrize_with
-    loc_m, scale_m = policy.apply(policy_params, normalizer(g.reflect_obs(obs)))
+    loc_m, scale_m = policy.apply(policy_params, norm(g.reflect_obs(obs)[..., :n]))
     loc = 0.5 * (loc + g.reflect_action(loc_m))
     scale = 0.5 * (scale + g.action.unsigned.apply(scale_m))
   return loc, scale
@@ -212,17 +221,20 @@ class ActorCritic:
   policy_config: PolicyConfig
   reflection: Reflection | None = None
   symmetrize: bool = False
+  policy_obs_size: int | None = None  # privileged critic: the policy's leading part of obs
 
   @classmethod
   def create(cls, obs_size: int, action_size: int, policy_config: PolicyConfig,
              value_hidden: Sequence[int], value_activation: str,
-             reflection: Reflection | None = None, symmetrize: bool = False) -> "ActorCritic":
+             reflection: Reflection | None = None, symmetrize: bool = False,
+             policy_obs_size: int | None = None) -> "ActorCritic":
     if symmetrize and reflection is None:
       raise ValueError("a symmetrized network needs the task's reflection")
-    policy = Functional(lambda r: GaussianPolicy(obs_size, action_size, policy_config, r))
+    policy_in = policy_obs_size or obs_size
+    policy = Functional(lambda r: GaussianPolicy(policy_in, action_size, policy_config, r))
     value = Functional(lambda r: MLP(obs_size, tuple(value_hidden), 1,
                                      activation=value_activation, out_scale=1.0, rngs=r))
-    return cls(policy, value, policy_config, reflection, symmetrize)
+    return cls(policy, value, policy_config, reflection, symmetrize, policy_obs_size)
 
   def init(self, key: jax.Array, obs_size: int) -> dict:
     k_pi, k_v = jax.random.split(key)
@@ -232,7 +244,8 @@ class ActorCritic:
   def distribution(self, params: dict, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(loc, scale) of the pre-squash Gaussian at raw observations `obs`."""
     return policy_distribution(self.policy, params["policy"], params["normalizer"], obs,
-                               self.reflection if self.symmetrize else None)
+                               self.reflection if self.symmetrize else None,
+                               self.policy_obs_size)
 
   def value_fn(self, params: dict, obs: jax.Array) -> jax.Array:
     v = self.value.apply(params["value"], params["normalizer"](obs))[..., 0]
@@ -254,11 +267,14 @@ def _symmetrize(config) -> bool:
 
 
 def make_actor_critic(observation_size: int, action_size: int, config,
-                      reflection: Reflection | None) -> ActorCritic:
+                      reflection: Reflection | None,
+                      policy_observation_size: int | None = None) -> ActorCritic:
   """PPO's default `network_factory`: the networks a PPOConfig describes (`policy`,
-  `value_hidden`, `value_activation`), hard-equivariant when `config.reflex.symmetrize`."""
+  `value_hidden`, `value_activation`), hard-equivariant when `config.reflex.symmetrize`;
+  with `policy_observation_size` (privileged critic) the policy reads that leading part."""
   return ActorCritic.create(observation_size, action_size, config.policy, config.value_hidden,
-                            config.value_activation, reflection, symmetrize=_symmetrize(config))
+                            config.value_activation, reflection, symmetrize=_symmetrize(config),
+                            policy_obs_size=policy_observation_size)
 
 
 def tanh_gaussian_log_prob(u, loc, scale):
@@ -301,7 +317,8 @@ class ActorTwinCritic:
 
   def distribution(self, params: dict, obs: jax.Array):
     return policy_distribution(self.policy, params["policy"], params["normalizer"], obs,
-                               self.reflection if self.symmetrize else None)
+                               self.reflection if self.symmetrize else None,
+                               self.policy_obs_size)
 
   def sample(self, params: dict, obs: jax.Array, key: jax.Array):
     """(action, log π(action), loc, scale), reparameterized."""

@@ -76,6 +76,13 @@ class Env(abc.ABC):
     """The observation array of a native (library) state."""
     return native.obs
 
+  @property
+  def policy_observation_size(self) -> int:
+    """The leading part of the observation the policy sees; the critic sees all of it. Less
+    than observation_size only for a privileged critic (Playground locomotion tasks built
+    with privileged_critic=True: [state, privileged_state])."""
+    return self.observation_size
+
   @abc.abstractmethod
   def step(self, state: EnvState, action: jax.Array) -> EnvState: ...
 
@@ -167,6 +174,8 @@ class Wrapper(Env):
 
   def native_observation(self, native: Any) -> jax.Array:
     return self.env.native_observation(native)
+
+  policy_observation_size = property(lambda self: self.env.policy_observation_size)
 
   def step(self, state: EnvState, action: jax.Array) -> EnvState:
     return self.env.step(state, action)

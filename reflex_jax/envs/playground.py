@@ -24,7 +24,10 @@ class PlaygroundEnv(SimulatorEnv):
     from mujoco_playground import registry  # pylint: disable=import-outside-toplevel
     return sorted(registry.ALL_ENVS)
 
-  def __init__(self, name: str, impl: str | None = None, config_overrides: dict | None = None):
+  def __init__(self, name: str, impl: str | None = None, config_overrides: dict | None = None,
+               privileged_critic: bool = False):
+    """privileged_critic: observe [state, privileged_state] (the policy reads the first
+    part, the critic all), as Playground's own PPO configs train these tasks."""
     from mujoco_playground import registry  # pylint: disable=import-outside-toplevel
     compat.patch_playground_reacher()
     if name in _locomotion_names():
@@ -35,7 +38,11 @@ class PlaygroundEnv(SimulatorEnv):
       raise ValueError(f"unknown MJX impl {impl!r}; choose one of {IMPLS}")
     self.env_id, self.impl = f"playground/{name}", impl
     self._env = registry.load(name, config_overrides={"impl": impl, **(config_overrides or {})})
-    self._options = (impl, repr(sorted((config_overrides or {}).items())))
+    self._options = (impl, repr(sorted((config_overrides or {}).items())), privileged_critic)
+    self.privileged_critic = privileged_critic
+    if privileged_critic and not isinstance(self._env.observation_size, dict):
+      raise ValueError(f"{self.env_id} has a single observation, no privileged one for the "
+                       "critic: leave privileged_critic off")
 
   @classmethod
   def from_native(cls, native) -> "PlaygroundEnv | None":
@@ -46,6 +53,7 @@ class PlaygroundEnv(SimulatorEnv):
     if not isinstance(native, mjx_env.MjxEnv):
       return None
     self = cls.__new__(cls)
+    self.privileged_critic = False
     self.env_id = f"playground/{_registered_name(native) or type(native).__name__}"
     self.impl = getattr(native._config, "impl", "jax")  # pylint: disable=protected-access
     self._env = native
@@ -54,10 +62,23 @@ class PlaygroundEnv(SimulatorEnv):
 
   def _read_observation_size(self) -> int:
     size = self._env.observation_size  # traces a reset each time it is read
-    return int(size[POLICY_OBS_KEY][0] if isinstance(size, dict) else size)
+    if not isinstance(size, dict):
+      return int(size)
+    keys = (POLICY_OBS_KEY, CRITIC_OBS_KEY) if self.privileged_critic else (POLICY_OBS_KEY,)
+    return sum(int(size[k][0]) for k in keys)
+
+  @property
+  def policy_observation_size(self) -> int:
+    if not self.privileged_critic:
+      return self.observation_size
+    return int(self._env.observation_size[POLICY_OBS_KEY][0])
 
   def _observation(self, native_obs):
-    return native_obs[POLICY_OBS_KEY] if isinstance(native_obs, dict) else native_obs
+    if not isinstance(native_obs, dict):
+      return native_obs
+    if self.privileged_critic:
+      return jnp.concatenate([native_obs[POLICY_OBS_KEY], native_obs[CRITIC_OBS_KEY]], -1)
+    return native_obs[POLICY_OBS_KEY]
 
   def critic_observation(self, state):
     """The privileged observation of a dict-observation task (None for the others)."""

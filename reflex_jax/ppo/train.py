@@ -60,6 +60,9 @@ class PPOConfig:
   episode_length: int | None = None  # None: the task's own (Playground) or 1000
   action_repeat: int | None = None  # each action applied this many times; None: the task's or 1
   equalize_asymmetries: bool = False  # the exactly mirror-symmetric model (registry fixes)
+  # the critic also sees the task's privileged observation (Playground locomotion), the policy
+  # only `state`, as Playground's own PPO configs train these tasks
+  privileged_critic: bool = False
   mask_nonfinite: bool = False       # end episodes at NaN/inf simulator steps (envs.NonFiniteMask)
   num_logs: int = 10                 # host calls (progress, metrics) over the run
   num_eval_envs: int = 16            # episodes for the final evaluation
@@ -248,7 +251,7 @@ def make_trainer(env: str | Env, config: PPOConfig, reflection: Reflection | Non
                  network_factory: NetworkFactory = make_actor_critic) -> tuple[Env, Trainer]:
   """(the single simulator, the Trainer) for `config`: the update schedule rounded so every
   logging interval runs the same number of updates."""
-  sim = driver.simulator(env, config.equalize_asymmetries)
+  sim = driver.simulator(env, config.equalize_asymmetries, config.privileged_critic)
   train_env = driver.wrap(sim, config, config.num_envs, auto_reset=True)
   total_updates = -(-config.num_timesteps // config.steps_per_update)
   updates_per_log = -(-total_updates // config.num_logs)

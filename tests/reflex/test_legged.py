@@ -95,3 +95,50 @@ def test_legged_reflections_pass_the_physics_check(env_id):
   result = verify.verify(env_id, num_states=2, warmup=10, horizon=20)
   assert result.passed, verify.format_table([result])
   assert result.obs_error < 1e-12 and result.rollout_error < 1e-9
+
+
+def test_a_privileged_critic_observes_state_then_privileged_state():
+  sim = envs.make_simulator(GO1, privileged_critic=True)
+  assert (sim.policy_observation_size, sim.observation_size) == (48, 48 + 123)
+  native = {"state": np.arange(48.0), "privileged_state": -np.arange(123.0)}
+  obs = np.asarray(sim._observation(native))  # pylint: disable=protected-access
+  np.testing.assert_array_equal(obs, np.concatenate([native["state"], native["privileged_state"]]))
+  # the reflection covers both parts: the policy's map, then the critic's, shifted past it
+  spec = registry.get(GO1)
+  both = spec.reflection(sim.mj_model, sim.observation_size).obs
+  actor, critic = spec.reflection(sim.mj_model, 48).obs, spec.critic_observation_map(sim.mj_model)
+  assert both.perm == actor.perm + tuple(p + 48 for p in critic.perm)
+  assert both.sign == actor.sign + critic.sign
+
+
+def test_privileged_critic_is_refused_where_there_is_none():
+  with pytest.raises(ValueError, match="privileged_critic= is not an option of brax tasks"):
+    envs.make_simulator("brax/inverted_pendulum", privileged_critic=True)
+  with pytest.raises(ValueError, match="no privileged one for the critic"):
+    envs.make_simulator("playground/CartpoleBalance", privileged_critic=True)
+
+
+def test_the_policy_reads_only_its_part_and_the_critic_all():
+  import jax  # pylint: disable=import-outside-toplevel
+  from reflex_jax.networks import ActorCritic, PolicyConfig  # pylint: disable=import-outside-toplevel
+  net = ActorCritic.create(10, 2, PolicyConfig(hidden=(8,)), (8,), "tanh", policy_obs_size=4)
+  params = net.init(jax.random.key(0), 10)
+  params["normalizer"] = params["normalizer"].update(
+      jax.random.normal(jax.random.key(1), (32, 10)) * 3 + 1)
+  obs = jax.random.normal(jax.random.key(2), (5, 10))
+  changed = obs.at[:, 4:].add(1.0)
+  loc, _ = net.distribution(params, obs)
+  np.testing.assert_array_equal(loc, net.distribution(params, changed)[0])
+  np.testing.assert_allclose(loc, net.distribution(params, obs[:, :4])[0], rtol=1e-6)  # deployed
+  assert not np.allclose(net.value_fn(params, obs), net.value_fn(params, changed))
+
+
+@pytest.mark.slow  # compiles PPO on Go1 (minutes on CPU)
+def test_ppo_trains_go1_with_a_privileged_critic_and_reflex():
+  from reflex_jax import ppo  # pylint: disable=import-outside-toplevel
+  config = ppo.PPOConfig(num_timesteps=2 * 8 * 10, num_envs=8, unroll_length=10,
+                         num_minibatches=2, num_epochs=1, num_logs=1, num_eval_envs=1,
+                         episode_length=20, privileged_critic=True, reflex=ppo.ReflexConfig())
+  _, params, metrics = ppo.train(GO1, config, seed=[0], reflex_weight=[0.1], progress_bar=False)
+  assert params["value"] is not None
+  assert np.all(np.isfinite(np.asarray(metrics["value_symmetry_error"])))
