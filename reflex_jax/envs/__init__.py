@@ -75,6 +75,9 @@ def make_simulator(env_id: str, *, equalize_asymmetries: bool = False,
     model = copy.copy(env.mj_model)
     spec.equalize(model)
     env.push_model(model)
+    for fix in spec.fixes:
+      if hasattr(fix, "apply_to_task"):
+        env.patch_task(fix)
   return env
 
 

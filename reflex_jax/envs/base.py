@@ -156,6 +156,10 @@ class SimulatorEnv(Env):
   def push_model(self, model: mujoco.MjModel) -> None:
     """Rebuilds the simulator from an edited MuJoCo model (asymmetry fixes)."""
 
+  def patch_task(self, fix) -> None:
+    """Applies an asymmetry fix that edits the task object (`asymmetry.TaskPatch`)."""
+    fix.apply_to_task(self._env)
+
 
 class Wrapper(Env):
   """Delegates everything not overridden to the wrapped environment."""

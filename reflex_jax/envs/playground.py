@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import jax.numpy as jnp
 import mujoco
 from mujoco import mjx
@@ -120,16 +122,19 @@ class PlaygroundEnv(SimulatorEnv):
     return state.replace(native=native, obs=self._observation(obs))
 
   def push_model(self, model: mujoco.MjModel) -> None:
-    self._env._mj_model = model  # pylint: disable=protected-access
-    self._env._mjx_model = mjx.put_model(model, impl=self.impl)  # pylint: disable=protected-access
+    # pylint: disable=protected-access
+    self._env._mj_model = model
+    self._env._mjx_model = mjx.put_model(model, impl=self.impl)
+    if hasattr(self._env, "_post_init"):  # locomotion tasks cache joint limits, home pose, ids
+      self._env._post_init()
 
 
 def _floor_contact(env, data) -> tuple:
   """The feet's floor contact, for the biped tasks whose _get_obs takes it: read from their
   floor-contact sensors as their own step does (empty for the other tasks)."""
-  sensors = getattr(env, "_feet_floor_found_sensor", None)
-  if sensors is None:
+  if "contact" not in inspect.signature(env._get_obs).parameters:  # pylint: disable=protected-access
     return ()
+  sensors = env._feet_floor_found_sensor  # pylint: disable=protected-access
   # pylint: disable=protected-access
   return (jnp.array([data.sensordata[env._mj_model.sensor_adr[i]] > 0 for i in sensors]),)
 

@@ -9,6 +9,7 @@ rounding; without them the verifier shows the drift they cause.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Callable
 
 import mujoco
 import numpy as np
@@ -127,6 +128,25 @@ class GroundContactsOnly:
     model.geom_contype[f], model.geom_conaffinity[f] = 1, 2
 
 
+@dataclasses.dataclass(frozen=True)
+class TaskPatch:
+  """Replaces a method of the task itself (a reward term that is not mirror invariant):
+  task.<attribute> := make(task). Model fixes edit the MjModel; this one edits the task
+  object, which the environment adapter hands over (`SimulatorEnv.patch_task`)."""
+
+  attribute: str
+  make: Callable[[Any], Callable]
+  why: str
+
+  def apply(self, model: mujoco.MjModel, plane: str) -> None:
+    del model, plane  # not a model edit
+
+  def apply_to_task(self, task: Any) -> None:
+    if not hasattr(task, self.attribute):
+      raise AttributeError(f"asymmetry fix: the task has no {self.attribute!r} to replace")
+    setattr(task, self.attribute, self.make(task))
+
+
 def _symmetrize_frame(pos: np.ndarray, quat: np.ndarray, plane: str) -> None:
   m = MIRROR_DIAG[plane]
   pos[:] = 0.5 * (pos + m * pos)
@@ -149,7 +169,8 @@ def _id(model, obj, name: str, what: str) -> int:
   return model.joint(name).dofadr[0] if what.startswith("dof_") else i
 
 
-Fix = CopyFromTwin | OntoMirrorPlane | RangeFromTwin | BodyFromTwin | GroundContactsOnly
+Fix = (CopyFromTwin | OntoMirrorPlane | RangeFromTwin | BodyFromTwin | GroundContactsOnly
+       | TaskPatch)
 
 
 def equalize(fixes: tuple[Fix, ...], model: mujoco.MjModel, plane: str) -> tuple[Fix, ...]:

@@ -17,7 +17,7 @@ import mujoco
 
 from reflex_jax.symmetry import asymmetry, derive
 from reflex_jax.symmetry.asymmetry import (BodyFromTwin, CopyFromTwin, GroundContactsOnly,
-                                           OntoMirrorPlane, RangeFromTwin)
+                                           OntoMirrorPlane, RangeFromTwin, TaskPatch)
 from reflex_jax.symmetry.derive import (Actuators, BodyInertia, BodyRotationEntries, BodyVectors,
                                         BodyVelocity, Command, Invariant, Named, Qpos, Qvel)
 from reflex_jax.symmetry.reflection import Reflection, SignedPermutation
@@ -198,6 +198,19 @@ def _joystick(env_id, pairs, layouts, feet, extra_info=(), **more) -> SymmetrySp
                       critic_obs_layout=privileged, info_layout=info, **more)
 
 
+def _g1_hip_deviation(task):
+  """G1's hip-deviation cost, freeing hip roll and yaw for a lateral command of either sign
+  (Playground's frees them only for v_y > 0.1, i.e. leftward)."""
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  hips = task._hip_indices  # pylint: disable=protected-access
+
+  def cost(qpos, cmd):
+    error = qpos[hips] - task._default_pose[hips]  # pylint: disable=protected-access
+    weight = jnp.where(jnp.abs(cmd[1]) > 0.1, jnp.array([0.0, 1.0, 0.0, 1.0]), 1.0)
+    return jnp.sum(jnp.abs(error) * weight)
+  return cost
+
+
 _GO1_FEET = ("FR", "FL", "RR", "RL")
 _NO_NOISE = (("noise_config.level", 0.0),)
 _NO_PUSH = _NO_NOISE + (("push_config.enable", False),)
@@ -228,7 +241,10 @@ _LEGGED = (
                                   "the right shoulder sits at y = -0.10021, the left at "
                                   "+0.10022", parts=("position",)),
                      *(OntoMirrorPlane(b, "centre of mass off the midline by 0.02–0.3 mm")
-                       for b in ("waist_yaw_link", "waist_roll_link", "torso_link")))),
+                       for b in ("waist_yaw_link", "waist_roll_link", "torso_link")),
+                     TaskPatch("_cost_joint_deviation_hip", _g1_hip_deviation,
+                               "the hip-deviation cost frees hip roll for leftward commands "
+                               "(v_y > 0.1) only; the mirror image of one is rightward"))),
 )
 
 SPECS: dict[str, SymmetrySpec] = {s.env_id: s for s in (
