@@ -245,12 +245,6 @@ _LEGGED = (
                      TaskPatch("_cost_joint_deviation_hip", _g1_hip_deviation,
                                "the hip-deviation cost frees hip roll for leftward commands "
                                "(v_y > 0.1) only; the mirror image of one is rightward"))),
-    _joystick("playground/T1JoystickFlatTerrain", (("Left_", "Right_"), ("left_", "right_")),
-              _biped_layouts("Trunk", ("left_foot", "right_foot")), ("left_foot", "right_foot"),
-              (("phase", Named(("left_foot", "right_foot"))),
-               ("filtered_linvel", BodyVectors(("Trunk",))),
-               ("filtered_angvel", BodyVectors(("Trunk",), axial=True))),
-              verify_overrides=_NO_PUSH),
 )
 
 SPECS: dict[str, SymmetrySpec] = {s.env_id: s for s in (
