@@ -59,10 +59,14 @@ def _write_mesh(path: pathlib.Path, scale: float) -> None:
     verts = tris.reshape(-1, 3)
     lines = [f"v {x:g} {y:g} {z:g}" for x, y, z in verts]
     lines += [f"f {3 * i + 1} {3 * i + 2} {3 * i + 3}" for i in range(len(tris))]
-    path.write_text("\n".join(lines) + "\n")
+    data = ("\n".join(lines) + "\n").encode()
   else:  # binary STL: header, count, then (normal, 3 vertices, attribute) per triangle
     body = b"".join(struct.pack("<12fH", 0, 0, 0, *t.reshape(-1), 0) for t in tris)
-    path.write_bytes(b"\0" * 80 + struct.pack("<I", len(tris)) + body)
+    data = b"\0" * 80 + struct.pack("<I", len(tris)) + body
+  # Written whole then renamed: parallel processes (test workers) never read half a file.
+  tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+  tmp.write_bytes(data)
+  os.replace(tmp, path)
 
 
 def standin_root() -> pathlib.Path:
