@@ -130,13 +130,19 @@ class PlaygroundEnv(SimulatorEnv):
 
 
 def _floor_contact(env, data) -> tuple:
-  """The feet's floor contact, for the biped tasks whose _get_obs takes it: read from their
-  floor-contact sensors as their own step does (empty for the other tasks)."""
-  if "contact" not in inspect.signature(env._get_obs).parameters:  # pylint: disable=protected-access
-    return ()
-  sensors = env._feet_floor_found_sensor  # pylint: disable=protected-access
+  """The floor contact, for the tasks whose _get_obs takes it: read from their floor-contact
+  sensors as their own step does (empty for the other tasks)."""
   # pylint: disable=protected-access
-  return (jnp.array([data.sensordata[env._mj_model.sensor_adr[i]] > 0 for i in sensors]),)
+  if "contact" not in inspect.signature(env._get_obs).parameters:
+    return ()
+  found = lambda ids: jnp.array([data.sensordata[env._mj_model.sensor_adr[i]] > 0 for i in ids])
+  # Joystick tasks read their feet's sensors, Handstand/Footstand every colliding geom's.
+  for name in ("_feet_floor_found_sensor", "_fullcollision_floor_found_sensor"):
+    if hasattr(env, name):
+      return (found(getattr(env, name)),)
+  # T1 and H1 list each foot's sensors apart: a foot touches if any of its own does.
+  left, right = (getattr(env, f"_{side}_foot_floor_found_sensor") for side in ("left", "right"))
+  return (jnp.hstack([jnp.any(found(left)), jnp.any(found(right))]),)
 
 
 def _locomotion_names() -> tuple[str, ...]:

@@ -81,8 +81,9 @@ class RangeFromTwin:
 @dataclasses.dataclass(frozen=True)
 class BodyFromTwin:
   """Body `target` := the mirror image of its twin `source`, in the named parts: "inertia"
-  (mass and principal moments copied, centre and axes mirrored) and/or "position" (its
-  place in its parent)."""
+  (mass copied; centre of mass and inertia tensor mirrored) and/or "position" (its origin
+  in the world). Both are mirrored in the world frame at the reference pose, so twins whose
+  body frames follow different conventions are handled."""
 
   target: str
   source: str
@@ -95,13 +96,35 @@ class BodyFromTwin:
     unknown = set(self.parts) - {"inertia", "position"}
     if unknown:
       raise ValueError(f"BodyFromTwin parts must be 'inertia' or 'position', got {unknown}")
-    if "inertia" in self.parts:
-      model.body_mass[t], model.body_inertia[t] = model.body_mass[s], model.body_inertia[s]
-      model.body_ipos[t] = m * model.body_ipos[s]
-      model.body_iquat[t] = np.concatenate([model.body_iquat[s][:1],
-                                            -m * model.body_iquat[s][1:]])
+    data = _reference_pose(model)
     if "position" in self.parts:
-      model.body_pos[t] = m * model.body_pos[s]
+      parent = model.body_parentid[t]
+      rot_parent = data.xmat[parent].reshape(3, 3)
+      model.body_pos[t] = rot_parent.T @ (m * data.xpos[s] - data.xpos[parent])
+      data = _reference_pose(model)
+    if "inertia" in self.parts:
+      rot_t = data.xmat[t].reshape(3, 3)  # the target's own frame, kept
+      world = _world_inertia(model, data, s)
+      local = rot_t.T @ (m[:, None] * world * m[None, :]) @ rot_t
+      moments, axes = np.linalg.eigh(local)
+      if np.linalg.det(axes) < 0:
+        axes[:, 0] = -axes[:, 0]
+      model.body_mass[t] = model.body_mass[s]
+      model.body_inertia[t] = moments
+      mujoco.mju_mat2Quat(model.body_iquat[t], axes.ravel())
+      model.body_ipos[t] = rot_t.T @ (m * data.xipos[s] - data.xpos[t])
+
+
+def _reference_pose(model: mujoco.MjModel) -> mujoco.MjData:
+  """World frames of bodies, geoms, sites and joints at qpos0."""
+  data = mujoco.MjData(model)
+  mujoco.mj_kinematics(model, data)
+  return data
+
+
+def _world_inertia(model: mujoco.MjModel, data: mujoco.MjData, b: int) -> np.ndarray:
+  rot = data.ximat[b].reshape(3, 3)
+  return rot @ np.diag(model.body_inertia[b]) @ rot.T
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,6 +170,45 @@ class TaskPatch:
     setattr(task, self.attribute, self.make(task))
 
 
+@dataclasses.dataclass(frozen=True)
+class MirrorTerrain:
+  """Height field geom `geom` := one half of it beside the mirror plane, and that half's
+  mirror image beside it (rough terrain stays as rough, now symmetric)."""
+
+  geom: str
+  why: str
+
+  def apply(self, model: mujoco.MjModel, plane: str) -> None:
+    data = _terrain(model, _id(model, mujoco.mjtObj.mjOBJ_GEOM, self.geom, "geom"), plane)
+    axis = _TERRAIN_AXIS[plane]
+    far = [slice(None), slice(None)]
+    far[axis] = slice((data.shape[axis] + 1) // 2, None)  # the middle row stays as it is
+    data[tuple(far)] = np.flip(data, axis)[tuple(far)]
+
+
+# A height field's rows run along y and its columns along x (MuJoCo's layout).
+_TERRAIN_AXIS = {"y": 0, "x": 1}
+
+
+def _terrain(model: mujoco.MjModel, g: int, plane: str) -> np.ndarray:
+  """The heights of height-field geom g as a writable [rows, columns] view; the geom must
+  sit on the mirror plane with its axes along the world's."""
+  name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_GEOM, g) or f"#{g}"
+  if model.geom_type[g] != mujoco.mjtGeom.mjGEOM_HFIELD:
+    raise ValueError(f"geom {name} is not a height field")
+  if plane not in _TERRAIN_AXIS:
+    raise ValueError(f"a height field cannot be mirrored across the {plane} = 0 plane")
+  axis = "xyz".index(plane)
+  if (model.geom_bodyid[g] != 0 or abs(model.geom_pos[g][axis]) > 1e-9
+      or not np.allclose(np.abs(model.geom_quat[g]), [1, 0, 0, 0])):
+    raise ValueError(f"height field {name} is not centred on the {plane} = 0 plane with the "
+                     "world's axes; mirroring its data would not mirror the terrain")
+  h = model.geom_dataid[g]
+  n = model.hfield_nrow[h] * model.hfield_ncol[h]
+  adr = model.hfield_adr[h]
+  return model.hfield_data[adr:adr + n].reshape(model.hfield_nrow[h], model.hfield_ncol[h])
+
+
 def _symmetrize_frame(pos: np.ndarray, quat: np.ndarray, plane: str) -> None:
   m = MIRROR_DIAG[plane]
   pos[:] = 0.5 * (pos + m * pos)
@@ -170,7 +232,7 @@ def _id(model, obj, name: str, what: str) -> int:
 
 
 Fix = (CopyFromTwin | OntoMirrorPlane | RangeFromTwin | BodyFromTwin | GroundContactsOnly
-       | TaskPatch)
+       | MirrorTerrain | TaskPatch)
 
 
 def equalize(fixes: tuple[Fix, ...], model: mujoco.MjModel, plane: str) -> tuple[Fix, ...]:
@@ -182,24 +244,18 @@ def equalize(fixes: tuple[Fix, ...], model: mujoco.MjModel, plane: str) -> tuple
   return fixes
 
 
-def _rotation(quat: np.ndarray) -> np.ndarray:
-  mat = np.zeros(9)
-  mujoco.mju_quat2Mat(mat, np.asarray(quat, dtype=np.float64))
-  return mat.reshape(3, 3)
-
-
-def _geom_mirrors(model, g: int, h: int, m: np.ndarray, tol: float) -> bool:
-  """Whether geom h is the mirror image of geom g (in their bodies' frames).
+def _geom_mirrors(model, data, g: int, h: int, m: np.ndarray, tol: float) -> bool:
+  """Whether geom h is the mirror image of geom g (in the world, at the reference pose).
 
   Shapes are compared up to their own symmetries: a sphere has no axes, a capsule,
   cylinder or plane only its z axis (either sign), a box or ellipsoid each axis up to sign.
   """
   same = all(np.allclose(getattr(model, f)[g], getattr(model, f)[h], atol=tol) for f in
              ("geom_type", "geom_size", "geom_friction", "geom_contype", "geom_conaffinity"))
-  if not same or not np.allclose(model.geom_pos[h], m * model.geom_pos[g], atol=tol):
+  if not same or not np.allclose(data.geom_xpos[h], m * data.geom_xpos[g], atol=tol):
     return False
-  axes_g = m[:, None] * _rotation(model.geom_quat[g])  # columns: mirrored local axes
-  axes_h = _rotation(model.geom_quat[h])
+  axes_g = m[:, None] * data.geom_xmat[g].reshape(3, 3)  # columns: mirrored geom axes
+  axes_h = data.geom_xmat[h].reshape(3, 3)
   gtype = model.geom_type[g]
   if gtype == mujoco.mjtGeom.mjGEOM_SPHERE:
     columns = []
@@ -214,15 +270,25 @@ def _geom_mirrors(model, g: int, h: int, m: np.ndarray, tol: float) -> bool:
 def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-6) -> list[str]:
   """Every model parameter that breaks the reflection described by `state_map`.
 
-  Compares each body, colliding geom, site and joint with its mirror twin: positions, frames
-  and inertia tensors must be mirror images; sizes, frictions, armatures, dampings, stiffnesses and
-  (sign-adjusted) ranges equal. An empty list means the model itself is symmetric.
+  Compares each body, colliding geom, site and joint with its mirror twin in the world frame
+  at the reference pose qpos0 (so twin bodies may use different frame conventions): centres
+  of mass, inertia tensors, geoms, sites and joint anchors must be mirror images; masses,
+  sizes, frictions, armatures, dampings, stiffnesses and (sign-adjusted) ranges equal.
+  Height-field terrain must be its own mirror image. An empty list means the model itself
+  is symmetric.
   """
   m = state_map.diag
   mirror = np.diag(m)
   found = []
   name = lambda obj, i: mujoco.mj_id2name(model, obj, i) or f"#{i}"
   body_name = lambda b: name(mujoco.mjtObj.mjOBJ_BODY, b)
+  data = _reference_pose(model)
+  q0 = np.asarray(model.qpos0)
+  if not np.allclose(state_map.qpos.apply(q0), q0, atol=tol):
+    found.append("qpos0: the reference pose is not its own mirror image")
+  world = lambda v: np.round(v, 6).tolist()
+  inertia = lambda i: _world_inertia(model, data, i)
+  collides = (model.geom_contype != 0) | (model.geom_conaffinity != 0)
   for b in range(1, model.nbody):
     t = state_map.body[b]
     if t < b:
@@ -230,36 +296,28 @@ def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-6) -> lis
     pair = f"body {body_name(b)} vs {body_name(t)}"
     if model.body_mocapid[b] >= 0:  # a mocap body's placement is state, mirrored with it
       continue
-    if not np.allclose(model.body_pos[t], m * model.body_pos[b], atol=tol):
-      found.append(f"body_pos of {pair}: {model.body_pos[b].round(6).tolist()} vs "
-                   f"{model.body_pos[t].round(6).tolist()}")
-    if not np.allclose(_rotation(model.body_quat[t]),
-                       mirror @ _rotation(model.body_quat[b]) @ mirror, atol=tol):
-      found.append(f"body_quat of {pair}: frames are not mirror images")
-    inertia = lambda i: (_rotation(model.body_iquat[i]) @ np.diag(model.body_inertia[i])
-                         @ _rotation(model.body_iquat[i]).T)
     if not np.isclose(model.body_mass[t], model.body_mass[b], atol=tol):
       found.append(f"body_mass of {pair}: {model.body_mass[b]:.6g} vs {model.body_mass[t]:.6g}")
-    if not (np.allclose(model.body_ipos[t], m * model.body_ipos[b], atol=tol)
-            and np.allclose(inertia(t), mirror @ inertia(b) @ mirror, atol=tol)):
-      found.append(f"inertia of {pair}: centre {model.body_ipos[b].round(6).tolist()} vs "
-                   f"{model.body_ipos[t].round(6).tolist()}, or tensors not mirror images")
+    if not np.allclose(data.xipos[t], m * data.xipos[b], atol=tol):
+      found.append(f"centre of mass of {pair} (world): {world(data.xipos[b])} vs "
+                   f"{world(data.xipos[t])}")
+    if not np.allclose(inertia(t), mirror @ inertia(b) @ mirror, atol=tol):
+      found.append(f"inertia of {pair}: the tensors are not mirror images")
     # A geom that collides with nothing is visual: the compiled body inertia holds its mass.
-    collides = (model.geom_contype != 0) | (model.geom_conaffinity != 0)
     unmatched = list(np.flatnonzero((model.geom_bodyid == t) & collides))
     for g in np.flatnonzero((model.geom_bodyid == b) & collides):
-      match = next((h for h in unmatched if _geom_mirrors(model, g, h, m, tol)), None)
+      match = next((h for h in unmatched if _geom_mirrors(model, data, g, h, m, tol)), None)
       if match is None:
         found.append(f"geom {name(mujoco.mjtObj.mjOBJ_GEOM, g)} of body {body_name(b)} has "
                      f"no mirror image in body {body_name(t)}")
       else:
         unmatched.remove(match)
     # Sites carry sensors (IMU, velocimeters): each needs a mirror image in the twin body.
-    twin_sites = [model.site_pos[i] for i in np.flatnonzero(model.site_bodyid == t)]
+    twin_sites = [data.site_xpos[i] for i in np.flatnonzero(model.site_bodyid == t)]
     for i in np.flatnonzero(model.site_bodyid == b):
-      if not any(np.allclose(p, m * model.site_pos[i], atol=tol) for p in twin_sites):
+      if not any(np.allclose(p, m * data.site_xpos[i], atol=tol) for p in twin_sites):
         found.append(f"site {name(mujoco.mjtObj.mjOBJ_SITE, i)} of body {body_name(b)} at "
-                     f"{model.site_pos[i].round(6).tolist()} has no mirror image in body "
+                     f"{world(data.site_xpos[i])} (world) has no mirror image in body "
                      f"{body_name(t)}")
   for j in range(model.njnt):
     qa, da = model.jnt_qposadr[j], model.jnt_dofadr[j]
@@ -269,6 +327,9 @@ def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-6) -> lis
       continue
     td = model.jnt_dofadr[t]
     jname = f"joint {name(mujoco.mjtObj.mjOBJ_JOINT, j)} vs {name(mujoco.mjtObj.mjOBJ_JOINT, t)}"
+    if not np.allclose(data.xanchor[t], m * data.xanchor[j], atol=tol):
+      found.append(f"anchor of {jname} (world): {world(data.xanchor[j])} vs "
+                   f"{world(data.xanchor[t])}")
     pairs = [("dof_armature", model.dof_armature[da], model.dof_armature[td]),
              ("dof_damping", model.dof_damping[da], model.dof_damping[td]),
              ("dof_frictionloss", model.dof_frictionloss[da], model.dof_frictionloss[td]),
@@ -281,6 +342,17 @@ def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-6) -> lis
       if not np.allclose(mine, theirs, atol=tol):
         found.append(f"{field} of {jname}: {np.round(mine, 6).tolist()} vs "
                      f"{np.round(theirs, 6).tolist()}")
+  plane = "xyz"[int(np.flatnonzero(m < 0)[0])] if (m < 0).sum() == 1 else None
+  for g in np.flatnonzero(model.geom_type == mujoco.mjtGeom.mjGEOM_HFIELD):
+    geom = name(mujoco.mjtObj.mjOBJ_GEOM, g)
+    try:
+      data = _terrain(model, g, plane)
+    except ValueError as e:
+      found.append(str(e))
+      continue
+    if not np.allclose(data, np.flip(data, _TERRAIN_AXIS[plane]), atol=tol):
+      found.append(f"height field {geom}: the terrain is not mirror symmetric about the "
+                   f"{plane} = 0 plane")
   act = state_map.actuator
   for a in range(model.nu):
     t, sign = act.perm[a], act.sign[a]

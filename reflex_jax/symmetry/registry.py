@@ -17,7 +17,8 @@ import mujoco
 
 from reflex_jax.symmetry import asymmetry, derive
 from reflex_jax.symmetry.asymmetry import (BodyFromTwin, CopyFromTwin, GroundContactsOnly,
-                                           OntoMirrorPlane, RangeFromTwin, TaskPatch)
+                                           MirrorTerrain, OntoMirrorPlane, RangeFromTwin,
+                                           TaskPatch)
 from reflex_jax.symmetry.derive import (Actuators, BodyInertia, BodyRotationEntries, BodyVectors,
                                         BodyVelocity, Command, Invariant, Named, Qpos, Qvel)
 from reflex_jax.symmetry.reflection import Reflection, SignedPermutation
@@ -180,6 +181,17 @@ def _go1_layouts(feet):
   return state, privileged
 
 
+def _go1_upright_layouts(linvel: bool):
+  """Go1's Getup (without the velocimeter) and Handstand/Footstand (with it)."""
+  state = (*(_root_vectors("trunk", False) if linvel else ()),
+           *_root_vectors("trunk", True, False), Qpos(7), Qvel(6), Actuators())
+  privileged = (*state, *_root_vectors("trunk", True, False, False, True), Qpos(7), Qvel(6),
+                Actuators(), Invariant(1))
+  # gyro, accelerometer, local linvel, global angvel; joint angles and velocities; actuator
+  # force; trunk height.
+  return state, privileged
+
+
 def _biped_layouts(root, feet):
   state = (*_root_vectors(root, False, True, False), Command(), Qpos(7), Qvel(6),
            Actuators(), Named(feet), Named(feet))  # ..., gait phase as cos then sin
@@ -189,13 +201,17 @@ def _biped_layouts(root, feet):
   return state, privileged
 
 
-def _joystick(env_id, pairs, layouts, feet, extra_info=(), **more) -> SymmetrySpec:
+def _legged(env_id, pairs, layouts, info, **more) -> SymmetrySpec:
   state, privileged = layouts
+  return SymmetrySpec(env_id, "bilateral", "y", tuple(pairs), obs_layout=state,
+                      critic_obs_layout=privileged, info_layout=tuple(info), **more)
+
+
+def _joystick(env_id, pairs, layouts, feet, extra_info=(), **more) -> SymmetrySpec:
   info = (("command", Command()), ("last_act", Actuators()), ("last_last_act", Actuators()),
           ("motor_targets", Actuators()), ("feet_air_time", Named(feet)),
           ("last_contact", Named(feet)), ("swing_peak", Named(feet)), *extra_info)
-  return SymmetrySpec(env_id, "bilateral", "y", tuple(pairs), obs_layout=state,
-                      critic_obs_layout=privileged, info_layout=info, **more)
+  return _legged(env_id, pairs, layouts, info, **more)
 
 
 def _g1_hip_deviation(task):
@@ -212,23 +228,60 @@ def _g1_hip_deviation(task):
 
 
 _GO1_FEET = ("FR", "FL", "RR", "RL")
+_GO1_PAIRS = (("FR", "FL"), ("RR", "RL"))
+_GO1_FIXES = (OntoMirrorPlane("trunk", "the IMU site (gyro, velocimeter, accelerometer) sits "
+                              "6.7 cm right of the midline and the trunk's centre of mass 2 mm "
+                              "left of it"),
+              *(BodyFromTwin(f"{s}L_calf", f"{s}R_calf",
+                             f"{s}L_calf's centre of mass is {s}R_calf's, not its mirror image "
+                             "(y = +0.98 mm on both)") for s in ("F", "R")))
 _NO_NOISE = (("noise_config.level", 0.0),)
 _NO_PUSH = _NO_NOISE + (("push_config.enable", False),)
+_ROUGH = MirrorTerrain("floor", "the height field (an image of rock) has no mirror symmetry, "
+                       "so the terrain under g·s is not the terrain under s")
 _LEGGED = (
-    _joystick("playground/Go1JoystickFlatTerrain", (("FR", "FL"), ("RR", "RL")),
-              _go1_layouts(_GO1_FEET), _GO1_FEET, verify_overrides=_NO_NOISE,
-              fixes=(OntoMirrorPlane("trunk", "the IMU site (gyro, velocimeter, accelerometer) "
-                                     "sits 6.7 cm right of the midline and the trunk's centre "
-                                     "of mass 2 mm left of it"),
-                     *(BodyFromTwin(f"{s}L_calf", f"{s}R_calf",
-                                       f"{s}L_calf's centre of mass is {s}R_calf's, not "
-                                       "its mirror image (y = +0.98 mm on both)")
-                       for s in ("F", "R"))),
-              verify_info=(("steps_until_next_cmd", 10**6),)),
-    _joystick("playground/BerkeleyHumanoidJoystickFlatTerrain", (("LL_", "LR_"), ("l_", "r_")),
-              _biped_layouts("torso", ("l_foot", "r_foot")), ("l_foot", "r_foot"),
-              (("phase", Named(("l_foot", "r_foot"))),), verify_overrides=_NO_PUSH),
-    _joystick("playground/G1JoystickFlatTerrain", (("left_", "right_"),),
+    *(_joystick(f"playground/Go1Joystick{v}Terrain", _GO1_PAIRS, _go1_layouts(_GO1_FEET),
+                _GO1_FEET, verify_overrides=_NO_NOISE,
+                fixes=_GO1_FIXES + ((_ROUGH,) if v == "Rough" else ()),
+                verify_info=(("steps_until_next_cmd", 10**6),)) for v in ("Flat", "Rough")),
+    _legged("playground/Go1Getup", _GO1_PAIRS, _go1_upright_layouts(linvel=False),
+            (("last_act", Actuators()), ("last_last_act", Actuators())),
+            verify_overrides=_NO_NOISE, fixes=_GO1_FIXES),
+    *(_legged(f"playground/Go1{v}", _GO1_PAIRS, _go1_upright_layouts(linvel=True),
+              (("last_act", Actuators()),), verify_overrides=_NO_NOISE, fixes=_GO1_FIXES)
+      for v in ("Handstand", "Footstand")),
+    *(_joystick(f"playground/BerkeleyHumanoidJoystick{v}Terrain", (("LL_", "LR_"), ("l_", "r_")),
+                _biped_layouts("torso", ("l_foot", "r_foot")), ("l_foot", "r_foot"),
+                (("phase", Named(("l_foot", "r_foot"))),), verify_overrides=_NO_PUSH,
+                fixes=(OntoMirrorPlane("torso", "the torso's centre of mass is 2.4 mm right "
+                                       "of the midline"),
+                       *(BodyFromTwin(f"lr_{b}", f"ll_{b}", f"the {b} links' inertia tensors "
+                                      "differ by up to 0.5 % (principal moments), not only "
+                                      "by the mirror") for b in ("hr", "haa", "hfe")),
+                       BodyFromTwin("lr_faa", "ll_faa", "the right foot's centre of mass is "
+                                    "0.06 mm higher than the left's, and its tensor differs "
+                                    "by 0.2 %"),
+                       *((_ROUGH,) if v == "Rough" else ())))
+      for v in ("Flat", "Rough")),
+    *(_joystick(f"playground/T1Joystick{v}Terrain", (("Left_", "Right_"), ("left_", "right_")),
+                _biped_layouts("Trunk", ("left_foot", "right_foot")), ("left_foot", "right_foot"),
+                (("phase", Named(("left_foot", "right_foot"))),
+                 ("filtered_linvel", BodyVectors(("Trunk",))),
+                 ("filtered_angvel", BodyVectors(("Trunk",), axial=True))),
+                verify_overrides=_NO_PUSH,
+                fixes=(*(OntoMirrorPlane(b, "centre of mass off the midline by 1–1.4 mm "
+                                         "(head) or 1–3 µm (trunk, waist)")
+                         for b in ("Trunk", "H1", "H2", "Waist")),
+                       *(BodyFromTwin(f"{b}_Right", f"{b}_Left", why) for b, why in (
+                           ("Hip_Pitch", "centres of mass 0.2 mm from mirror images"),
+                           ("Hip_Roll", "centres of mass 0.05 mm from mirror images"),
+                           ("Hip_Yaw", "2.166 vs 2.17 kg"),
+                           ("Shank", "1.73 vs 1.79 kg, centres of mass 1.7 mm apart"))),
+                       BodyFromTwin("AR1", "AL1", "the shoulder links' inertia tensors are "
+                                    "not mirror images"),
+                       *((_ROUGH,) if v == "Rough" else ())))
+      for v in ("Flat", "Rough")),
+    *(_joystick(f"playground/G1Joystick{v}Terrain", (("left_", "right_"),),
               _biped_layouts("pelvis", ("left_foot", "right_foot")),
               ("left_foot", "right_foot"), (("phase", Named(("left_foot", "right_foot"))),),
               verify_overrides=_NO_PUSH,
@@ -244,7 +297,9 @@ _LEGGED = (
                        for b in ("waist_yaw_link", "waist_roll_link", "torso_link")),
                      TaskPatch("_cost_joint_deviation_hip", _g1_hip_deviation,
                                "the hip-deviation cost frees hip roll for leftward commands "
-                               "(v_y > 0.1) only; the mirror image of one is rightward"))),
+                               "(v_y > 0.1) only; the mirror image of one is rightward"),
+                     *((_ROUGH,) if v == "Rough" else ())))
+      for v in ("Flat", "Rough")),
 )
 
 SPECS: dict[str, SymmetrySpec] = {s.env_id: s for s in (

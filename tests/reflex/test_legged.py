@@ -17,7 +17,8 @@ def simulator(env_id, equalize=False):
   return envs.make_simulator(env_id, equalize_asymmetries=equalize)
 
 GO1, G1 = "playground/Go1JoystickFlatTerrain", "playground/G1JoystickFlatTerrain"
-LEGGED = [GO1, G1]
+# every registered task with a privileged critic: Playground's locomotion tasks
+LEGGED = [k for k, s in registry.SPECS.items() if s.critic_obs_layout is not None]
 
 
 def _compiled(robot, xml_name, root, scale, monkeypatch):
@@ -64,8 +65,14 @@ def test_go1_reflection_mirrors_legs_command_and_feet():
 
 @pytest.mark.parametrize("env_id,expected", [
     (GO1, ["trunk", "FR_calf", "RR_calf", "site imu"]),
+    ("playground/Go1JoystickRoughTerrain", ["trunk", "height field floor"]),
     (G1, ["left_knee", "waist_yaw", "waist_roll", "torso", "left_shoulder_pitch",
           "left_hip_roll"]),
+    # Berkeley's right-leg body frames are not mirror images of the left's: only the real
+    # differences (compared in the world frame) may be reported, not frame conventions
+    ("playground/BerkeleyHumanoidJoystickFlatTerrain", ["torso", "ll_hr", "ll_haa", "ll_hfe",
+                                                        "ll_faa"]),
+    ("playground/T1JoystickFlatTerrain", ["Trunk", "H2", "body_mass of body Shank_Left"]),
 ])
 def test_robot_asymmetries_are_found_and_the_fixes_remove_them(env_id, expected):
   spec = registry.get(env_id)
@@ -75,6 +82,48 @@ def test_robot_asymmetries_are_found_and_the_fixes_remove_them(env_id, expected)
     assert any(name in line for line in found), (name, found)
   fixed = simulator(env_id, True).mj_model
   assert asymmetry.find_asymmetries(fixed, spec.state_map(fixed)) == []
+
+
+def test_berkeley_reports_no_frame_convention_as_an_asymmetry():
+  env_id = "playground/BerkeleyHumanoidJoystickFlatTerrain"
+  found = asymmetry.find_asymmetries(simulator(env_id).mj_model,
+                                     registry.get(env_id).state_map(simulator(env_id).mj_model))
+  assert len(found) == 6, found  # torso centre and tensor; 3 tensors; the foot's centre
+  assert not any("kfe" in line or "anchor" in line for line in found), found
+
+
+@pytest.mark.parametrize("env_id", LEGGED)
+def test_every_legged_task_maps_both_observations_and_its_fixes_leave_no_asymmetry(env_id):
+  spec = registry.get(env_id)
+  sim = simulator(env_id, True)
+  actor = spec.reflection(sim.mj_model, sim.observation_size).obs
+  critic = spec.critic_observation_map(sim.mj_model)
+  assert actor.size == sim.observation_size
+  both = spec.reflection(sim.mj_model, actor.size + critic.size).obs  # privileged critic
+  assert both.size == actor.size + critic.size
+  assert asymmetry.find_asymmetries(sim.mj_model, spec.state_map(sim.mj_model)) == []
+  assert set(spec.info_maps(sim.mj_model)) >= {"last_act"}
+
+
+def test_mirror_terrain_keeps_one_half_and_mirrors_it():
+  rough = simulator("playground/Go1JoystickRoughTerrain")
+  fixed = simulator("playground/Go1JoystickRoughTerrain", True)
+  heights = lambda m: m.hfield_data.reshape(m.hfield_nrow[0], m.hfield_ncol[0])
+  before, after = heights(rough.mj_model), heights(fixed.mj_model)
+  half = (before.shape[0] + 1) // 2
+  np.testing.assert_array_equal(after[:half], before[:half])  # one half kept as it was
+  np.testing.assert_array_equal(after, after[::-1])  # rows run along y: mirrored
+  assert not np.array_equal(before, before[::-1]) and after.std() > 0.1 * before.std()
+
+
+def test_mirror_terrain_refuses_a_terrain_off_the_plane():
+  import mujoco  # pylint: disable=import-outside-toplevel
+  model = mujoco.MjModel.from_xml_string(
+      '<mujoco><asset><hfield name="h" nrow="4" ncol="4" size="1 1 .1 .1"/></asset>'
+      '<worldbody><geom name="floor" type="hfield" hfield="h" pos="0 0.5 0"/></worldbody>'
+      '</mujoco>')
+  with pytest.raises(ValueError, match="not centred on the y = 0 plane"):
+    asymmetry.MirrorTerrain("floor", "test").apply(model, "y")
 
 
 def test_legged_tasks_read_the_policy_observation_of_dict_observations():
