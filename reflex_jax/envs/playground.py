@@ -32,7 +32,7 @@ class PlaygroundEnv(SimulatorEnv):
     part, the critic all), as Playground's own PPO configs train these tasks."""
     from mujoco_playground import registry  # pylint: disable=import-outside-toplevel
     compat.patch_playground_reacher()
-    if name in _locomotion_names():
+    if name in locomotion_names():
       from reflex_jax.envs import menagerie  # pylint: disable=import-outside-toplevel
       menagerie.ensure_meshes()  # never let Playground clone Menagerie from GitHub
     impl = impl or "jax"
@@ -145,7 +145,7 @@ def _floor_contact(env, data) -> tuple:
   return (jnp.hstack([jnp.any(found(left)), jnp.any(found(right))]),)
 
 
-def _locomotion_names() -> tuple[str, ...]:
+def locomotion_names() -> tuple[str, ...]:
   from mujoco_playground._src import locomotion  # pylint: disable=import-outside-toplevel
   return tuple(locomotion.ALL_ENVS)
 

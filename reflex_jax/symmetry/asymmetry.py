@@ -81,8 +81,9 @@ class RangeFromTwin:
 @dataclasses.dataclass(frozen=True)
 class BodyFromTwin:
   """Body `target` := the mirror image of its twin `source`, in the named parts: "inertia"
-  (mass copied; centre of mass and inertia tensor mirrored) and/or "position" (its origin
-  in the world). Both are mirrored in the world frame at the reference pose, so twins whose
+  (mass copied; centre of mass and inertia tensor mirrored), "position" (its origin in the
+  world) and "geoms" (each colliding geom placed as the mirror image of the source's geom of
+  the same rank). All are mirrored in the world frame at the reference pose, so twins whose
   body frames follow different conventions are handled."""
 
   target: str
@@ -93,9 +94,9 @@ class BodyFromTwin:
   def apply(self, model: mujoco.MjModel, plane: str) -> None:
     m = MIRROR_DIAG[plane]
     t, s = _pair(model, mujoco.mjtObj.mjOBJ_BODY, self, "body")
-    unknown = set(self.parts) - {"inertia", "position"}
+    unknown = set(self.parts) - {"inertia", "position", "geoms"}
     if unknown:
-      raise ValueError(f"BodyFromTwin parts must be 'inertia' or 'position', got {unknown}")
+      raise ValueError(f"BodyFromTwin parts are 'inertia', 'position' and 'geoms'; got {unknown}")
     data = _reference_pose(model)
     if "position" in self.parts:
       parent = model.body_parentid[t]
@@ -113,6 +114,19 @@ class BodyFromTwin:
       model.body_inertia[t] = moments
       mujoco.mju_mat2Quat(model.body_iquat[t], axes.ravel())
       model.body_ipos[t] = rot_t.T @ (m * data.xipos[s] - data.xpos[t])
+    if "geoms" in self.parts:
+      colliding = lambda b: np.flatnonzero((model.geom_bodyid == b)
+                                           & ((model.geom_contype != 0)
+                                              | (model.geom_conaffinity != 0)))
+      targets, sources = colliding(t), colliding(s)
+      if len(targets) != len(sources):
+        raise ValueError(f"BodyFromTwin {self.target}: {len(targets)} colliding geoms, its "
+                         f"twin {self.source} {len(sources)}")
+      rot_t = data.xmat[t].reshape(3, 3)
+      for g, h in zip(targets, sources):
+        model.geom_pos[g] = rot_t.T @ (m * data.geom_xpos[h] - data.xpos[t])
+        mirrored = m[:, None] * data.geom_xmat[h].reshape(3, 3) * m[None, :]  # M R M
+        mujoco.mju_mat2Quat(model.geom_quat[g], (rot_t.T @ mirrored).ravel())
 
 
 def _reference_pose(model: mujoco.MjModel) -> mujoco.MjData:

@@ -99,9 +99,10 @@ class SymmetrySpec:
     return derive.observation_map(model, self.state_map(model), self.critic_obs_layout)
 
   def info_maps(self, model: mujoco.MjModel) -> dict[str, SignedPermutation]:
-    """Per task-state key, its map (see info_layout)."""
+    """Per task-state key, its map (see info_layout: a block, or a tuple of blocks)."""
     state = self.state_map(model)
-    return {key: derive.observation_map(model, state, (block,))
+    return {key: derive.observation_map(model, state,
+                                        block if isinstance(block, tuple) else (block,))
             for key, block in self.info_layout}
 
   def equalize(self, model: mujoco.MjModel) -> tuple[asymmetry.Fix, ...]:
@@ -192,6 +193,19 @@ def _go1_upright_layouts(linvel: bool):
   return state, privileged
 
 
+def _spot_layouts(feet, history):
+  state = (*_root_vectors("body", True, False), Qpos(7), *(Qpos(7),) * history,
+           Named(feet, vector="polar"), Actuators(), Command())
+  # gyro, gravity, joint angles, history of joint-angle errors to the motor targets, feet
+  # positions in the body frame, last action, command
+  privileged = (*state, *_root_vectors("body", True, False, False, False, True), Qpos(7),
+                Named(feet, vector="polar"), Qvel(6), Actuators(), Named(feet),
+                Named(feet, vector="polar"), Named(feet), BodyVectors(("body",)))
+  # ..., gyro, accelerometer, gravity, linvel, global angvel; joint angles, feet positions,
+  # joint velocities, actuator force; contact, feet world velocities, air time; push force.
+  return state, privileged
+
+
 def _biped_layouts(root, feet):
   state = (*_root_vectors(root, False, True, False), Command(), Qpos(7), Qvel(6),
            Actuators(), Named(feet), Named(feet))  # ..., gait phase as cos then sin
@@ -235,6 +249,17 @@ _GO1_FIXES = (OntoMirrorPlane("trunk", "the IMU site (gyro, velocimeter, acceler
               *(BodyFromTwin(f"{s}L_calf", f"{s}R_calf",
                              f"{s}L_calf's centre of mass is {s}R_calf's, not its mirror image "
                              "(y = +0.98 mm on both)") for s in ("F", "R")))
+_SPOT_FEET = ("FL", "FR", "HL", "HR")
+_SPOT_PAIRS = (("fl_", "fr_"), ("hl_", "hr_"), ("FL", "FR"), ("HL", "HR"))
+_SPOT_FIXES = (OntoMirrorPlane("body", "centre of mass 0.1 mm off the midline"),
+               *(BodyFromTwin(f"{r}_{b}", f"{l}_{b}", "centres of mass 0.1–0.2 mm from mirror "
+                              "images") for l, r in (("fl", "fr"), ("hl", "hr"))
+                 for b in ("hip", "lleg")),
+               *(RangeFromTwin(f"{r}_{j}", f"{l}_{j}", "joint and control ranges differ by up "
+                               "to 0.05 rad from the twin's")
+                 for l, r, j in (("fl", "fr", "hy"), ("fl", "fr", "kn"), ("hl", "hr", "kn"))))
+_SPOT_NO_NOISE = (*((f"obs_noise.scales.{k}", 0.0) for k in ("joint_pos", "gyro", "gravity")),
+                  ("obs_noise.scales.feet_pos", [0.0, 0.0, 0.0]))
 _NO_NOISE = (("noise_config.level", 0.0),)
 _NO_PUSH = _NO_NOISE + (("push_config.enable", False),)
 _ROUGH = MirrorTerrain("floor", "the height field (an image of rock) has no mirror symmetry, "
@@ -244,6 +269,31 @@ _LEGGED = (
                 _GO1_FEET, verify_overrides=_NO_NOISE,
                 fixes=_GO1_FIXES + ((_ROUGH,) if v == "Rough" else ()),
                 verify_info=(("steps_until_next_cmd", 10**6),)) for v in ("Flat", "Rough")),
+    _joystick("playground/SpotFlatTerrainJoystick", _SPOT_PAIRS, _spot_layouts(_SPOT_FEET, 3),
+              _SPOT_FEET, (("qpos_error_history", (Qpos(7),) * 3),
+                           ("pert_dir", BodyVectors(("body",)))),
+              verify_overrides=_SPOT_NO_NOISE, fixes=_SPOT_FIXES),
+    SymmetrySpec("playground/SpotGetup", "bilateral", "y", _SPOT_PAIRS,
+                 obs_layout=(*_root_vectors("body", True, False), Qpos(7), Actuators()),
+                 info_layout=(("last_act", Actuators()), ("last_last_act", Actuators())),
+                 verify_overrides=(("obs_noise.level", 0.0),),
+                 fixes=_SPOT_FIXES + tuple(
+                     BodyFromTwin(f"{r}_uleg", f"{l}_uleg", "the upper legs' collision "
+                                  "capsules sit 17.6 cm (left) and 15.6 cm (right) from the "
+                                  "midline", parts=("geoms",))
+                     for l, r in (("fl", "fr"), ("hl", "hr")))),
+    SymmetrySpec("playground/SpotJoystickGaitTracking", "bilateral", "y", _SPOT_PAIRS,
+                 # gyro, gravity, joint angles, their error history, contact, gait phase
+                 # per foot (cos then sin), gait frequency, gait id, foot height
+                 obs_layout=(*_root_vectors("body", True, False), Qpos(7), *(Qpos(7),) * 3,
+                             Named(_SPOT_FEET), Named(_SPOT_FEET), Named(_SPOT_FEET),
+                             Invariant(3)),
+                 info_layout=(("command", Command()), ("last_act", Actuators()),
+                              ("last_last_act", Actuators()), ("motor_targets", Actuators()),
+                              ("qpos_error_history", (Qpos(7),) * 3),
+                              ("last_contact", Named(_SPOT_FEET)),
+                              ("swing_peak", Named(_SPOT_FEET)), ("phase", Named(_SPOT_FEET))),
+                 verify_overrides=_SPOT_NO_NOISE, fixes=_SPOT_FIXES),
     _legged("playground/Go1Getup", _GO1_PAIRS, _go1_upright_layouts(linvel=False),
             (("last_act", Actuators()), ("last_last_act", Actuators())),
             verify_overrides=_NO_NOISE, fixes=_GO1_FIXES),

@@ -18,6 +18,7 @@ import json
 import os
 
 from reflex_jax import verify
+from reflex_jax.envs import playground
 from reflex_jax.symmetry import registry
 
 BIPEDS = ("G1", "T1", "Berkeley")
@@ -25,7 +26,7 @@ BIPEDS = ("G1", "T1", "Berkeley")
 
 def legged_ids() -> list[str]:
   return [k for k, s in registry.SPECS.items()
-          if s.has_reflection and s.critic_obs_layout is not None]
+          if s.has_reflection and k.split("/")[1] in playground.locomotion_names()]
 
 
 def steps(env_id: str) -> dict:
