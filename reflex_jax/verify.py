@@ -107,9 +107,11 @@ def mirror_state(sim: envs.SimulatorEnv, spec: registry.SymmetrySpec, state, las
   info_maps = spec.info_maps(sim.mj_model)
   extra = {}
   if info_maps:
-    extra = {"info": {k: _apply(info_maps[k], v) if k in info_maps else v
-                      for k, v in sim.info(state).items()},
-             "ctrl": g_act(state.native.data.ctrl)}
+    info = {k: _apply(info_maps[k], v) if k in info_maps else v
+            for k, v in sim.info(state).items()}
+    for key, width in spec.obs_history:  # with_physics's observation shifts it forward again
+      info[key] = jnp.roll(info[key], -width, axis=-1)
+    extra = {"info": info, "ctrl": g_act(state.native.data.ctrl)}
   return sim.with_physics(state, *mirror_physics(sim, state_map, state), g_act(last_action),
                           **extra)
 

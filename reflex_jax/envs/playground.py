@@ -117,7 +117,7 @@ class PlaygroundEnv(SimulatorEnv):
                         ctrl=data.ctrl if ctrl is None else ctrl)
     data = mjx.forward(self._env.mjx_model, data)
     info = dict(state.native.info if info is None else info)  # _get_obs writes info["rng"]
-    obs = self._env._get_obs(data, info, *_floor_contact(self._env, data))  # pylint: disable=protected-access
+    obs = self._env._get_obs(data, info, *_obs_arguments(self._env, data, info))  # pylint: disable=protected-access
     native = state.native.replace(data=data, obs=obs, info=info)
     return state.replace(native=native, obs=self._observation(obs))
 
@@ -129,20 +129,29 @@ class PlaygroundEnv(SimulatorEnv):
       self._env._post_init()
 
 
-def _floor_contact(env, data) -> tuple:
-  """The floor contact, for the tasks whose _get_obs takes it: read from their floor-contact
-  sensors as their own step does (empty for the other tasks)."""
+def _obs_arguments(env, data, info) -> tuple:
+  """What a task's _get_obs takes after (data, info), as its own step passes it: a noise key
+  (`rng`, Spot and H1) and the floor contact (`contact`)."""
+  params = list(inspect.signature(env._get_obs).parameters)[2:]  # pylint: disable=protected-access
+  given = {"rng": lambda: info["rng"], "contact": lambda: _floor_contact(env, data)}
+  unknown = [p for p in params if p not in given]
+  if unknown:
+    raise NotImplementedError(f"{type(env).__name__}._get_obs takes {unknown}, which this "
+                              "adapter cannot supply")
+  return tuple(given[p]() for p in params)
+
+
+def _floor_contact(env, data):
+  """The floor contact, read from the task's floor-contact sensors as its own step does."""
   # pylint: disable=protected-access
-  if "contact" not in inspect.signature(env._get_obs).parameters:
-    return ()
   found = lambda ids: jnp.array([data.sensordata[env._mj_model.sensor_adr[i]] > 0 for i in ids])
   # Joystick tasks read their feet's sensors, Handstand/Footstand every colliding geom's.
   for name in ("_feet_floor_found_sensor", "_fullcollision_floor_found_sensor"):
     if hasattr(env, name):
-      return (found(getattr(env, name)),)
+      return found(getattr(env, name))
   # T1 and H1 list each foot's sensors apart: a foot touches if any of its own does.
   left, right = (getattr(env, f"_{side}_foot_floor_found_sensor") for side in ("left", "right"))
-  return (jnp.hstack([jnp.any(found(left)), jnp.any(found(right))]),)
+  return jnp.hstack([jnp.any(found(left)), jnp.any(found(right))])
 
 
 def locomotion_names() -> tuple[str, ...]:

@@ -103,9 +103,20 @@ def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 4) -> np.ndarra
   return np.concatenate([pad(left), bar, pad(right)], axis=2)
 
 
+def stills(frames: np.ndarray, count: int = 5, gap: int = 4) -> np.ndarray:
+  """`count` evenly spaced frames stacked top to bottom (white bars between): a figure."""
+  picks = np.linspace(0, len(frames) - 1, count).round().astype(int)
+  bar = np.full((gap, frames.shape[2], 3), 255, np.uint8)
+  rows = [part for i in picks for part in (frames[i], bar)][:-1]
+  return np.concatenate(rows, axis=0)
+
+
 def write(path: str, frames: np.ndarray, fps: float) -> None:
+  """An .mp4 or .gif clip, or a .png of evenly spaced stills (for a README)."""
   import imageio.v2 as imageio  # pylint: disable=import-outside-toplevel
-  if path.endswith(".gif"):
+  if path.endswith(".png"):
+    imageio.imwrite(path, stills(frames))
+  elif path.endswith(".gif"):
     imageio.mimsave(path, list(frames), duration=1.0 / fps, loop=0)
   else:
     imageio.mimsave(path, list(frames), fps=fps, macro_block_size=1)
@@ -113,7 +124,8 @@ def write(path: str, frames: np.ndarray, fps: float) -> None:
 
 def record(policy, sim: envs.SimulatorEnv, path: str, *, steps: int = 200, seed: int = 0,
            width: int = 320, height: int = 240) -> float:
-  """Writes the side-by-side video to `path` (.mp4 or .gif); returns the mirror deviation."""
+  """Writes the side-by-side video to `path` (.mp4, .gif, or .png stills); returns the mirror
+  deviation."""
   (q, alive), (q_m, alive_m), deviation = rollouts(policy, sim, steps=steps, seed=seed)
   live = lambda qpos, a: qpos[: max(int((a > 0).sum()) + 1, 1)]  # up to the last alive step
   standin = False
@@ -137,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--seed", type=int, default=0, help="which trained run")
   parser.add_argument("--episode-seed", type=int, default=0, help="the start state")
   parser.add_argument("--steps", type=int, default=200)
-  parser.add_argument("--out", default=None, help=".mp4 or .gif (default: in run_dir)")
+  parser.add_argument("--out", default=None,
+                      help=".mp4, .gif, or .png (5 stills) (default: .mp4 in run_dir)")
   args = parser.parse_args(argv)
   try:
     policy, sim = load_policy(args.run_dir, args.variant, args.seed)

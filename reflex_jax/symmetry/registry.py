@@ -51,6 +51,9 @@ class SymmetrySpec:
   resampling are drawn from mirror-symmetric distributions, so the MDP is symmetric, but
   a sample and its mirror image differ; the verifier compares sample by sample).
   verify_info: task state set after reset while verifying (e.g. no command resampling).
+  obs_history: (key, width) for task-state histories that computing an observation shifts
+  by `width` entries and refills (Spot's joint-error history); a mirrored state's history is
+  shifted back first, so recomputing its observation restores it.
   """
 
   env_id: str
@@ -67,6 +70,7 @@ class SymmetrySpec:
   info_layout: tuple[tuple[str, derive.Block], ...] = ()
   verify_overrides: tuple[tuple[str, Any], ...] = ()
   verify_info: tuple[tuple[str, Any], ...] = ()
+  obs_history: tuple[tuple[str, int], ...] = ()
 
   @property
   def has_reflection(self) -> bool:
@@ -272,7 +276,8 @@ _LEGGED = (
     _joystick("playground/SpotFlatTerrainJoystick", _SPOT_PAIRS, _spot_layouts(_SPOT_FEET, 3),
               _SPOT_FEET, (("qpos_error_history", (Qpos(7),) * 3),
                            ("pert_dir", BodyVectors(("body",)))),
-              verify_overrides=_SPOT_NO_NOISE, fixes=_SPOT_FIXES),
+              verify_overrides=_SPOT_NO_NOISE, fixes=_SPOT_FIXES,
+              obs_history=(("qpos_error_history", 12),)),
     SymmetrySpec("playground/SpotGetup", "bilateral", "y", _SPOT_PAIRS,
                  obs_layout=(*_root_vectors("body", True, False), Qpos(7), Actuators()),
                  info_layout=(("last_act", Actuators()), ("last_last_act", Actuators())),
@@ -293,7 +298,8 @@ _LEGGED = (
                               ("qpos_error_history", (Qpos(7),) * 3),
                               ("last_contact", Named(_SPOT_FEET)),
                               ("swing_peak", Named(_SPOT_FEET)), ("phase", Named(_SPOT_FEET))),
-                 verify_overrides=_SPOT_NO_NOISE, fixes=_SPOT_FIXES),
+                 verify_overrides=_SPOT_NO_NOISE, fixes=_SPOT_FIXES,
+              obs_history=(("qpos_error_history", 12),)),
     _legged("playground/Go1Getup", _GO1_PAIRS, _go1_upright_layouts(linvel=False),
             (("last_act", Actuators()), ("last_last_act", Actuators())),
             verify_overrides=_NO_NOISE, fixes=_GO1_FIXES),

@@ -7,7 +7,7 @@ import numpy as np
 
 from reflex_jax import driver, envs, ppo
 from reflex_jax.networks import ActorCritic
-from reflex_jax.run.video import rollouts, side_by_side
+from reflex_jax.run.video import rollouts, side_by_side, stills, write
 
 
 def _policy(env, symmetrize: bool, seed: int = 0):
@@ -37,3 +37,13 @@ def test_side_by_side_pads_the_shorter_episode_with_its_last_frame():
   clip = side_by_side(left, right, gap=2)
   assert clip.shape == (5, 8, 14, 3)
   assert (clip[4, :, 8:] == 7).all() and (clip[:, :, 6:8] == 255).all()
+
+
+def test_stills_pick_first_and_last_frames_evenly(tmp_path):
+  clip = np.arange(9, dtype=np.uint8)[:, None, None, None] * np.ones((9, 2, 3, 3), np.uint8)
+  strip = stills(clip, count=3, gap=1)
+  assert strip.shape == (3 * 2 + 2, 3, 3)
+  assert [strip[r, 0, 0] for r in (0, 3, 6)] == [0, 4, 8] and (strip[2] == 255).all()
+  write(str(tmp_path / "s.png"), clip, fps=10)
+  import imageio.v2 as imageio  # pylint: disable=import-outside-toplevel
+  assert imageio.imread(tmp_path / "s.png").shape == (5 * 2 + 4 * 4, 3, 3)
