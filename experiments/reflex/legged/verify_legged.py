@@ -58,6 +58,8 @@ def main() -> None:
   print("|---|---|---|---|---|---|")
   for r in done:
     verdict = "pass" if r["passed"] else ", ".join(r["failures"])
+    if r.get("approximate") and not r["passed"] and r["equalized"]:
+      verdict = "approximate: " + verdict
     print(f"| {r['env_id']} | {'on' if r['equalized'] else 'off'} | {r['obs_error']:.2g} | "
           f"{r['reward_error']:.2g} | {r['rollout_error']:.2g} | {verdict} |")
 
