@@ -315,7 +315,9 @@ def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-6) -> lis
     if not np.allclose(data.xipos[t], m * data.xipos[b], atol=tol):
       found.append(f"centre of mass of {pair} (world): {world(data.xipos[b])} vs "
                    f"{world(data.xipos[t])}")
-    if not np.allclose(inertia(t), mirror @ inertia(b) @ mirror, atol=tol):
+    # Link inertias are 1e-5–1e-1 kg m²: compare them relative to their size, not to `tol`.
+    if not np.allclose(inertia(t), mirror @ inertia(b) @ mirror, rtol=tol,
+                       atol=tol * 1e-3 * np.abs(inertia(b)).max()):
       found.append(f"inertia of {pair}: the tensors are not mirror images")
     # A geom that collides with nothing is visual: the compiled body inertia holds its mass.
     unmatched = list(np.flatnonzero((model.geom_bodyid == t) & collides))

@@ -323,6 +323,9 @@ _LEGGED = (
                        *(BodyFromTwin(f"lr_{b}", f"ll_{b}", f"the {b} links' inertia tensors "
                                       "differ by up to 0.5 % (principal moments), not only "
                                       "by the mirror") for b in ("hr", "haa", "hfe")),
+                       *(BodyFromTwin(f"lr_{b}", f"ll_{b}", f"the {b} links' inertia tensors "
+                                      "differ by 1e-6 of their size: enough for a falling "
+                                      "biped's rollouts to drift by 1e-3") for b in ("kfe", "ffe")),
                        BodyFromTwin("lr_faa", "ll_faa", "the right foot's centre of mass is "
                                     "0.06 mm higher than the left's, and its tensor differs "
                                     "by 0.2 %"),
