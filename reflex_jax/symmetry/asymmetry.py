@@ -281,7 +281,7 @@ def _geom_mirrors(model, data, g: int, h: int, m: np.ndarray, tol: float) -> boo
   return all(abs(abs(axes_g[:, c] @ axes_h[:, c]) - 1.0) < tol for c in columns)
 
 
-def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-6) -> list[str]:
+def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-9) -> list[str]:
   """Every model parameter that breaks the reflection described by `state_map`.
 
   Compares each body, colliding geom, site and joint with its mirror twin in the world frame
@@ -289,7 +289,8 @@ def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-6) -> lis
   of mass, inertia tensors, geoms, sites and joint anchors must be mirror images; masses,
   sizes, frictions, armatures, dampings, stiffnesses and (sign-adjusted) ranges equal.
   Height-field terrain must be its own mirror image. An empty list means the model itself
-  is symmetric.
+  is symmetric. `tol` is tight: a falling robot's rollouts amplify a centre of mass 1 µm off
+  its mirror image to 1e-6 within 20 steps.
   """
   m = state_map.diag
   mirror = np.diag(m)
