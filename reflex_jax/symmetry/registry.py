@@ -329,6 +329,9 @@ _LEGGED = (
                        BodyFromTwin("lr_faa", "ll_faa", "the right foot's centre of mass is "
                                     "0.06 mm higher than the left's, and its tensor differs "
                                     "by 0.2 %"),
+                       GroundContactsOnly("floor", "the box feet also collide with each "
+                                          "other, and MJX's box–box contact is not "
+                                          "mirror-equivariant"),
                        *((_ROUGH,) if v == "Rough" else ())),
                 approximate=_ROUGH_APPROXIMATE if v == "Rough" else "")
       for v in ("Flat", "Rough")),
