@@ -39,10 +39,11 @@ def main() -> None:
   parser.add_argument("--out", required=True)
   parser.add_argument("--only", nargs="*", help="env ids (default: every legged task)")
   parser.add_argument("--fixes", choices=("on", "off", "both"), default="both")
+  parser.add_argument("--table", action="store_true", help="only print the table of --out")
   args = parser.parse_args()
   done = json.load(open(args.out)) if os.path.exists(args.out) else []
   have = {(r["env_id"], r["equalized"]) for r in done}
-  for env_id in args.only or legged_ids():
+  for env_id in [] if args.table else args.only or legged_ids():
     for equalize in {"on": (True,), "off": (False,), "both": (True, False)}[args.fixes]:
       if (env_id, equalize) in have:
         continue
