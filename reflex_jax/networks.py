@@ -317,8 +317,7 @@ class ActorTwinCritic:
 
   def distribution(self, params: dict, obs: jax.Array):
     return policy_distribution(self.policy, params["policy"], params["normalizer"], obs,
-                               self.reflection if self.symmetrize else None,
-                               self.policy_obs_size)
+                               self.reflection if self.symmetrize else None)
 
   def sample(self, params: dict, obs: jax.Array, key: jax.Array):
     """(action, log π(action), loc, scale), reparameterized."""
