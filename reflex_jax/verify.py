@@ -108,7 +108,7 @@ def mirror_state(sim: envs.SimulatorEnv, spec: registry.SymmetrySpec, state, las
   info_maps = spec.info_maps(sim.mj_model)
   extra = {}
   if info_maps:
-    info = {k: _apply(info_maps[k], v) if k in info_maps else v
+    info = {k: info_maps[k].apply(v) if k in info_maps else v
             for k, v in _unshifted(spec, sim.info(state)).items()}
     extra = {"info": info, "ctrl": g_act(state.native.data.ctrl)}
   return sim.with_physics(state, *mirror_physics(sim, state_map, state), g_act(last_action),
@@ -122,12 +122,6 @@ def _unshifted(spec: registry.SymmetrySpec, info: dict) -> dict:
   for key, width in spec.obs_history:
     info[key] = jnp.roll(info[key], -width, axis=-1)
   return info
-
-
-def _apply(m, v):
-  """A signed permutation on an array of any dtype (flags only permute)."""
-  out = v[..., jnp.asarray(m.perm)]
-  return out if v.dtype == jnp.bool_ else out * jnp.asarray(m.sign, v.dtype)
 
 
 def _check_fn(sim, reflection: Reflection, state_map: StateMap, num_states: int,
@@ -147,7 +141,7 @@ def _check_fn(sim, reflection: Reflection, state_map: StateMap, num_states: int,
     err = jnp.abs(sm.obs - g_obs(s.obs)).max() / scale
     if critic_map is not None:
       c, cm = sim.critic_observation(s), sim.critic_observation(sm)
-      err = jnp.maximum(err, jnp.abs(cm - _apply(critic_map, c)).max()
+      err = jnp.maximum(err, jnp.abs(cm - critic_map.apply(c)).max()
                         / jnp.maximum(1.0, jnp.abs(c).max()))
     return err
 

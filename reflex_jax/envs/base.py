@@ -110,11 +110,14 @@ class SimulatorEnv(Env):
 
   @property
   def observation_size(self) -> int:
-    # Reading it traces a whole reset (seconds on CPU); it depends only on the task and its
-    # options, so each process reads it once per task (tests and grids build tasks often).
-    key = (self.env_id, self._options)
+    return self._size_once("observation", self._read_observation_size)
+
+  def _size_once(self, what: str, read) -> int:
+    # Reading a size traces a whole reset (seconds on CPU); it depends only on the task and
+    # its options, so each process reads it once per task (tests and grids build tasks often).
+    key = (self.env_id, self._options, what)
     if key not in _OBSERVATION_SIZES:
-      _OBSERVATION_SIZES[key] = self._read_observation_size()
+      _OBSERVATION_SIZES[key] = read()
     return _OBSERVATION_SIZES[key]
 
   @abc.abstractmethod

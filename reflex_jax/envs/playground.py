@@ -73,7 +73,8 @@ class PlaygroundEnv(SimulatorEnv):
   def policy_observation_size(self) -> int:
     if not self.privileged_critic:
       return self.observation_size
-    return int(self._env.observation_size[POLICY_OBS_KEY][0])
+    return self._size_once(
+        "policy", lambda: int(self._env.observation_size[POLICY_OBS_KEY][0]))
 
   def _observation(self, native_obs):
     if not isinstance(native_obs, dict):

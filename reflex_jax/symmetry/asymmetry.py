@@ -66,8 +66,7 @@ class RangeFromTwin:
 
   def apply(self, model: mujoco.MjModel, plane: str) -> None:
     t, s = _pair(model, mujoco.mjtObj.mjOBJ_JOINT, self, "joint")
-    data = mujoco.MjData(model)
-    mujoco.mj_forward(model, data)
+    data = _reference_pose(model)
     # A hinge keeps its angle's sign if its twin's axis is −M a (it is a pseudovector).
     keeps = np.allclose(data.xaxis[t], -MIRROR_DIAG[plane] * data.xaxis[s], atol=1e-5)
     mirror = (lambda r: r) if keeps else (lambda r: -r[::-1])
@@ -115,9 +114,7 @@ class BodyFromTwin:
       mujoco.mju_mat2Quat(model.body_iquat[t], axes.ravel())
       model.body_ipos[t] = rot_t.T @ (m * data.xipos[s] - data.xpos[t])
     if "geoms" in self.parts:
-      colliding = lambda b: np.flatnonzero((model.geom_bodyid == b)
-                                           & ((model.geom_contype != 0)
-                                              | (model.geom_conaffinity != 0)))
+      colliding = lambda b: np.flatnonzero((model.geom_bodyid == b) & _colliding(model))
       targets, sources = colliding(t), colliding(s)
       if len(targets) != len(sources):
         raise ValueError(f"BodyFromTwin {self.target}: {len(targets)} colliding geoms, its "
@@ -134,6 +131,11 @@ def _reference_pose(model: mujoco.MjModel) -> mujoco.MjData:
   data = mujoco.MjData(model)
   mujoco.mj_kinematics(model, data)
   return data
+
+
+def _colliding(model: mujoco.MjModel) -> np.ndarray:
+  """Per geom, whether it takes part in contacts (the others are visual)."""
+  return (model.geom_contype != 0) | (model.geom_conaffinity != 0)
 
 
 def _world_inertia(model: mujoco.MjModel, data: mujoco.MjData, b: int) -> np.ndarray:
@@ -193,11 +195,11 @@ class MirrorTerrain:
   why: str
 
   def apply(self, model: mujoco.MjModel, plane: str) -> None:
-    data = _terrain(model, _id(model, mujoco.mjtObj.mjOBJ_GEOM, self.geom, "geom"), plane)
+    heights = _terrain(model, _id(model, mujoco.mjtObj.mjOBJ_GEOM, self.geom, "geom"), plane)
     axis = _TERRAIN_AXIS[plane]
     far = [slice(None), slice(None)]
-    far[axis] = slice((data.shape[axis] + 1) // 2, None)  # the middle row stays as it is
-    data[tuple(far)] = np.flip(data, axis)[tuple(far)]
+    far[axis] = slice((heights.shape[axis] + 1) // 2, None)  # the middle row stays as it is
+    heights[tuple(far)] = np.flip(heights, axis)[tuple(far)]
 
 
 # A height field's rows run along y and its columns along x (MuJoCo's layout).
@@ -303,7 +305,7 @@ def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-9) -> lis
     found.append("qpos0: the reference pose is not its own mirror image")
   world = lambda v: np.round(v, 6).tolist()
   inertia = lambda i: _world_inertia(model, data, i)
-  collides = (model.geom_contype != 0) | (model.geom_conaffinity != 0)
+  collides = _colliding(model)
   for b in range(1, model.nbody):
     t = state_map.body[b]
     if t < b:
@@ -363,11 +365,11 @@ def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-9) -> lis
   for g in np.flatnonzero(model.geom_type == mujoco.mjtGeom.mjGEOM_HFIELD):
     geom = name(mujoco.mjtObj.mjOBJ_GEOM, g)
     try:
-      data = _terrain(model, g, plane)
+      heights = _terrain(model, g, plane)
     except ValueError as e:
       found.append(str(e))
       continue
-    if not np.allclose(data, np.flip(data, _TERRAIN_AXIS[plane]), atol=tol):
+    if not np.allclose(heights, np.flip(heights, _TERRAIN_AXIS[plane]), atol=tol):
       found.append(f"height field {geom}: the terrain is not mirror symmetric about the "
                    f"{plane} = 0 plane")
   act = state_map.actuator

@@ -80,11 +80,12 @@ class SignedPermutation:
     return SignedPermutation(self.perm, (1.0,) * self.size)
 
   def apply(self, x: jnp.ndarray) -> jnp.ndarray:
-    """Maps the last axis of ``x``; works on single vectors and any batch, inside jit/vmap."""
+    """Maps the last axis of ``x``; works on single vectors and any batch, inside jit/vmap.
+    Boolean arrays (contact flags) are only permuted."""
     if x.shape[-1] != self.size:
       raise ReflectionError(f"expected last axis of size {self.size}, got shape {tuple(x.shape)}")
-    sign = jnp.asarray(self.sign, dtype=x.dtype)
-    return x[..., jnp.asarray(self.perm)] * sign
+    out = x[..., jnp.asarray(self.perm)]
+    return out if x.dtype == jnp.bool_ else out * jnp.asarray(self.sign, dtype=x.dtype)
 
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     return self.apply(x)

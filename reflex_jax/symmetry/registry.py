@@ -90,8 +90,7 @@ class SymmetrySpec:
       obs = derive.observation_map(model, state, self.obs_layout)
       critic = self.critic_observation_map(model)
       if critic is not None and obs_size == obs.size + critic.size:  # [state, privileged]
-        obs = SignedPermutation.create(obs.perm + tuple(p + obs.size for p in critic.perm),
-                                       obs.sign + critic.sign, what=f"{self.env_id} obs map")
+        obs = derive.observation_map(model, state, self.obs_layout + self.critic_obs_layout)
     else:
       obs = SignedPermutation.from_negated(obs_size, self.obs_negated, self.obs_perm,
                                            what=f"{self.env_id} observation map")

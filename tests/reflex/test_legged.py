@@ -138,8 +138,7 @@ def test_legged_tasks_read_the_policy_observation_of_dict_observations():
 def test_bool_task_state_is_permuted_without_signs():
   perm = registry.get(GO1).info_maps(simulator(GO1).mj_model)["last_contact"]
   flags = np.array([True, False, False, True])
-  np.testing.assert_array_equal(np.asarray(verify._apply(perm, flags)),  # pylint: disable=protected-access
-                                [False, True, True, False])
+  np.testing.assert_array_equal(np.asarray(perm.apply(flags)), [False, True, True, False])
 
 
 @pytest.mark.slow  # each compiles the robot's step in float64 (3–7 min on CPU)
