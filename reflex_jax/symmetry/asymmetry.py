@@ -19,7 +19,8 @@ from reflex_jax.symmetry.derive import MIRROR_DIAG
 
 @dataclasses.dataclass(frozen=True)
 class CopyFromTwin:
-  """model.<field>[target] := model.<field>[source] (for a joint, geom or dof, by name)."""
+  """model.<field>[target] := model.<field>[source] (for a joint, geom, dof or actuator, by
+  name)."""
 
   field: str
   target: str
@@ -29,7 +30,8 @@ class CopyFromTwin:
   def apply(self, model: mujoco.MjModel, plane: str) -> None:
     del plane
     obj = {"geom": mujoco.mjtObj.mjOBJ_GEOM, "jnt": mujoco.mjtObj.mjOBJ_JOINT,
-           "dof": mujoco.mjtObj.mjOBJ_JOINT}[self.field.split("_")[0]]
+           "dof": mujoco.mjtObj.mjOBJ_JOINT,
+           "actuator": mujoco.mjtObj.mjOBJ_ACTUATOR}[self.field.split("_")[0]]
     index = lambda name: _id(model, obj, name, self.field)
     values = getattr(model, self.field)
     values[index(self.target)] = values[index(self.source)]
@@ -260,15 +262,21 @@ def equalize(fixes: tuple[Fix, ...], model: mujoco.MjModel, plane: str) -> tuple
   return fixes
 
 
+def _close(a, b, tol: float) -> bool:
+  """Equal to within `tol`, absolutely: numpy's default relative tolerance (1e-5) would pass
+  a 5 µm offset at 0.5 m or a 0.02 % damping gain, both enough to make rollouts drift."""
+  return np.allclose(a, b, rtol=0.0, atol=tol)
+
+
 def _geom_mirrors(model, data, g: int, h: int, m: np.ndarray, tol: float) -> bool:
   """Whether geom h is the mirror image of geom g (in the world, at the reference pose).
 
   Shapes are compared up to their own symmetries: a sphere has no axes, a capsule,
   cylinder or plane only its z axis (either sign), a box or ellipsoid each axis up to sign.
   """
-  same = all(np.allclose(getattr(model, f)[g], getattr(model, f)[h], atol=tol) for f in
+  same = all(_close(getattr(model, f)[g], getattr(model, f)[h], tol) for f in
              ("geom_type", "geom_size", "geom_friction", "geom_contype", "geom_conaffinity"))
-  if not same or not np.allclose(data.geom_xpos[h], m * data.geom_xpos[g], atol=tol):
+  if not same or not _close(data.geom_xpos[h], m * data.geom_xpos[g], tol):
     return False
   axes_g = m[:, None] * data.geom_xmat[g].reshape(3, 3)  # columns: mirrored geom axes
   axes_h = data.geom_xmat[h].reshape(3, 3)
@@ -301,7 +309,8 @@ def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-9) -> lis
   body_name = lambda b: name(mujoco.mjtObj.mjOBJ_BODY, b)
   data = _reference_pose(model)
   q0 = np.asarray(model.qpos0)
-  if not np.allclose(state_map.qpos.apply(q0), q0, atol=tol):
+  # in numpy: a jax array would round the heights to float32 (unless x64 is on)
+  if not _close(q0[np.asarray(state_map.qpos.perm)] * np.asarray(state_map.qpos.sign), q0, tol):
     found.append("qpos0: the reference pose is not its own mirror image")
   world = lambda v: np.round(v, 6).tolist()
   inertia = lambda i: _world_inertia(model, data, i)
@@ -313,9 +322,9 @@ def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-9) -> lis
     pair = f"body {body_name(b)} vs {body_name(t)}"
     if model.body_mocapid[b] >= 0:  # a mocap body's placement is state, mirrored with it
       continue
-    if not np.isclose(model.body_mass[t], model.body_mass[b], atol=tol):
+    if not _close(model.body_mass[t], model.body_mass[b], tol):
       found.append(f"body_mass of {pair}: {model.body_mass[b]:.6g} vs {model.body_mass[t]:.6g}")
-    if not np.allclose(data.xipos[t], m * data.xipos[b], atol=tol):
+    if not _close(data.xipos[t], m * data.xipos[b], tol):
       found.append(f"centre of mass of {pair} (world): {world(data.xipos[b])} vs "
                    f"{world(data.xipos[t])}")
     # Link inertias are 1e-5–1e-1 kg m²: compare them relative to their size, not to `tol`.
@@ -334,7 +343,7 @@ def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-9) -> lis
     # Sites carry sensors (IMU, velocimeters): each needs a mirror image in the twin body.
     twin_sites = [data.site_xpos[i] for i in np.flatnonzero(model.site_bodyid == t)]
     for i in np.flatnonzero(model.site_bodyid == b):
-      if not any(np.allclose(p, m * data.site_xpos[i], atol=tol) for p in twin_sites):
+      if not any(_close(p, m * data.site_xpos[i], tol) for p in twin_sites):
         found.append(f"site {name(mujoco.mjtObj.mjOBJ_SITE, i)} of body {body_name(b)} at "
                      f"{world(data.site_xpos[i])} (world) has no mirror image in body "
                      f"{body_name(t)}")
@@ -346,7 +355,7 @@ def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-9) -> lis
       continue
     td = model.jnt_dofadr[t]
     jname = f"joint {name(mujoco.mjtObj.mjOBJ_JOINT, j)} vs {name(mujoco.mjtObj.mjOBJ_JOINT, t)}"
-    if not np.allclose(data.xanchor[t], m * data.xanchor[j], atol=tol):
+    if not _close(data.xanchor[t], m * data.xanchor[j], tol):
       found.append(f"anchor of {jname} (world): {world(data.xanchor[j])} vs "
                    f"{world(data.xanchor[t])}")
     pairs = [("dof_armature", model.dof_armature[da], model.dof_armature[td]),
@@ -358,7 +367,7 @@ def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-9) -> lis
       rng = model.jnt_range[j] if sign > 0 else -model.jnt_range[j][::-1]
       pairs.append(("jnt_range", rng, model.jnt_range[t]))
     for field, mine, theirs in pairs:
-      if not np.allclose(mine, theirs, atol=tol):
+      if not _close(mine, theirs, tol):
         found.append(f"{field} of {jname}: {np.round(mine, 6).tolist()} vs "
                      f"{np.round(theirs, 6).tolist()}")
   plane = "xyz"[int(np.flatnonzero(m < 0)[0])] if (m < 0).sum() == 1 else None
@@ -369,7 +378,7 @@ def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-9) -> lis
     except ValueError as e:
       found.append(str(e))
       continue
-    if not np.allclose(heights, np.flip(heights, _TERRAIN_AXIS[plane]), atol=tol):
+    if not _close(heights, np.flip(heights, _TERRAIN_AXIS[plane]), tol):
       found.append(f"height field {geom}: the terrain is not mirror symmetric about the "
                    f"{plane} = 0 plane")
   act = state_map.actuator
@@ -386,7 +395,7 @@ def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-9) -> lis
                                 ("actuator_biasprm", model.actuator_biasprm[a],
                                  model.actuator_biasprm[t])):
       if model.actuator_ctrllimited[a] or field != "actuator_ctrlrange":
-        if not np.allclose(mine, theirs, atol=tol):
+        if not _close(mine, theirs, tol):
           found.append(f"{field} of {aname}: {np.round(mine, 6).tolist()} vs "
                        f"{np.round(theirs, 6).tolist()}")
   return found

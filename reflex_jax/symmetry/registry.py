@@ -247,6 +247,53 @@ def _g1_hip_deviation(task):
   return cost
 
 
+def _h1_contact_by_address(task):
+  """H1's step with its foot contact read at the contact sensors' addresses: Playground's
+  step indexes `sensordata` by sensor id (its reset uses the address), so its contact flags
+  read other sensors (the IMU's height and axes), which the mirror does not swap."""
+  # pylint: disable=protected-access
+  step = task.step
+  names = ("_left_foot_floor_found_sensor", "_right_foot_floor_found_sensor")
+  addresses = {n: [int(task._mj_model.sensor_adr[i]) for i in getattr(task, n)] for n in names}
+
+  def patched(state, action):
+    ids = {n: getattr(task, n) for n in names}
+    try:  # the step is traced once; the lists are Python values read while tracing
+      for n in names:
+        setattr(task, n, addresses[n])
+      return step(state, action)
+    finally:
+      for n in names:
+        setattr(task, n, ids[n])
+  return patched
+
+
+def _h1_layout(command: bool, history: int):
+  # gyro, gravity (world up-vector of the torso's IMU), joint angles and velocities, last
+  # action, [command], joint-velocity and joint-error histories, contact, gait phase per foot
+  # (cos then sin), gait frequency, gait id, foot height
+  return (*_root_vectors("torso_link", True, False), Qpos(7), Qvel(6), Actuators(),
+          *((Command(),) if command else ()), *(Qvel(6),) * history, *(Qpos(7),) * history,
+          *(Named(_H1_FEET),) * 3,
+          Invariant(3))
+
+
+_H1_FEET = ("left_foot", "right_foot")
+_H1_FIXES = (
+    *(OntoMirrorPlane(b, why) for b, why in (
+        ("pelvis", "centre of mass 0.04 mm off the midline"),
+        ("torso_link", "centre of mass 2.8 mm and the IMU site 1.9 cm right of the midline"))),
+    # MuJoCo turns each servo's dampratio into a damping gain from the joint's inertia as
+    # compiled, i.e. before the centres of mass above are mirrored.
+    *(CopyFromTwin("actuator_biasprm", f"right_{j}", f"left_{j}", "the position servos' "
+                   "damping gains differ by 4e-7 to 0.15 % between twins")
+      for j in ("hip_yaw", "hip_roll", "hip_pitch", "knee", "ankle", "shoulder_pitch",
+                "shoulder_roll", "shoulder_yaw", "elbow")),
+    TaskPatch("step", _h1_contact_by_address, "the step reads its foot-contact sensors by id "
+              "where an address is meant, so the contact flags read the IMU's sensors"),
+)
+
+
 _GO1_FEET = ("FR", "FL", "RR", "RL")
 _GO1_PAIRS = (("FR", "FL"), ("RR", "RL"))
 _GO1_FIXES = (OntoMirrorPlane("trunk", "the IMU site (gyro, velocimeter, accelerometer) sits "
@@ -315,6 +362,18 @@ _LEGGED = (
     _legged("playground/Go1Getup", _GO1_PAIRS, _go1_upright_layouts(linvel=False),
             (("last_act", Actuators()), ("last_last_act", Actuators())),
             verify_overrides=_NO_NOISE, fixes=_GO1_FIXES + (_LIMBS_FLOOR_ONLY,)),
+    # history_len: 1 (joystick), 3 (in place)
+    *(SymmetrySpec(f"playground/H1{v}GaitTracking", "bilateral", "y", (("left_", "right_"),),
+                   obs_layout=_h1_layout(command=v == "Joystick", history=h),
+                   info_layout=(("command", Command()), ("last_act", Actuators()),
+                                ("last_last_act", Actuators()), ("motor_targets", Actuators()),
+                                ("qpos_error_history", (Qpos(7),) * h),
+                                ("qvel_history", (Qvel(6),) * h),
+                                *((k, Named(_H1_FEET)) for k in (
+                                    "feet_air_time", "last_contact", "swing_peak", "phase"))),
+                   verify_overrides=(("obs_noise.level", 0.0),), fixes=_H1_FIXES,
+                   obs_history=(("qvel_history", 19), ("qpos_error_history", 19)))
+      for v, h in (("Joystick", 1), ("Inplace", 3))),
     *(_legged(f"playground/Go1{v}", _GO1_PAIRS, _go1_upright_layouts(linvel=True),
               (("last_act", Actuators()),), verify_overrides=_NO_NOISE,
               fixes=_GO1_FIXES + (_LIMBS_FLOOR_ONLY,))

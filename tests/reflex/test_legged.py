@@ -73,6 +73,10 @@ def test_go1_reflection_mirrors_legs_command_and_feet():
                                                         "ll_kfe", "ll_ffe", "ll_faa"]),
     ("playground/T1JoystickFlatTerrain", ["Trunk", "H2", "body_mass of body Shank_Left"]),
     ("playground/SpotGetup", ["fl_hip", "jnt_range of joint fl_hy", "geom #8 of body fl_uleg"]),
+    # the knees' damping gains differ by 2e-6 of their size: found only without numpy's
+    # default relative tolerance (1e-5), and enough for rollouts to drift by 1e-5
+    ("playground/H1JoystickGaitTracking", ["pelvis", "torso_link", "site imu",
+                                           "actuator_biasprm of actuator left_knee"]),
 ])
 def test_robot_asymmetries_are_found_and_the_fixes_remove_them(env_id, expected):
   spec = registry.get(env_id)
@@ -88,7 +92,9 @@ def test_berkeley_reports_no_frame_convention_as_an_asymmetry():
   env_id = "playground/BerkeleyHumanoidJoystickFlatTerrain"
   found = asymmetry.find_asymmetries(simulator(env_id).mj_model,
                                      registry.get(env_id).state_map(simulator(env_id).mj_model))
-  assert len(found) == 9, found  # torso centre and tensor; 5 tensors; the foot's centre and tensor
+  # torso centre and tensor; 5 tensors; the ffe links' masses (5e-7 kg apart); the foot's
+  # centre and tensor
+  assert len(found) == 10, found
   # lr_kfe's frame is ll_kfe's rotated, its origin at z = -0.0742 vs +0.0742 in its parent:
   # conventions, not asymmetries (the world-frame anchors and centres agree)
   assert not any("anchor" in line or "centre of mass of body ll_kfe" in line
@@ -107,6 +113,26 @@ def test_every_legged_task_maps_both_observations_and_its_fixes_leave_no_asymmet
     assert both.size == actor.size + critic.size
   assert asymmetry.find_asymmetries(sim.mj_model, spec.state_map(sim.mj_model)) == []
   assert set(spec.info_maps(sim.mj_model)) >= {"last_act"}
+
+
+def test_h1_step_reads_its_foot_contact_at_the_sensor_addresses_when_equalized():
+  """Playground's H1 step indexes sensordata by sensor id; the fix reads the addresses (as
+  its reset does), so a robot held in the air reports no contact."""
+  import jax  # pylint: disable=import-outside-toplevel
+  env_id = "playground/H1JoystickGaitTracking"
+  contact = slice(66 + 19 + 19, 66 + 19 + 19 + 2)  # after the 66 state entries and histories
+
+  def airborne_step(equalize):
+    sim = envs.make_simulator(env_id, equalize_asymmetries=equalize)
+    state = sim.reset(jax.random.key(0))
+    qpos, qvel = sim.physics_qpos_qvel(state)
+    state = sim.with_physics(state, qpos.at[2].add(0.5), qvel, *sim.mocap(state),
+                             np.zeros(sim.action_size))
+    return np.asarray(jax.jit(sim.step)(state, np.zeros(sim.action_size, np.float32)).obs)
+
+  np.testing.assert_array_equal(airborne_step(True)[contact], [0.0, 0.0])
+  # Playground's own step reads the IMU's height and axes instead (drop the fix once this fails)
+  assert airborne_step(False)[contact].any()
 
 
 def test_mirror_terrain_keeps_one_half_and_mirrors_it():
