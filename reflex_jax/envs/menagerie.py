@@ -29,6 +29,7 @@ ROBOTS = {"go1": "unitree_go1", "g1": "unitree_g1", "h1": "unitree_h1", "t1": "b
 STANDIN_ENV = "REFLEX_MENAGERIE_STANDIN"  # where the stand-in tree goes (default: user cache)
 _MESH_EXTENSIONS = (".stl", ".obj", ".msh")
 _FILE_ATTR = re.compile(r'file="([^"]+)"')
+_MESH_SCALE = re.compile(r'<mesh\b[^>]*\bscale="([^"]+)"')
 
 
 def _playground_locomotion() -> pathlib.Path:
@@ -47,6 +48,13 @@ def mesh_files(robot: str) -> list[str]:
   return sorted(names)
 
 
+def _mesh_scale(robot: str) -> float:
+  """The smallest mesh scale `robot`'s MJCFs set (Op3's meshes are in millimetres: 0.001)."""
+  scales = [float(v) for xml in (_playground_locomotion() / robot / "xmls").glob("*.xml")
+            for attr in _MESH_SCALE.findall(xml.read_text()) for v in attr.split()]
+  return min(scales, default=1.0)
+
+
 def _tetrahedron(scale: float) -> np.ndarray:
   """Four outward-facing triangles, [4, 3 vertices, 3]."""
   v = scale * np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], np.float32)
@@ -54,6 +62,8 @@ def _tetrahedron(scale: float) -> np.ndarray:
 
 
 def _write_mesh(path: pathlib.Path, scale: float) -> None:
+  """Writes the stand-in (unless `path` holds it already: an older tree is brought up to
+  date, and a tree shared by parallel processes is not rewritten needlessly)."""
   tris = _tetrahedron(scale)
   if path.suffix.lower() == ".obj":
     verts = tris.reshape(-1, 3)
@@ -63,6 +73,8 @@ def _write_mesh(path: pathlib.Path, scale: float) -> None:
   else:  # binary STL: header, count, then (normal, 3 vertices, attribute) per triangle
     body = b"".join(struct.pack("<12fH", 0, 0, 0, *t.reshape(-1), 0) for t in tris)
     data = b"\0" * 80 + struct.pack("<I", len(tris)) + body
+  if path.exists() and path.read_bytes() == data:
+    return
   # Written whole then renamed: parallel processes (test workers) never read half a file.
   tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
   tmp.write_bytes(data)
@@ -75,13 +87,14 @@ def standin_root() -> pathlib.Path:
 
 
 def write_standin(root: pathlib.Path, scale: float = 0.01) -> pathlib.Path:
-  """Writes the stand-in Menagerie tree for every robot in `ROBOTS` under `root`."""
+  """Writes the stand-in Menagerie tree for every robot in `ROBOTS` under `root`; each
+  tetrahedron is `scale` metres once the robot's own mesh scale is applied (MuJoCo refuses
+  meshes of too small a volume)."""
   for robot, folder in ROBOTS.items():
     assets = root / folder / "assets"
     assets.mkdir(parents=True, exist_ok=True)
     for name in mesh_files(robot):
-      if not (assets / name).exists():
-        _write_mesh(assets / name, scale)
+      _write_mesh(assets / name, scale / _mesh_scale(robot))
   return root
 
 

@@ -83,6 +83,12 @@ class PlaygroundEnv(SimulatorEnv):
       return jnp.concatenate([native_obs[POLICY_OBS_KEY], native_obs[CRITIC_OBS_KEY]], -1)
     return native_obs[POLICY_OBS_KEY]
 
+  @property
+  def history_in_observation(self) -> bool:
+    """Whether the task shifts each observation into the next (Op3): its observation is
+    then part of its state."""
+    return "obs_history" in _obs_params(self._env)
+
   def critic_observation(self, state):
     """The privileged observation of a dict-observation task (None for the others)."""
     obs = state.native.obs
@@ -105,11 +111,12 @@ class PlaygroundEnv(SimulatorEnv):
     return state.native.data.mocap_pos, state.native.data.mocap_quat
 
   def with_physics(self, state, qpos, qvel, mocap_pos, mocap_quat, last_action, info=None,
-                   ctrl=None):
+                   ctrl=None, obs=None):
     """info: the task state to use instead of the current one (the locomotion tasks carry
     their last action there, so `last_action` is unused: DM Control ignores the action);
     ctrl: the actuator controls (position servos' forces, in privileged observations,
-    depend on them)."""
+    depend on them); obs: for a task that keeps its past observations in the observation
+    (`history_in_observation`), the observation to take them from instead of the state's."""
     del last_action
     data = state.native.data
     # The solver warm start is zeroed so a state and its mirror image start alike.
@@ -118,7 +125,8 @@ class PlaygroundEnv(SimulatorEnv):
                         ctrl=data.ctrl if ctrl is None else ctrl)
     data = mjx.forward(self._env.mjx_model, data)
     info = dict(state.native.info if info is None else info)  # _get_obs writes info["rng"]
-    obs = self._env._get_obs(data, info, *_obs_arguments(self._env, data, info))  # pylint: disable=protected-access
+    previous = state.native.obs if obs is None else obs
+    obs = self._env._get_obs(data, info, *_obs_arguments(self._env, data, info, previous))  # pylint: disable=protected-access
     native = state.native.replace(data=data, obs=obs, info=info)
     return state.replace(native=native, obs=self._observation(obs))
 
@@ -130,16 +138,29 @@ class PlaygroundEnv(SimulatorEnv):
       self._env._post_init()
 
 
-def _obs_arguments(env, data, info) -> tuple:
+def _obs_params(env) -> list[str]:
+  return list(inspect.signature(env._get_obs).parameters)[2:]  # pylint: disable=protected-access
+
+
+def _obs_arguments(env, data, info, previous_obs) -> tuple:
   """What a task's _get_obs takes after (data, info), as its own step passes it: a noise key
-  (`rng`, Spot and H1) and the floor contact (`contact`)."""
-  params = list(inspect.signature(env._get_obs).parameters)[2:]  # pylint: disable=protected-access
-  given = {"rng": lambda: info["rng"], "contact": lambda: _floor_contact(env, data)}
+  (`rng`, Spot and H1), the floor contact (`contact`) and the past observations (Op3's
+  `obs_history`: its step passes the last observation, whose blocks it shifts one on)."""
+  params = _obs_params(env)
+  given = {"rng": lambda: info["rng"], "contact": lambda: _floor_contact(env, data),
+           "obs_history": lambda: _unshifted_observation(env, previous_obs)}
   unknown = [p for p in params if p not in given]
   if unknown:
     raise NotImplementedError(f"{type(env).__name__}._get_obs takes {unknown}, which this "
                               "adapter cannot supply")
   return tuple(given[p]() for p in params)
+
+
+def _unshifted_observation(env, obs):
+  """`obs` with its blocks shifted back by one (the newest last), so that computing the
+  observation, which shifts them on and overwrites the first, recomputes `obs` itself."""
+  block = obs.shape[-1] // env._config.obs_history_size  # pylint: disable=protected-access
+  return jnp.roll(obs, -block, axis=-1)
 
 
 def _floor_contact(env, data):

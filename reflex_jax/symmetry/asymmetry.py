@@ -9,12 +9,13 @@ rounding; without them the verifier shows the drift they cause.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable
 
 import mujoco
 import numpy as np
 
-from reflex_jax.symmetry.derive import MIRROR_DIAG
+from reflex_jax.symmetry.derive import MIRROR_DIAG, anchor_offset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +43,9 @@ class OntoMirrorPlane:
   """Moves a self-mirrored body's inertial frame, geoms and sites (sensors) onto the mirror
   plane.
 
-  Positions become ½(p + M p); orientations the normalized mean of q and its mirror image.
+  In the world frame at the reference pose (the body's own frame may sit off the plane, as
+  Op3's head-tilt link's does), positions become ½(p + M p) and orientations the normalized
+  mean of q and its mirror image.
   """
 
   body: str
@@ -50,11 +53,13 @@ class OntoMirrorPlane:
 
   def apply(self, model: mujoco.MjModel, plane: str) -> None:
     b = _id(model, mujoco.mjtObj.mjOBJ_BODY, self.body, "body")
-    _symmetrize_frame(model.body_ipos[b], model.body_iquat[b], plane)
+    data = _reference_pose(model)
+    on_plane = functools.partial(_symmetrize_in_world, data.xpos[b], data.xquat[b], plane=plane)
+    on_plane(model.body_ipos[b], model.body_iquat[b])
     for g in np.flatnonzero(model.geom_bodyid == b):
-      _symmetrize_frame(model.geom_pos[g], model.geom_quat[g], plane)
+      on_plane(model.geom_pos[g], model.geom_quat[g])
     for site in np.flatnonzero(model.site_bodyid == b):
-      _symmetrize_frame(model.site_pos[site], model.site_quat[site], plane)
+      on_plane(model.site_pos[site], model.site_quat[site])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,6 +232,21 @@ def _terrain(model: mujoco.MjModel, g: int, plane: str) -> np.ndarray:
   return model.hfield_data[adr:adr + n].reshape(model.hfield_nrow[h], model.hfield_ncol[h])
 
 
+def _symmetrize_in_world(body_pos, body_quat, pos: np.ndarray, quat: np.ndarray, *,
+                         plane: str) -> None:
+  """`_symmetrize_frame` of a frame given in a body's frame (body_pos, body_quat: world)."""
+  rot = np.empty(9)
+  mujoco.mju_quat2Mat(rot, body_quat)
+  rot = rot.reshape(3, 3)
+  world_pos, world_quat = body_pos + rot @ pos, np.empty(4)
+  mujoco.mju_mulQuat(world_quat, body_quat, quat)
+  _symmetrize_frame(world_pos, world_quat, plane)
+  pos[:] = rot.T @ (world_pos - body_pos)
+  inverse = np.empty(4)
+  mujoco.mju_negQuat(inverse, body_quat)
+  mujoco.mju_mulQuat(quat, inverse, world_quat)
+
+
 def _symmetrize_frame(pos: np.ndarray, quat: np.ndarray, plane: str) -> None:
   m = MIRROR_DIAG[plane]
   pos[:] = 0.5 * (pos + m * pos)
@@ -355,7 +375,7 @@ def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-9) -> lis
       continue
     td = model.jnt_dofadr[t]
     jname = f"joint {name(mujoco.mjtObj.mjOBJ_JOINT, j)} vs {name(mujoco.mjtObj.mjOBJ_JOINT, t)}"
-    if not _close(data.xanchor[t], m * data.xanchor[j], tol):
+    if not _close(anchor_offset(model, data, j, t, m), 0.0, tol):
       found.append(f"anchor of {jname} (world): {world(data.xanchor[j])} vs "
                    f"{world(data.xanchor[t])}")
     pairs = [("dof_armature", model.dof_armature[da], model.dof_armature[td]),

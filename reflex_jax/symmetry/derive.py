@@ -60,6 +60,18 @@ def _names(model: mujoco.MjModel, objtype, count: int) -> list[str]:
   return [mujoco.mj_id2name(model, objtype, i) or "" for i in range(count)]
 
 
+def anchor_offset(model: mujoco.MjModel, data: mujoco.MjData, j: int, t: int,
+                  diag: np.ndarray) -> np.ndarray:
+  """How far joint t's anchor is from joint j's mirrored, in the world. A hinge or slide
+  joint is a line: a shift of its anchor along its own axis changes nothing (Op3's head tilt
+  sits 1.9 cm along its axis from the midline), so only the part across the axis counts."""
+  offset = data.xanchor[t] - diag * data.xanchor[j]
+  if model.jnt_type[j] in (_HINGE, _SLIDE):
+    axis = data.xaxis[t]
+    offset = offset - axis * (offset @ axis)
+  return offset
+
+
 def _closest_sign(a: np.ndarray, a_twin: np.ndarray, diag: np.ndarray | float, tol: float) -> int:
   """+1 if a_twin = diag·a, −1 if a_twin = −diag·a, 0 if neither."""
   if np.allclose(a_twin, diag * a, atol=tol):
@@ -94,7 +106,7 @@ def derive_state_map(model: mujoco.MjModel, plane: str,
     jtype, qa, va = int(model.jnt_type[j]), model.jnt_qposadr[j], model.jnt_dofadr[j]
     if model.jnt_type[t] != jtype:
       raise ReflectionError(f"joints {joint_names[j]!r} and {joint_names[t]!r} differ in type")
-    if not np.allclose(data.xanchor[t], diag * data.xanchor[j], atol=tol):
+    if not np.allclose(anchor_offset(model, data, j, t, diag), 0.0, atol=tol):
       raise ReflectionError(
           f"joint {joint_names[j]!r} at {data.xanchor[j].round(4).tolist()} does not mirror onto "
           f"{joint_names[t]!r} at {data.xanchor[t].round(4).tolist()} across plane {plane}")

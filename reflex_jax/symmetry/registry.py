@@ -56,6 +56,8 @@ class SymmetrySpec:
   shifted back first, so recomputing its observation restores it.
   approximate: why the task stays only approximately symmetric even with its fixes (the
   verifier then reports its errors as measured, not as a failure).
+  verify_converged: why the verifier solves each step to convergence (the task's own solve
+  is truncated so early that rounding decides where it stops).
   """
 
   env_id: str
@@ -74,6 +76,7 @@ class SymmetrySpec:
   verify_info: tuple[tuple[str, Any], ...] = ()
   obs_history: tuple[tuple[str, int], ...] = ()
   approximate: str = ""
+  verify_converged: str = ""
 
   @property
   def has_reflection(self) -> bool:
@@ -294,6 +297,13 @@ _H1_FIXES = (
 )
 
 
+# Op3 names its twins l_/r_ (body_link, head_pan, ..._roll_link hold "l_" too: whole prefixes).
+_OP3_PAIRS = (*((f"l_{p}", f"r_{p}") for p in ("sho", "el", "hip", "knee", "ank")),
+              ("left_", "right_"))
+# gyro, gravity (world up-vector of the IMU), command, joint angles, last action; the step
+# shifts each observation into the next: the last 3 (obs_history_size).
+_OP3_LAYOUT = (*_root_vectors("body_link", True, False), Command(), Qpos(7), Actuators()) * 3
+
 _GO1_FEET = ("FR", "FL", "RR", "RL")
 _GO1_PAIRS = (("FR", "FL"), ("RR", "RL"))
 _GO1_FIXES = (OntoMirrorPlane("trunk", "the IMU site (gyro, velocimeter, accelerometer) sits "
@@ -374,6 +384,20 @@ _LEGGED = (
                    verify_overrides=(("obs_noise.level", 0.0),), fixes=_H1_FIXES,
                    obs_history=(("qvel_history", 19), ("qpos_error_history", 19)))
       for v, h in (("Joystick", 1), ("Inplace", 3))),
+    SymmetrySpec("playground/Op3Joystick", "bilateral", "y", _OP3_PAIRS, obs_layout=_OP3_LAYOUT,
+                 info_layout=(("command", Command()), ("last_act", Actuators()),
+                              ("last_last_act", Actuators()), ("motor_targets", Actuators()),
+                              ("last_vel", Qvel(6))),
+                 verify_overrides=(("obs_noise", 0.0),),
+                 fixes=(OntoMirrorPlane("body_link", "centre of mass 0.13 mm off the midline"),
+                        OntoMirrorPlane("head_tilt_link", "centre of mass 0.37 mm off the "
+                                        "midline"),
+                        GroundContactsOnly("floor", "the box feet also collide with each "
+                                           "other, and MJX's box–box contact is not "
+                                           "mirror-equivariant")),
+                 verify_converged="one Newton iteration and five line-search steps: a state "
+                 "and its mirror image stop the line search apart after about ten steps "
+                 "(3e-4; converged, they agree to 1e-14)"),
     *(_legged(f"playground/Go1{v}", _GO1_PAIRS, _go1_upright_layouts(linvel=True),
               (("last_act", Actuators()),), verify_overrides=_NO_NOISE,
               fixes=_GO1_FIXES + (_LIMBS_FLOOR_ONLY,))

@@ -77,6 +77,8 @@ def test_go1_reflection_mirrors_legs_command_and_feet():
     # default relative tolerance (1e-5), and enough for rollouts to drift by 1e-5
     ("playground/H1JoystickGaitTracking", ["pelvis", "torso_link", "site imu",
                                            "actuator_biasprm of actuator left_knee"]),
+    # Op3's head-tilt hinge sits 1.9 cm along its own axis from the midline: not an asymmetry
+    ("playground/Op3Joystick", ["body_link", "head_tilt_link"]),
 ])
 def test_robot_asymmetries_are_found_and_the_fixes_remove_them(env_id, expected):
   spec = registry.get(env_id)
@@ -133,6 +135,23 @@ def test_h1_step_reads_its_foot_contact_at_the_sensor_addresses_when_equalized()
   np.testing.assert_array_equal(airborne_step(True)[contact], [0.0, 0.0])
   # Playground's own step reads the IMU's height and axes instead (drop the fix once this fails)
   assert airborne_step(False)[contact].any()
+
+
+def test_op3_observation_recomputed_keeps_its_history_in_place():
+  """Op3 shifts each observation into the next; recomputing one from the same state must
+  leave the older blocks where they were (the adapter shifts them back first)."""
+  import jax  # pylint: disable=import-outside-toplevel
+  sim = envs.make_simulator("playground/Op3Joystick")
+  step = jax.jit(sim.step)
+  state = sim.reset(jax.random.key(0))
+  for _ in range(3):
+    state = step(state, np.full(sim.action_size, 0.1, np.float32))
+  again = jax.jit(lambda s: sim.with_physics(s, *sim.physics_qpos_qvel(s), *sim.mocap(s),
+                                             np.zeros(sim.action_size)))(state)
+  block = sim.observation_size // 3
+  assert sim.history_in_observation and not np.allclose(state.obs[block:2 * block],
+                                                        state.obs[:block])
+  np.testing.assert_array_equal(again.obs[block:], state.obs[block:])
 
 
 def test_mirror_terrain_keeps_one_half_and_mirrors_it():

@@ -48,7 +48,8 @@ if [ "${1:-all}" != report ]; then
   wait
 fi
 # The report (curves, tables) and each finished cell's results.json / peer.json, committed
-# under experiments/reflex/results/bilateral/; the entropy A/B and the ablations as tables.
+# under experiments/reflex/results/bilateral/; the entropy A/B and the ablations (each against
+# the standard cell's baseline, so P(first > second) is P(ablation > PPO)) as tables.
 copy() {  # runs/$1/<cells>/{results,peer}.json → $OUT/$2/<cells>/
   [ -d "runs/$1" ] || return 0
   mkdir -p "$OUT/$2"
@@ -64,5 +65,5 @@ BASE=$OUT/standard/brax_ant/ppo
     --compare $BASE:baseline $OUT/entropy/gaussian/brax_ant/ppo:baseline > $OUT/entropy_ab.md
 for v in $ABLATIONS_CORE0 $ABLATIONS_CORE1; do
   [ -f $OUT/ablations/$v/brax_ant/ppo/results.json ] || continue
-  $PY -m reflex_jax.run.report --compare $BASE:baseline $OUT/ablations/$v/brax_ant/ppo:$v
+  $PY -m reflex_jax.run.report --compare $OUT/ablations/$v/brax_ant/ppo:$v $BASE:baseline
 done > $OUT/ablations.md

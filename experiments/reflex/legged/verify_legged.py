@@ -21,7 +21,7 @@ from reflex_jax import verify
 from reflex_jax.envs import playground
 from reflex_jax.symmetry import registry
 
-BIPEDS = ("G1", "T1", "Berkeley")
+BIPEDS = ("G1", "T1", "Berkeley", "Op3")  # H1 passes the quadrupeds' longer check
 
 
 def legged_ids() -> list[str]:
@@ -61,6 +61,8 @@ def main() -> None:
     verdict = "pass" if r["passed"] else ", ".join(r["failures"])
     if r.get("approximate") and not r["passed"] and r["equalized"]:
       verdict = "approximate: " + verdict
+    if r.get("converged_solver"):
+      verdict += " (solve converged)"
     print(f"| {r['env_id']} | {'on' if r['equalized'] else 'off'} | {r['obs_error']:.2g} | "
           f"{r['reward_error']:.2g} | {r['rollout_error']:.2g} | {verdict} |")
 
