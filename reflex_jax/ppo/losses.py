@@ -55,14 +55,23 @@ def gae(reward_TN, value_TN, next_value_TN, terminated_TN, done_TN, *, gamma: fl
   return advantage, advantage + value_TN
 
 
+# Dual-clip PPO's bound on r·A for A < 0 (Ye et al., 2020, c = 3), used with augmentation: a
+# mirrored sample of an asymmetric policy lies far in its tails (log π_old thousands of nats
+# down), where a small change of σ moves r by e^100 and the unclipped r·A overflows.
+AUGMENT_DUAL_CLIP = 3.0
+_LOG_RATIO_CAP = 20.0  # above log(c) and log(1 + ε): where the gradient is zero anyway
+
+
 def ppo_loss(params, batch: Batch, reflex_weight, *, net: ActorCritic, clip_epsilon: float,
              value_clip: float | None, value_coef: float, entropy_coef: float,
              normalize_advantages: bool, reflex: regularizer.ReflexConfig | None,
-             regularize: bool, entropy_noise: jax.Array | None = None):
+             regularize: bool, entropy_noise: jax.Array | None = None,
+             dual_clip: float | None = None):
   """Clipped surrogate + value loss − entropy bonus + w_t · Reflex terms; (loss, metrics).
   `regularize` (regularizer.regularizes, static): whether the Reflex terms are computed.
   `entropy_noise`: standard-normal draws shaped like the actions for the tanh-squashed
-  policy's entropy estimate (networks.squashed_entropy); None: the pre-squash Gaussian's."""
+  policy's entropy estimate (networks.squashed_entropy); None: the pre-squash Gaussian's.
+  `dual_clip`: c bounding the surrogate below by c·A where A < 0 (None: PPO's own)."""
   obs = batch.obs
   if regularize:  # one forward pass over [s; g_s s]: fewer, larger matmuls than two passes
     obs = jnp.concatenate([obs, net.reflection.reflect_obs(obs)], axis=0)
@@ -72,12 +81,17 @@ def ppo_loss(params, batch: Batch, reflex_weight, *, net: ActorCritic, clip_epsi
     (loc, loc_m), (scale, scale_m), (value, value_m) = (
         jnp.split(x, 2, axis=0) for x in (loc, scale, value))
   log_ratio = gaussian_log_prob(batch.raw_action, loc, scale) - batch.log_prob
+  if dual_clip is not None:  # no inf·0 in the backward pass where the bound is active
+    log_ratio = jnp.minimum(log_ratio, _LOG_RATIO_CAP)
   ratio = jnp.exp(log_ratio)
   advantage = batch.advantage
   if normalize_advantages:
     advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
   surrogate = jnp.minimum(ratio * advantage,
                           jnp.clip(ratio, 1 - clip_epsilon, 1 + clip_epsilon) * advantage)
+  if dual_clip is not None:
+    surrogate = jnp.where(advantage < 0, jnp.maximum(surrogate, dual_clip * advantage),
+                          surrogate)
   policy_loss = -jnp.mean(surrogate)
 
   value_error = jnp.square(value - batch.target_value)

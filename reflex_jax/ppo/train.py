@@ -21,7 +21,7 @@ from flax import struct
 from reflex_jax import checks, driver, regularizer
 from reflex_jax.envs import Env, EnvState
 from reflex_jax.networks import NetworkFactory, PolicyConfig, gaussian_log_prob, make_actor_critic
-from reflex_jax.ppo.losses import Batch, gae, mirrored_batch, ppo_loss
+from reflex_jax.ppo.losses import AUGMENT_DUAL_CLIP, Batch, gae, mirrored_batch, ppo_loss
 from reflex_jax.symmetry import Reflection
 
 
@@ -202,7 +202,9 @@ class Trainer(driver.TrainerBase):
     loss_kwargs = dict(net=net, clip_epsilon=c.clip_epsilon, value_clip=c.value_clip,
                        value_coef=c.value_coef, entropy_coef=c.entropy_coef,
                        normalize_advantages=c.normalize_advantages, reflex=c.reflex,
-                       regularize=self.regularize)
+                       regularize=self.regularize,
+                       dual_clip=(AUGMENT_DUAL_CLIP if c.reflex is not None and c.reflex.augment
+                                  else None))
 
     squashed = c.entropy_estimate == "squashed" and c.policy.squash == "tanh"
 

@@ -96,6 +96,37 @@ def test_ppo_loss_against_hand_computed_values():
   assert_close(loss, policy_loss + vcoef * value_loss - ecoef * entropy, atol=1e-5)
 
 
+def test_dual_clip_keeps_far_off_policy_samples_finite_and_bounds_their_loss():
+  """A mirrored sample deep in an asymmetric policy's tail (log π_old 5000 nats down) gives
+  r = inf; PPO's r·A then overflows for A < 0. The dual clip bounds it by c·A, with finite
+  gradients, and leaves ordinary samples' loss as PPO's."""
+  net = _net()
+  params = _params(net)
+  rng = np.random.default_rng(2)
+  obs = rng.normal(size=(4, 4)).astype(np.float32)
+  raw = rng.normal(size=(4, 2)).astype(np.float32)
+  loc, scale = net.distribution(params, obs)
+  log_prob = gaussian_log_prob(raw, loc, scale)
+  advantage = jnp.array([-1.0, -1.0, 1.0, 0.5])
+  kwargs = dict(net=net, clip_epsilon=0.2, value_clip=None, value_coef=0.5, entropy_coef=0.0,
+                normalize_advantages=False, reflex=None, regularize=False)
+
+  def loss(p, old_log_prob, dual_clip):
+    batch = Batch(jnp.asarray(obs), jnp.asarray(raw), old_log_prob, advantage,
+                  jnp.zeros(4), jnp.zeros(4))
+    return ppo_loss(p, batch, 0.0, dual_clip=dual_clip, **kwargs)
+
+  far = log_prob.at[0].add(-5000.0)
+  assert not np.isfinite(loss(params, far, None)[0])
+  value, metrics = loss(params, far, 3.0)
+  grads = jax.grad(lambda p: loss(p, far, 3.0)[0])(params)
+  assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
+  # sample 0 contributes −c·A = 3/4 of the mean; the others are on-policy (r = 1): −r·A
+  assert_close(metrics["policy_loss"], -(3.0 * -1.0 + 1.0 * -1.0 + 1.0 + 0.5) / 4, atol=1e-5)
+  # on-policy, the bound is never active: the loss is PPO's
+  assert_close(loss(params, log_prob, 3.0)[0], loss(params, log_prob, None)[0], atol=1e-7)
+
+
 def test_actor_and_critic_terms_scale_by_their_own_coefficients():
   """loss(actor_coef a, value_coef c) = plain loss + w (a · actor + c · critic): the
   critic-only ablation (a = 0) keeps exactly the critic term."""
