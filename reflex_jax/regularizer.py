@@ -35,7 +35,8 @@ class ReflexConfig:
     does not say, so both sides get gradients by default.
   value_coef: λ_V, the critic term's weight relative to the actor term.
   actor_coef: the actor term's own factor (1; 0 leaves the critic term alone: an ablation).
-  augment: also train on mirrored samples (PPO: with π_old(g_a a | g_s s) in the ratio).
+  augment: also train on mirrored samples (PPO: with π_old(g_a a | g_s s) in the ratio and
+    the dual clip, losses.AUGMENT_DUAL_CLIP).
   symmetrize: hard-equivariant networks instead of (or with) the soft penalty.
   """
 
