@@ -129,7 +129,10 @@ class SimulatorEnv(Env):
                     jnp.zeros_like(native.done))
 
   def step(self, state: EnvState, action: jax.Array) -> EnvState:
-    native = match_dtypes(self._env.step(state.native, action), state.native)
+    # Playground's steps write into the state's own metrics and info dicts: keep the types
+    # from a copy of the containers made before the step (the arrays are not copied).
+    before = jax.tree.map(lambda x: x, state.native)
+    native = match_dtypes(self._env.step(state.native, action), before)
     return state.replace(native=native, obs=self._observation(native.obs),
                          reward=native.reward, terminated=native.done)
 

@@ -18,6 +18,11 @@ import numpy as np
 from reflex_jax.symmetry.derive import MIRROR_DIAG, anchor_offset
 
 
+# The compiler marks a frame that coincides with its body's (`*_sameframe`) and MuJoCo then
+# skips its offset; a fix that moves the frame must clear the mark, or the move is ignored.
+_OWN_FRAME = int(mujoco.mjtSameFrame.mjSAMEFRAME_NONE)
+
+
 @dataclasses.dataclass(frozen=True)
 class CopyFromTwin:
   """model.<field>[target] := model.<field>[source] (for a joint, geom, dof or actuator, by
@@ -54,12 +59,24 @@ class OntoMirrorPlane:
   def apply(self, model: mujoco.MjModel, plane: str) -> None:
     b = _id(model, mujoco.mjtObj.mjOBJ_BODY, self.body, "body")
     data = _reference_pose(model)
+    if model.body_jntnum[b] == 0:
+      # A welded body's origin carries no joint: it moves onto the plane too. (MuJoCo treats
+      # an inertial offset below ~1e-7 as none, so a body 5e-8 off, as Apollo's front camera
+      # is, cannot be centred through its inertial frame alone.)
+      parent = model.body_parentid[b]
+      rot_parent = data.xmat[parent].reshape(3, 3)
+      centred = 0.5 * (data.xpos[b] + MIRROR_DIAG[plane] * data.xpos[b])
+      model.body_pos[b] = rot_parent.T @ (centred - data.xpos[parent])
+      data = _reference_pose(model)
     on_plane = functools.partial(_symmetrize_in_world, data.xpos[b], data.xquat[b], plane=plane)
     on_plane(model.body_ipos[b], model.body_iquat[b])
+    model.body_sameframe[b] = _OWN_FRAME
     for g in np.flatnonzero(model.geom_bodyid == b):
       on_plane(model.geom_pos[g], model.geom_quat[g])
+      model.geom_sameframe[g] = _OWN_FRAME
     for site in np.flatnonzero(model.site_bodyid == b):
       on_plane(model.site_pos[site], model.site_quat[site])
+      model.site_sameframe[site] = _OWN_FRAME
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +137,7 @@ class BodyFromTwin:
       model.body_inertia[t] = moments
       mujoco.mju_mat2Quat(model.body_iquat[t], axes.ravel())
       model.body_ipos[t] = rot_t.T @ (m * data.xipos[s] - data.xpos[t])
+      model.body_sameframe[t] = _OWN_FRAME
     if "geoms" in self.parts:
       colliding = lambda b: np.flatnonzero((model.geom_bodyid == b) & _colliding(model))
       targets, sources = colliding(t), colliding(s)
@@ -131,6 +149,7 @@ class BodyFromTwin:
         model.geom_pos[g] = rot_t.T @ (m * data.geom_xpos[h] - data.xpos[t])
         mirrored = m[:, None] * data.geom_xmat[h].reshape(3, 3) * m[None, :]  # M R M
         mujoco.mju_mat2Quat(model.geom_quat[g], (rot_t.T @ mirrored).ravel())
+        model.geom_sameframe[g] = _OWN_FRAME
 
 
 def _reference_pose(model: mujoco.MjModel) -> mujoco.MjData:

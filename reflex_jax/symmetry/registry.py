@@ -304,6 +304,36 @@ _OP3_PAIRS = (*((f"l_{p}", f"r_{p}") for p in ("sho", "el", "hip", "knee", "ank"
 # shifts each observation into the next: the last 3 (obs_history_size).
 _OP3_LAYOUT = (*_root_vectors("body_link", True, False), Command(), Qpos(7), Actuators()) * 3
 
+# Apollo's twins: l_/r_ prefixes of whole part names (its sites say left_/right_).
+_APOLLO_PAIRS = (*((f"l_{p}", f"r_{p}") for p in ("shoulder", "elbow", "wrist", "hip", "knee",
+                                                  "ankle", "foot", "sole")),
+                 ("left_", "right_"))
+_APOLLO_FEET = ("l_foot", "r_foot")
+# A CAD-derived model: nearly every link breaks the mirror a little, so the right side is made
+# the mirror image of the left and the midline links are centred.
+_APOLLO_FIXES = (
+    *(OntoMirrorPlane(b, "centre of mass up to 1.4 mm off the midline, tensor not symmetric")
+      for b in ("base_link", "torso_oak_d_pro_w_rear_frame_link",
+                "torso_oak_d_pro_w_front_frame_link", "torso_roll_link", "torso_pitch_link",
+                "torso_link", "neck_yaw_link", "neck_roll_link", "neck_pitch_link")),
+    *(BodyFromTwin(f"r_{b}_link", f"l_{b}_link", "twin masses differ by up to 0.3 %, centres "
+                   "of mass by up to 1 cm (wrist pitch), tensors are not mirror images")
+      for b in ("shoulder_aa", "shoulder_ie", "shoulder_fe", "elbow_fe", "wrist_roll",
+                "wrist_yaw", "wrist_pitch", "hip_ie", "hip_aa", "hip_fe", "knee_fe",
+                "ankle_ie", "foot")),
+    *(CopyFromTwin("dof_armature", f"r_{j}", f"l_{j}", "armatures differ by up to 0.1 %")
+      for j in ("shoulder_aa", "shoulder_ie", "wrist_yaw", "wrist_pitch", "hip_aa")),
+    CopyFromTwin("dof_damping", "r_wrist_pitch", "l_wrist_pitch",
+                 "r_wrist_pitch has damping 10 where l_wrist_pitch has 0"),
+)
+# local linvel, gyro, gravity (IMU frame), command, joint angles, velocities, last action, gait
+# phase (cos, sin per foot); privileged: ..., gyro, gravity, linvel, joint angles, velocities,
+# actuator forces, root position and orientation.
+_APOLLO_STATE = (*_root_vectors("torso_link", False, True, False), Command(), Qpos(7), Qvel(6),
+                 Actuators(), Named(_APOLLO_FEET), Named(_APOLLO_FEET))
+_APOLLO_PRIVILEGED = (*_APOLLO_STATE, *_root_vectors("torso_link", True, False, False),
+                      Qpos(7), Qvel(6), Actuators(), Qpos(0, 3), Qpos(3, 7))
+
 _GO1_FEET = ("FR", "FL", "RR", "RL")
 _GO1_PAIRS = (("FR", "FL"), ("RR", "RL"))
 _GO1_FIXES = (OntoMirrorPlane("trunk", "the IMU site (gyro, velocimeter, accelerometer) sits "
@@ -398,6 +428,14 @@ _LEGGED = (
                  verify_converged="one Newton iteration and five line-search steps: a state "
                  "and its mirror image stop the line search apart after about ten steps "
                  "(3e-4; converged, they agree to 1e-14)"),
+    _legged("playground/ApolloJoystickFlatTerrain", _APOLLO_PAIRS,
+            (_APOLLO_STATE, _APOLLO_PRIVILEGED),
+            (("command", Command()), ("last_act", Actuators()),
+             ("phase", Named(_APOLLO_FEET)),
+             ("filtered_linvel", BodyVectors(("torso_link",))),
+             ("filtered_angvel", BodyVectors(("torso_link",), axial=True))),
+            verify_overrides=_NO_PUSH, verify_info=(("steps_until_next_cmd", 10**6),),
+            fixes=_APOLLO_FIXES),
     *(_legged(f"playground/Go1{v}", _GO1_PAIRS, _go1_upright_layouts(linvel=True),
               (("last_act", Actuators()),), verify_overrides=_NO_NOISE,
               fixes=_GO1_FIXES + (_LIMBS_FLOOR_ONLY,))

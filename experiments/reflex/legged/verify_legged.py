@@ -21,7 +21,7 @@ from reflex_jax import verify
 from reflex_jax.envs import playground
 from reflex_jax.symmetry import registry
 
-BIPEDS = ("G1", "T1", "Berkeley", "Op3")  # H1 passes the quadrupeds' longer check
+BIPEDS = ("G1", "T1", "Berkeley", "Op3", "Apollo")  # H1 passes the quadrupeds' longer check
 
 
 def legged_ids() -> list[str]:
