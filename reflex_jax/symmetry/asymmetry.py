@@ -21,6 +21,7 @@ from reflex_jax.symmetry.derive import MIRROR_DIAG, anchor_offset
 # The compiler marks a frame that coincides with its body's (`*_sameframe`) and MuJoCo then
 # skips its offset; a fix that moves the frame must clear the mark, or the move is ignored.
 _OWN_FRAME = int(mujoco.mjtSameFrame.mjSAMEFRAME_NONE)
+_NO_CONTACT_MARGIN = -1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +100,29 @@ class RangeFromTwin:
                                   & (model.actuator_trnid[:, 0] == j))
     for a_t, a_s in zip(on(t), on(s)):
       model.actuator_ctrlrange[a_t] = mirror(model.actuator_ctrlrange[a_s])
+
+
+@dataclasses.dataclass(frozen=True)
+class AxisFromTwin:
+  """Joint `target`'s axis := the mirror image of its twin `source`'s, in the world at the
+  reference pose (up to the sign the reflection gives the angle). A joint that is its own
+  twin (`target == source`) gets the mean of its axis and that image: it then lies in or
+  across the plane exactly."""
+
+  target: str
+  source: str
+  why: str
+
+  def apply(self, model: mujoco.MjModel, plane: str) -> None:
+    t, s = _pair(model, mujoco.mjtObj.mjOBJ_JOINT, self, "joint")
+    data = _reference_pose(model)
+    image = MIRROR_DIAG[plane] * data.xaxis[s]
+    if image @ data.xaxis[t] < 0:  # a pseudovector's image may point the other way
+      image = -image
+    if t == s:
+      image = image + data.xaxis[t]
+    rot = data.xmat[model.jnt_bodyid[t]].reshape(3, 3)
+    model.jnt_axis[t] = rot.T @ (image / np.linalg.norm(image))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,6 +215,10 @@ class GroundContactsOnly:
     # contype of one meets conaffinity of the other: body–floor yes, body–body no.
     model.geom_contype[body], model.geom_conaffinity[body] = 2, 1
     model.geom_contype[f], model.geom_conaffinity[f] = 1, 2
+    # Explicit <pair>s collide whatever the masks say: one without the floor gets a margin no
+    # contact reaches (a metre of overlap), which MuJoCo and MJX both leave inactive.
+    others = (model.pair_geom1 != f) & (model.pair_geom2 != f)
+    model.pair_margin[others] = _NO_CONTACT_MARGIN
 
 
 @dataclasses.dataclass(frozen=True)
@@ -335,7 +363,8 @@ def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-9) -> lis
 
   Compares each body, colliding geom, site and joint with its mirror twin in the world frame
   at the reference pose qpos0 (so twin bodies may use different frame conventions): centres
-  of mass, inertia tensors, geoms, sites and joint anchors must be mirror images; masses,
+  of mass, inertia tensors, geoms, sites, joint anchors and axes must be mirror images (an
+  axis 5e-6 off shows only once the joint turns); masses,
   sizes, frictions, armatures, dampings, stiffnesses and (sign-adjusted) ranges equal.
   Height-field terrain must be its own mirror image. An empty list means the model itself
   is symmetric. `tol` is tight: a falling robot's rollouts amplify a centre of mass 1 µm off
@@ -397,6 +426,10 @@ def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-9) -> lis
     if not _close(anchor_offset(model, data, j, t, m), 0.0, tol):
       found.append(f"anchor of {jname} (world): {world(data.xanchor[j])} vs "
                    f"{world(data.xanchor[t])}")
+    if not (_close(data.xaxis[t], m * data.xaxis[j], tol)
+            or _close(data.xaxis[t], -m * data.xaxis[j], tol)):
+      found.append(f"axis of {jname} (world): {np.round(data.xaxis[j], 9).tolist()} vs "
+                   f"{np.round(data.xaxis[t], 9).tolist()}")
     pairs = [("dof_armature", model.dof_armature[da], model.dof_armature[td]),
              ("dof_damping", model.dof_damping[da], model.dof_damping[td]),
              ("dof_frictionloss", model.dof_frictionloss[da], model.dof_frictionloss[td]),

@@ -16,9 +16,9 @@ from typing import Any, Sequence
 import mujoco
 
 from reflex_jax.symmetry import asymmetry, derive
-from reflex_jax.symmetry.asymmetry import (BodyFromTwin, CopyFromTwin, GroundContactsOnly,
-                                           MirrorTerrain, OntoMirrorPlane, RangeFromTwin,
-                                           TaskPatch)
+from reflex_jax.symmetry.asymmetry import (AxisFromTwin, BodyFromTwin, CopyFromTwin,
+                                           GroundContactsOnly, MirrorTerrain, OntoMirrorPlane,
+                                           RangeFromTwin, TaskPatch)
 from reflex_jax.symmetry.derive import (Actuators, BodyInertia, BodyRotationEntries, BodyVectors,
                                         BodyVelocity, Command, Invariant, Named, Qpos, Qvel)
 from reflex_jax.symmetry.reflection import Reflection, SignedPermutation
@@ -325,6 +325,12 @@ _APOLLO_FIXES = (
       for j in ("shoulder_aa", "shoulder_ie", "wrist_yaw", "wrist_pitch", "hip_aa")),
     CopyFromTwin("dof_damping", "r_wrist_pitch", "l_wrist_pitch",
                  "r_wrist_pitch has damping 10 where l_wrist_pitch has 0"),
+    *(AxisFromTwin(t, s, "joint axes up to 5.6e-6 from their mirror images") for t, s in (
+        ("neck_pitch", "neck_pitch"), ("r_wrist_yaw", "l_wrist_yaw"),
+        ("r_wrist_pitch", "l_wrist_pitch"))),
+    GroundContactsOnly("floor", "explicit contact pairs collide hands with thighs, thighs, "
+                       "shins and soles with each other; MJX's body–body contact is not "
+                       "mirror-equivariant"),
 )
 # local linvel, gyro, gravity (IMU frame), command, joint angles, velocities, last action, gait
 # phase (cos, sin per foot); privileged: ..., gyro, gravity, linvel, joint angles, velocities,
@@ -435,7 +441,9 @@ _LEGGED = (
              ("filtered_linvel", BodyVectors(("torso_link",))),
              ("filtered_angvel", BodyVectors(("torso_link",), axial=True))),
             verify_overrides=_NO_PUSH, verify_info=(("steps_until_next_cmd", 10**6),),
-            fixes=_APOLLO_FIXES),
+            fixes=_APOLLO_FIXES,
+            verify_converged="three Newton iterations: a state and its mirror image stop the "
+            "solve apart within two steps (converged, they agree to 1e-13 over 160 substeps)"),
     *(_legged(f"playground/Go1{v}", _GO1_PAIRS, _go1_upright_layouts(linvel=True),
               (("last_act", Actuators()),), verify_overrides=_NO_NOISE,
               fixes=_GO1_FIXES + (_LIMBS_FLOOR_ONLY,))

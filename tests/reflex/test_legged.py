@@ -83,7 +83,8 @@ def test_go1_reflection_mirrors_legs_command_and_feet():
     # inertial offset: only moving the body itself centres it
     ("playground/ApolloJoystickFlatTerrain", ["base_link", "l_shoulder_fe_link",
                                               "dof_damping of joint l_wrist_pitch",
-                                              "torso_oak_d_pro_w_front_frame_link"]),
+                                              "torso_oak_d_pro_w_front_frame_link",
+                                              "axis of joint l_wrist_pitch"]),
 ])
 def test_robot_asymmetries_are_found_and_the_fixes_remove_them(env_id, expected):
   spec = registry.get(env_id)
@@ -157,6 +158,26 @@ def test_op3_observation_recomputed_keeps_its_history_in_place():
   assert sim.history_in_observation and not np.allclose(state.obs[block:2 * block],
                                                         state.obs[:block])
   np.testing.assert_array_equal(again.obs[block:], state.obs[block:])
+
+
+def test_ground_contacts_only_silences_explicit_body_pairs():
+  """Apollo collides hands with thighs and its legs with each other through explicit <pair>s,
+  which ignore the contact masks: equalized, only the floor pairs push."""
+  import mujoco  # pylint: disable=import-outside-toplevel
+
+  def body_contacts(equalize, hip_aa):  # the left leg swung across the right one
+    model = simulator("playground/ApolloJoystickFlatTerrain", equalize).mj_model
+    data = mujoco.MjData(model)
+    data.qpos[:] = model.key_qpos[0]
+    data.qpos[model.jnt_qposadr[model.joint("l_hip_aa").id]] = hip_aa
+    mujoco.mj_forward(model, data)
+    floor = model.geom("floor").id
+    # MuJoCo lists a pair's overlap beyond its margin as excluded: no constraint, no force
+    return sum(floor not in (c.geom1, c.geom2) and not c.exclude
+               for c in data.contact[:data.ncon])
+
+  crossed = next(a for a in (-0.6, 0.6) if body_contacts(False, a))
+  assert body_contacts(True, crossed) == 0
 
 
 def test_mirror_terrain_keeps_one_half_and_mirrors_it():
