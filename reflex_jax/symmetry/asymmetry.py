@@ -81,17 +81,26 @@ class OntoMirrorPlane:
 
 
 @dataclasses.dataclass(frozen=True)
-class RangeFromTwin:
-  """Joint `target`'s range, and its actuators' control ranges, := the mirror image of its
-  twin `source`'s (negated and reversed where the reflection flips the angle's sign)."""
+class _JointFromTwin:
+  """A fix of joint `target` from its twin `source` (the same joint for one on the plane)."""
 
   target: str
   source: str
   why: str
 
-  def apply(self, model: mujoco.MjModel, plane: str) -> None:
+  def _joints(self, model: mujoco.MjModel) -> tuple[int, int, mujoco.MjData]:
+    """(target id, source id, the world frames at the reference pose)."""
     t, s = _pair(model, mujoco.mjtObj.mjOBJ_JOINT, self, "joint")
-    data = _reference_pose(model)
+    return t, s, _reference_pose(model)
+
+
+@dataclasses.dataclass(frozen=True)
+class RangeFromTwin(_JointFromTwin):
+  """Joint `target`'s range, and its actuators' control ranges, := the mirror image of its
+  twin `source`'s (negated and reversed where the reflection flips the angle's sign)."""
+
+  def apply(self, model: mujoco.MjModel, plane: str) -> None:
+    t, s, data = self._joints(model)
     # A hinge keeps its angle's sign if its twin's axis is −M a (it is a pseudovector).
     keeps = np.allclose(data.xaxis[t], -MIRROR_DIAG[plane] * data.xaxis[s], atol=1e-5)
     mirror = (lambda r: r) if keeps else (lambda r: -r[::-1])
@@ -103,19 +112,14 @@ class RangeFromTwin:
 
 
 @dataclasses.dataclass(frozen=True)
-class AxisFromTwin:
+class AxisFromTwin(_JointFromTwin):
   """Joint `target`'s axis := the mirror image of its twin `source`'s, in the world at the
   reference pose (up to the sign the reflection gives the angle). A joint that is its own
   twin (`target == source`) gets the mean of its axis and that image: it then lies in or
   across the plane exactly."""
 
-  target: str
-  source: str
-  why: str
-
   def apply(self, model: mujoco.MjModel, plane: str) -> None:
-    t, s = _pair(model, mujoco.mjtObj.mjOBJ_JOINT, self, "joint")
-    data = _reference_pose(model)
+    t, s, data = self._joints(model)
     image = MIRROR_DIAG[plane] * data.xaxis[s]
     if image @ data.xaxis[t] < 0:  # a pseudovector's image may point the other way
       image = -image
