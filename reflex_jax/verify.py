@@ -107,11 +107,12 @@ def mirror_physics(sim: envs.SimulatorEnv, state_map: StateMap, state):
 
 
 def mirror_state(sim: envs.SimulatorEnv, spec: registry.SymmetrySpec, state, last_action,
-                 g_act):
+                 reflection: Reflection):
   """g·s as a simulator state: the physics mirrored by the derived state map and, for tasks
-  that keep task state (command, last actions, foot timers, gait phase), that state and the
-  actuator controls mirrored by the spec's maps. `last_action` is the action that led to s
-  (brax observations include it) and `g_act` the action map."""
+  that keep task state (command, last actions, foot timers, gait phase, past observations),
+  that state and the actuator controls mirrored by the spec's maps and `reflection`.
+  `last_action` is the action that led to s (brax observations include it)."""
+  g_act = reflection.reflect_action
   state_map = spec.state_map(sim.mj_model)
   info_maps = spec.info_maps(sim.mj_model)
   extra = {}
@@ -120,7 +121,7 @@ def mirror_state(sim: envs.SimulatorEnv, spec: registry.SymmetrySpec, state, las
             for k, v in _unshifted(spec, sim.info(state)).items()}
     extra = {"info": info, "ctrl": g_act(state.native.data.ctrl)}
     if sim.history_in_observation:  # past observations are task state too
-      extra["obs"] = spec.reflection(sim.mj_model, sim.observation_size).reflect_obs(state.obs)
+      extra["obs"] = reflection.reflect_obs(state.obs)
   return sim.with_physics(state, *mirror_physics(sim, state_map, state), g_act(last_action),
                           **extra)
 
@@ -177,7 +178,7 @@ def _check_fn(sim, reflection: Reflection, state_map: StateMap, num_states: int,
     # task state; histories the observation shifts are shifted back first
     same = {"info": _unshifted(spec, sim.info(state))} if spec.obs_history else {}
     original = sim.with_physics(state, qpos, qvel, mocap_pos, mocap_quat, last_action, **same)
-    mirrored = mirror_state(sim, spec, state, last_action, g_act)
+    mirrored = mirror_state(sim, spec, state, last_action, reflection)
     noise = jax.random.normal(key_noise, qvel.shape, qvel.dtype)
     perturbed = sim.with_physics(
         state, qpos, qvel + perturbation * jnp.maximum(1.0, jnp.abs(qvel).max()) * noise,

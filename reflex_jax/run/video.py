@@ -37,13 +37,13 @@ def rollouts(policy, sim: envs.SimulatorEnv, *, steps: int, seed: int = 0):
   env = envs.wrap(sim, episode_length=steps, auto_reset=False)
   spec = registry.get(sim.env_id)
   state_map = spec.state_map(sim.mj_model)
-  g_act = spec.reflection(sim.mj_model, sim.observation_size).reflect_action
+  reflection = spec.reflection(sim.mj_model, sim.observation_size)
 
   @jax.jit
   def run(key):
     start = env.reset(key)
     # the mirror image of the start, with the task's command and timers mirrored too
-    mirrored = mirror_state(sim, spec, start, jnp.zeros(sim.action_size), g_act)
+    mirrored = mirror_state(sim, spec, start, jnp.zeros(sim.action_size), reflection)
 
     def step(carry, _):
       state, alive = carry

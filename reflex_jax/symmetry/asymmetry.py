@@ -381,7 +381,7 @@ def find_asymmetries(model: mujoco.MjModel, state_map, tol: float = 1e-9) -> lis
   body_name = lambda b: name(mujoco.mjtObj.mjOBJ_BODY, b)
   data = _reference_pose(model)
   q0 = np.asarray(model.qpos0)
-  # in numpy: a jax array would round the heights to float32 (unless x64 is on)
+  # in numpy: a jax array would round qpos0 to float32 (unless x64 is on)
   if not _close(q0[np.asarray(state_map.qpos.perm)] * np.asarray(state_map.qpos.sign), q0, tol):
     found.append("qpos0: the reference pose is not its own mirror image")
   world = lambda v: np.round(v, 6).tolist()

@@ -277,8 +277,7 @@ def _h1_layout(command: bool, history: int):
   # (cos then sin), gait frequency, gait id, foot height
   return (*_root_vectors("torso_link", True, False), Qpos(7), Qvel(6), Actuators(),
           *((Command(),) if command else ()), *(Qvel(6),) * history, *(Qpos(7),) * history,
-          *(Named(_H1_FEET),) * 3,
-          Invariant(3))
+          *(Named(_H1_FEET),) * 3, Invariant(3))
 
 
 _H1_FEET = ("left_foot", "right_foot")
@@ -359,6 +358,10 @@ _SPOT_FIXES = (OntoMirrorPlane("body", "centre of mass 0.1 mm off the midline"),
                  for l, r, j in (("fl", "fr", "hy"), ("fl", "fr", "kn"), ("hl", "hr", "kn"))))
 _SPOT_NO_NOISE = (*((f"obs_noise.scales.{k}", 0.0) for k in ("joint_pos", "gyro", "gravity")),
                   ("obs_noise.scales.feet_pos", [0.0, 0.0, 0.0]))
+# Berkeley's and Op3's box feet collide with each other too.
+_BOX_FEET_FLOOR_ONLY = GroundContactsOnly("floor", "the box feet also collide with each other, "
+                                          "and MJX's box–box contact is not "
+                                          "mirror-equivariant")
 # The full-collision models (getup, handstand) collide limbs with the trunk and each other.
 _LIMBS_FLOOR_ONLY = GroundContactsOnly("floor", "limb–limb and limb–trunk contacts are not "
                                        "mirror-equivariant in MJX (rollouts from some states "
@@ -428,9 +431,7 @@ _LEGGED = (
                  fixes=(OntoMirrorPlane("body_link", "centre of mass 0.13 mm off the midline"),
                         OntoMirrorPlane("head_tilt_link", "centre of mass 0.37 mm off the "
                                         "midline"),
-                        GroundContactsOnly("floor", "the box feet also collide with each "
-                                           "other, and MJX's box–box contact is not "
-                                           "mirror-equivariant")),
+                        _BOX_FEET_FLOOR_ONLY),
                  verify_converged="one Newton iteration and five line-search steps: a state "
                  "and its mirror image stop the line search apart after about ten steps "
                  "(3e-4; converged, they agree to 1e-14)"),
@@ -462,9 +463,7 @@ _LEGGED = (
                        BodyFromTwin("lr_faa", "ll_faa", "the right foot's centre of mass is "
                                     "0.06 mm higher than the left's, and its tensor differs "
                                     "by 0.2 %"),
-                       GroundContactsOnly("floor", "the box feet also collide with each "
-                                          "other, and MJX's box–box contact is not "
-                                          "mirror-equivariant"),
+                       _BOX_FEET_FLOOR_ONLY,
                        *((_ROUGH,) if v == "Rough" else ())),
                 approximate=_ROUGH_APPROXIMATE if v == "Rough" else "")
       for v in ("Flat", "Rough")),
