@@ -51,6 +51,10 @@ class ModelConfig:
   # splash attention TPU kernels in two passes (splash_tpu.py); "cudnn" cannot take packed-row
   # masks.
   attention_impl: str | None = "auto"
+  # Positions per chunk of the output head and the loss (training and evaluation): the
+  # [B, T, vocabulary] logits never exist whole, and the backward recomputes each chunk's
+  # (MaxText's vocabulary tiling, over positions). 0: the whole row at once.
+  loss_chunk: int = 0
   pad_token_id: int = 0  # the id padding rows are filled with
   # A name in hrm_jax.model.ARCHITECTURES. The baselines (baselines.py): "trm" shares one stack
   # between the H and L roles; "ut" loops one stack `num_loops` times; "transformer" is one
@@ -67,6 +71,8 @@ class ModelConfig:
                  "num_loops"):
       if getattr(self, name) < 1:
         raise ValueError(f"ModelConfig.{name} must be positive, got {getattr(self, name)}")
+    if self.loss_chunk < 0:
+      raise ValueError(f"ModelConfig.loss_chunk must be ≥ 0 (0: no chunking), got {self.loss_chunk}")
     if self.head_dim % 2:
       raise ValueError(f"ModelConfig.head_dim must be even for rotary embeddings, got {self.head_dim}")
     arch = self.model_class  # an unknown architecture is named here

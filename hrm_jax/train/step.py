@@ -37,12 +37,47 @@ def segments_of(batch: dict) -> Segments:
 
 def loss_sums(model, batch: dict, bp_steps: int | None):
   """(Σ CE over labelled tokens in fp32, number of labelled tokens)."""
-  logits_BTV = model(batch["tokens"], segments_of(batch), bp_steps=bp_steps)
   labels_BT = batch["labels"]
-  labelled_BT = labels_BT != IGNORE
-  ce_BT = optax.softmax_cross_entropy_with_integer_labels(
-      logits_BTV, jnp.where(labelled_BT, labels_BT, 0))
-  return jnp.sum(jnp.where(labelled_BT, ce_BT, 0.0)), jnp.sum(labelled_BT)
+  chunk = model.config.loss_chunk
+  if not chunk or chunk >= labels_BT.shape[1]:
+    return _cross_entropy_sums(model(batch["tokens"], segments_of(batch), bp_steps=bp_steps),
+                               labels_BT)
+  z_BTD = model.hidden(batch["tokens"], segments_of(batch), bp_steps=bp_steps)
+  return _chunked_head_sums(model, z_BTD, labels_BT, chunk)
+
+
+def _cross_entropy_sums(logits_NV, labels_N):
+  labelled_N = labels_N != IGNORE
+  ce_N = optax.softmax_cross_entropy_with_integer_labels(
+      logits_NV, jnp.where(labelled_N, labels_N, 0))
+  return jnp.sum(jnp.where(labelled_N, ce_N, 0.0)), jnp.sum(labelled_N)
+
+
+def _chunked_head_sums(model, z_BTD, labels_BT, chunk: int):
+  """The loss sums of `loss_sums`, with the head applied to `chunk` positions of every row at
+  a time. Each chunk is checkpointed, so the backward keeps only z and recomputes that chunk's
+  logits: the [B, T, V] logits and their gradient are never whole."""
+  b, t, d = z_BTD.shape
+  n = -(-t // chunk)
+  pad = n * chunk - t  # padded positions are unlabelled
+  z_BTD = jnp.pad(z_BTD, ((0, 0), (0, pad), (0, 0)))
+  labels_BT = jnp.pad(labels_BT, ((0, 0), (0, pad)), constant_values=IGNORE)
+  # [n, B, chunk, …]: rows keep their sharding; the chunks are the scan's steps.
+  z_nBCD = jnp.swapaxes(z_BTD.reshape(b, n, chunk, d), 0, 1)
+  labels_nBC = jnp.swapaxes(labels_BT.reshape(b, n, chunk), 0, 1)
+
+  @jax.checkpoint
+  def chunk_sums(z_BCD, labels_BC):
+    logits_NV = model.lm_head(z_BCD.reshape(-1, d)).astype(jnp.float32)  # 2-D: see mlp.py
+    return _cross_entropy_sums(logits_NV, labels_BC.reshape(-1))
+
+  def add(carry, xs):
+    ce, count = chunk_sums(*xs)
+    return (carry[0] + ce, carry[1] + count), None
+
+  (ce_sum, count), _ = jax.lax.scan(
+      add, (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32)), (z_nBCD, labels_nBC))
+  return ce_sum, count
 
 
 def skip_mask(model, params, bp_steps: int | None):

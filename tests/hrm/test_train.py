@@ -14,14 +14,14 @@ import pytest
 from flax import nnx
 
 from hrm_jax.data.layout import IGNORE
-from hrm_jax.model import preset
+from hrm_jax.model import build, preset
 from hrm_jax.model.hrm import Buffer
 from hrm_jax.train import sharding
 from hrm_jax.train.config import ConfigError, TrainConfig, load_config, model_config, to_yaml
 from hrm_jax.train.loop import NonFiniteError, _check_finite
 from hrm_jax.train.metrics import read_metrics
 from hrm_jax.train.optimizer import adam_atan2
-from hrm_jax.train.step import TrainState, segments_of, train_step
+from hrm_jax.train.step import TrainState, loss_sums, segments_of, train_step
 
 from conftest import TINY, forward, make_model
 from tests.helpers import corrupt_arrays, kill_at_checkpoint, run_to_completion, xla_flags
@@ -87,6 +87,30 @@ def test_gradient_accumulation_equals_one_large_batch():
     np.testing.assert_allclose(a, b, atol=1e-6)
   with pytest.raises(ValueError, match="does not split"):
     step(state, batch, accumulation=3)
+
+
+@pytest.mark.parametrize("chunk", [4, 5])  # divides the 16 positions; leaves a padded tail
+def test_chunked_output_head_gives_the_whole_rows_loss_and_gradients(chunk):
+  optimizer = SGD
+  graphdef, buffers, state = _setup(optimizer)
+  chunked = nnx.graphdef(build(TINY.replace(loss_chunk=chunk), rngs=nnx.Rngs(0)))
+  batch = _batch()
+  grads = []
+  for g in (graphdef, chunked):
+    loss_and_grad = jax.jit(jax.value_and_grad(
+        lambda p, g=g: loss_sums(nnx.merge(g, p, buffers), batch, 3)[0]))
+    grads.append(loss_and_grad(state.params))
+  np.testing.assert_allclose(grads[1][0], grads[0][0], rtol=1e-6)
+  for a, b in zip(jax.tree.leaves(grads[1][1]), jax.tree.leaves(grads[0][1])):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)  # fp32 sums in another order
+  whole, m1 = step_jit(graphdef, optimizer, buffers, state, batch, bp_steps=3, accumulation=1,
+                       ema_decay=0.9)
+  split, m2 = step_jit(chunked, optimizer, buffers, state, batch, bp_steps=3, accumulation=1,
+                       ema_decay=0.9)
+  assert int(m1["labelled_tokens"]) == int(m2["labelled_tokens"])
+  np.testing.assert_allclose(float(m2["loss"]), float(m1["loss"]), rtol=1e-6)
+  for a, b in zip(jax.tree.leaves(whole.params), jax.tree.leaves(split.params)):
+    np.testing.assert_allclose(a, b, atol=1e-6)
 
 
 def test_ema_and_step_counter_follow_the_update():
@@ -171,6 +195,8 @@ def test_sharded_step_equals_single_device_step_on_8_cpu_devices(mesh_config):
   mesh = sharding.make_mesh(sharding.MeshConfig(*mesh_config), devices)
   shardings = sharding.parameter_shardings(jax.eval_shape(init, state0.params), mesh)
   state = jax.jit(init, out_shardings=shardings)(state0.params)
+  if mesh_config == [1, 4, 2]:  # also the chunked output head, sharded over rows and vocabulary
+    graphdef = nnx.graphdef(build(TINY.replace(loss_chunk=5), rngs=nnx.Rngs(0)))
   step = jax.jit(functools.partial(train_step, graphdef, optimizer, **settings),
                  out_shardings=(shardings, sharding.replicated(mesh)))
   b = jax.device_put(buffers, sharding.replicated(mesh))
@@ -395,7 +421,8 @@ def _copy(run_dir, tmp_path):
     ("optimizer.learning_rate=-1e-3", "optimizer.learning_rate=-0.001"),
     ("log.checkpoint_every=0", "log.checkpoint_every=0"), ("log.keep=0", "log.keep=0"),
     ("optimizer.b2=1.0", "optimizer.b2=1.0"), ("schedule.bp_end=1", "schedule.bp_end=1"),
-    ("mesh.fsdp=0", "mesh sizes"), ("schedule.accumulation=3", "does not split into")])
+    ("mesh.fsdp=0", "mesh sizes"), ("schedule.accumulation=3", "does not split into"),
+    ("model.loss_chunk=-1", "model.loss_chunk must be")])
 def test_config_rejects_numbers_that_cannot_make_a_run(override, key):
   with pytest.raises(ConfigError, match=re.escape(key)):
     load_config([os.path.join(ROOT, "experiments", "hrm", "tiny.yaml")], [override])
