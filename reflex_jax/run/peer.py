@@ -18,6 +18,8 @@ import os
 import sys
 import time
 
+import filelock
+
 from reflex_jax import envs, peer
 from reflex_jax.run import config as run_config
 from reflex_jax.run.cli import report_errors
@@ -58,17 +60,18 @@ def peer_kwargs(config: run_config.ExperimentConfig) -> dict:
 def run_peer(run_dir: str, seeds: int = 3) -> dict | None:
   """brax.training for `seeds` seeds on RUN_DIR's experiment; the peer.json dict (None when
   another process holds RUN_DIR's peer lock: it is running them)."""
-  lock = os.path.join(run_dir, PEER_FILE + ".lock")
+  # An OS file lock: it dies with its holder, so a killed run leaves nothing to clean up.
+  lock = filelock.FileLock(os.path.join(run_dir, PEER_FILE + ".lock"))
   try:
-    os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-  except FileExistsError:
-    print(f"{run_dir}: another process runs the peer ({lock}; delete it if none does); "
-          "skipped", file=sys.stderr)
+    lock.acquire(timeout=0)
+  except filelock.Timeout:
+    print(f"{run_dir}: another process runs the peer (it holds {lock.lock_file}); skipped",
+          file=sys.stderr)
     return None
   try:
     return _run_peer(run_dir, seeds)
   finally:
-    os.remove(lock)
+    lock.release()
 
 
 def _run_peer(run_dir: str, seeds: int) -> dict:

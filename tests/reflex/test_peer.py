@@ -3,6 +3,7 @@ gradient steps as ours."""
 
 import dataclasses
 
+import filelock
 import pytest
 
 from reflex_jax import peer, ppo, sac
@@ -63,12 +64,17 @@ def test_peer_kwargs_use_the_published_unroll_and_refuse_the_equalized_model():
     peer_kwargs(equalized)
 
 
-def test_a_peer_run_in_progress_elsewhere_is_skipped(tmp_path, capsys):
+def test_a_peer_run_in_progress_elsewhere_is_skipped_and_a_dead_ones_lock_is_not(tmp_path,
+                                                                                 capsys):
   from reflex_jax.run.peer import run_peer
-  (tmp_path / "peer.json.lock").write_text("")
-  assert run_peer(str(tmp_path), 3) is None  # nothing read or trained: no config.yaml needed
+  with filelock.FileLock(str(tmp_path / "peer.json.lock")):  # another process's run
+    assert run_peer(str(tmp_path), 3) is None  # nothing read or trained: no config.yaml needed
   assert "another process runs the peer" in capsys.readouterr().err
-  assert (tmp_path / "peer.json.lock").exists()  # the other process's lock is left alone
+  # The lock file a killed run left behind holds no lock: the next run goes on (and here
+  # stops at the missing config.yaml).
+  assert (tmp_path / "peer.json.lock").exists()
+  with pytest.raises(FileNotFoundError, match="config.yaml"):
+    run_peer(str(tmp_path), 3)
 
 
 @pytest.mark.slow
@@ -89,7 +95,6 @@ def test_the_peer_trains_brax_on_a_finished_experiments_settings(tmp_path, algo)
   assert result["seeds"] == [0, 1] and len(result["final"]) == 2
   assert len(result["curves"][0]) == 3 and result["env_steps"][-1] >= config.steps
   assert json.loads((tmp_path / "peer.json").read_text())["final"] == result["final"]
-  assert not (tmp_path / "peer.json.lock").exists()
   assert run_peer(str(tmp_path), 2)["seeds"] == [0, 1]  # finished seeds are not rerun
 
 
@@ -102,4 +107,5 @@ def test_the_peer_cli_refuses_settings_brax_cannot_run_in_one_line(tmp_path, cap
   assert main([str(tmp_path)]) == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert err == [err[0]] and "ppo, peer: brax's PPO policy is a tanh-Gaussian" in err[0]
-  assert not (tmp_path / "peer.json.lock").exists()
+  with filelock.FileLock(str(tmp_path / "peer.json.lock"), timeout=0):
+    pass  # released
