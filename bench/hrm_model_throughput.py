@@ -7,7 +7,7 @@ L_bp_cycles = [3, 3]); our paper-default window (bp_steps = 5) is an extra row.
 
     .venv/bin/python bench/hrm_model_throughput.py
     .venv/bin/python bench/hrm_model_throughput.py --hidden 512 --layers 2 --batch 4 --length 512
-    .venv/bin/python bench/hrm_model_throughput.py --attention-impl xla blockwise  # both paths
+    .venv/bin/python bench/hrm_model_throughput.py --attention-impl xla dense blockwise
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def best_seconds(fn, repeats: int, warmup: bool = True) -> float:
   return min(times)
 
 
-def ours(config: ModelConfig, tok, prefix: int, repeats: int):
+def ours(config: ModelConfig, tok, prefix: int):
+  """({work: a call that runs it once}, {bp: compiled temp bytes}), compiled and warmed up."""
   model = build(config, rngs=nnx.Rngs(0))
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
   segments = Segments.single(tok, prefix)
@@ -46,20 +47,19 @@ def ours(config: ModelConfig, tok, prefix: int, repeats: int):
     return jnp.mean(jax.nn.logsumexp(logits, -1) - logits[..., 0])
 
   forward = jax.jit(lambda p, t, s: nnx.merge(graphdef, p, rest)(t, s))
-  rows = {"forward": best_seconds(
-      lambda: forward(params, tok, segments).block_until_ready(), repeats)}
+  calls = {"forward": lambda: forward(params, tok, segments).block_until_ready()}
   memory = {}
   for bp in (8, 5, 2):
     step = jax.jit(jax.value_and_grad(loss), static_argnums=3)
     compiled = step.lower(params, tok, segments, bp).compile()
     memory[bp] = compiled.memory_analysis().temp_size_in_bytes
     if bp in (8, 5):
-      rows[f"train bp={bp}"] = best_seconds(
-          lambda c=compiled: jax.block_until_ready(c(params, tok, segments)), repeats)
-  return rows, memory
+      calls[f"train bp={bp}"] = lambda c=compiled: jax.block_until_ready(c(params, tok, segments))
+  return calls, memory
 
 
-def reference(config: ModelConfig, tok, prefix: int, repeats: int):
+def reference(config: ModelConfig, tok, prefix: int):
+  """{work: a call that runs it once} for transformers' HrmTextForCausalLM."""
   import torch  # pylint: disable=import-outside-toplevel
   import transformers  # pylint: disable=import-outside-toplevel
   hf_config = transformers.HrmTextConfig(
@@ -85,7 +85,7 @@ def reference(config: ModelConfig, tok, prefix: int, repeats: int):
     logits = model(input_ids=ids, token_type_ids=token_type).logits
     (torch.logsumexp(logits, -1) - logits[..., 0]).mean().backward()
 
-  return {"forward": best_seconds(forward, repeats), "train bp=8": best_seconds(train, repeats)}
+  return {"forward": forward, "train bp=8": train}
 
 
 def main():
@@ -97,9 +97,12 @@ def main():
   parser.add_argument("--vocab", type=int, default=4096)
   parser.add_argument("--batch", type=int, default=8)
   parser.add_argument("--length", type=int, default=256)
-  parser.add_argument("--repeats", type=int, default=3)
-  parser.add_argument("--attention-impl", nargs="+", default=["xla"],
-                      choices=["xla", "blockwise"], help="our attention paths to time")
+  parser.add_argument("--repeats", type=int, default=3, help="timed calls per round (best)")
+  parser.add_argument("--rounds", type=int, default=3,
+                      help="interleaved rounds of every measurement (the median is reported)")
+  parser.add_argument("--attention-impl", nargs="+", default=["auto"],
+                      choices=["auto", "xla", "dense", "blockwise"],
+                      help="our attention paths to time")
   args = parser.parse_args()
   config = ModelConfig(vocab_size=args.vocab, hidden_size=args.hidden,
                        num_attention_heads=args.heads, head_dim=args.hidden // args.heads,
@@ -108,16 +111,28 @@ def main():
   prefix = args.length // 4
   tokens = args.batch * args.length
   ceiling = matmul_flops_per_second()
-  ours_rows, memory = {}, {}
+  calls, memory = {}, {}
   for impl in args.attention_impl:
-    rows, mem = ours(config.replace(attention_impl=impl), tok, prefix, args.repeats)
+    impl_calls, mem = ours(config.replace(attention_impl=impl), tok, prefix)
     label = "" if len(args.attention_impl) == 1 else f" [{impl}]"
-    ours_rows.update({work + label: t for work, t in rows.items()})
+    calls.update({("ours", work + label): call for work, call in impl_calls.items()})
     memory.update({f"{bp}{label}": size for bp, size in mem.items()})
-  ref_rows = reference(config, tok, prefix, args.repeats)
+  calls.update({("transformers", work): call
+                for work, call in reference(config, tok, prefix).items()})
+  # Interleaved rounds: a slow moment of a shared machine hits every measurement alike.
+  times = {key: [] for key in calls}
+  for call in calls.values():
+    call()  # warm-up
+  for _ in range(args.rounds):
+    for key, call in calls.items():
+      times[key].append(best_seconds(call, args.repeats, warmup=False))
+  seconds = {key: float(np.median(t)) for key, t in times.items()}
+  ours_rows = {work: t for (who, work), t in seconds.items() if who == "ours"}
+  ref_rows = {work: t for (who, work), t in seconds.items() if who == "transformers"}
   print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}; config D={args.hidden} "
         f"n={args.layers} heads={args.heads} V={args.vocab}; batch {args.batch}×{args.length}; "
-        f"measured fp32 matmul rate {ceiling / 1e9:,.1f} GFLOP/s")
+        f"measured fp32 matmul rate {ceiling / 1e9:,.1f} GFLOP/s; median of {args.rounds} "
+        f"interleaved rounds")
   print(f"{'work':26} {'ours tok/s':>12} {'transformers':>13} {'ratio':>7} {'ours GFLOP/s':>13} "
         f"{'of matmul':>10}")
   for label, seconds in ours_rows.items():

@@ -21,6 +21,7 @@ from flax import nnx
 
 from hrm_jax.model.blockwise import blockwise_attention
 from hrm_jax.model.config import ModelConfig
+from hrm_jax.model.dense_attention import dense_attention
 from hrm_jax.model.linear import dense
 from hrm_jax.model.rope import apply_rotary
 
@@ -91,8 +92,9 @@ def ranks(segments: Segments, mode: str) -> RankMask:
 
 RANK_IMPLS = ("blockwise", "pallas", "splash")  # the paths that take the mask as ranks
 # attention_impl "auto" (and None) per backend: the fused kernels on GPU and TPU. On CPU, the
-# dense XLA path (measured in bench/hrm_model_throughput.py --attention-impl xla blockwise).
-AUTO_IMPL = {"gpu": "pallas", "tpu": "splash", "cpu": "xla"}
+# dense path with the hand-written backward (the fastest there: bench/hrm_model_throughput.py
+# --attention-impl xla dense blockwise).
+AUTO_IMPL = {"gpu": "pallas", "tpu": "splash", "cpu": "dense"}
 # The backends each kernel path runs on (elsewhere only in interpret mode, as the tests do).
 BACKENDS = {"pallas": ("gpu", "Triton kernels on a GPU"), "splash": ("tpu", "TPU kernels")}
 
@@ -106,7 +108,7 @@ def attention_impl(config: ModelConfig, backend: str | None = None) -> str:
     return AUTO_IMPL.get(backend, "blockwise")
   if impl in BACKENDS and BACKENDS[impl][0] != backend:
     raise ValueError(f"ModelConfig.attention_impl={impl!r} runs {BACKENDS[impl][1]}; this "
-                     f"backend is {backend!r}: use 'auto', 'blockwise' or 'xla'")
+                     f"backend is {backend!r}: use 'auto', 'dense', 'blockwise' or 'xla'")
   return impl
 
 
@@ -156,7 +158,9 @@ class GatedAttention(nnx.Module):
         attend = blockwise_attention
       out_BTNK = attend(q_BTNK, k_BSNK, v_BSNK, m.segment_ids, m.rank_q, m.segment_ids,
                         m.rank_k)
-    else:  # dense: "xla", "cudnn", or a cached decode step (one query over the cache)
+    elif impl == "dense":  # also a cached decode step (one query over the cache)
+      out_BTNK = dense_attention(q_BTNK, k_BSNK, v_BSNK, mask_B1TS)
+    else:  # "xla", "cudnn", or a cached decode step of the rank paths
       out_BTNK = jax.nn.dot_product_attention(
           q_BTNK, k_BSNK, v_BSNK, mask=mask_B1TS,
           implementation="cudnn" if impl == "cudnn" else "xla")

@@ -9,7 +9,7 @@ ATTENTION_MODES = ("prefix_lm", "causal", "bidirectional")
 LOOP_INITS = ("zeros", "z_L_init")
 REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
-ATTENTION_IMPLS = (None, "auto", "xla", "blockwise", "pallas", "splash", "cudnn")
+ATTENTION_IMPLS = (None, "auto", "xla", "dense", "blockwise", "pallas", "splash", "cudnn")
 
 
 def swiglu_width(hidden_size: int) -> int:
@@ -46,7 +46,8 @@ class ModelConfig:
   scan_unroll: bool = False
   # "auto": per backend, attention.AUTO_IMPL; "xla": jax.nn.dot_product_attention's XLA path
   # over a dense [B, 1, T, T] mask (what JAX's own choice, None, is on every backend in jax
-  # 0.9–0.11; None here means "auto"); "blockwise": memory-linear, over key blocks
+  # 0.9–0.11; None here means "auto"); "dense": the same function with a hand-written
+  # backward, faster on CPU (dense_attention.py); "blockwise": memory-linear, over key blocks
   # (blockwise.py); "pallas": the same as fused GPU kernels (pallas_gpu.py); "splash": jax's
   # splash attention TPU kernels in two passes (splash_tpu.py); "cudnn" cannot take packed-row
   # masks.

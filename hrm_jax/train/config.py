@@ -261,7 +261,7 @@ def help_text() -> str:
              "schedule": [ScheduleConfig], "mesh": [MeshConfig], "log": [LogConfig],
              "init": [InitConfig], "": [TrainConfig]}
   choices = {"model.preset": sorted(PRESETS), "model.attention": ATTENTION_MODES,
-             "model.remat": REMAT_POLICIES, "model.attention_impl": ("auto", "xla") + RANK_IMPLS,
+             "model.remat": REMAT_POLICIES, "model.attention_impl": ("auto", "xla", "dense") + RANK_IMPLS,
              "model.architecture": sorted(ARCHITECTURES), "model.loop_init": LOOP_INITS,
              "model.compute_dtype": COMPUTE_DTYPES,
              "optimizer.schedule": SCHEDULES, "schedule.bp_schedule": BP_SCHEDULES,

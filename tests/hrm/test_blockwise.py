@@ -1,6 +1,7 @@
-"""The memory-linear blockwise attention against the dense reference: outputs and gradients
-over packed rows (several samples, padding, prefixes of 0, part and all of a sample), in the
-three mask modes, fp32 and bf16."""
+"""The attention paths against the dense reference (jax.nn.dot_product_attention's XLA path):
+the memory-linear blockwise attention and the dense path with a hand-written backward; outputs
+and gradients over packed rows (several samples, padding, prefixes of 0, part and all of a
+sample), in the three mask modes, fp32 and bf16."""
 
 import jax
 import jax.numpy as jnp
@@ -9,6 +10,7 @@ import pytest
 
 from hrm_jax.model.attention import Segments, attention_mask, ranks
 from hrm_jax.model.blockwise import blockwise_attention
+from hrm_jax.model.dense_attention import dense_attention
 
 T = 37  # not a multiple of the block sizes below
 
@@ -83,6 +85,33 @@ def test_bf16_inputs_accumulate_in_fp32():
   np.testing.assert_allclose(np.asarray(grads, np.float32), want_grads, atol=5e-2, rtol=5e-2)
 
 
+@pytest.mark.parametrize("mode", ["prefix_lm", "causal", "bidirectional"])
+def test_the_hand_written_backward_matches_autodiff_on_every_query(mode):
+  """Padding queries and a query with no allowed key included: jax's path gives a fully
+  masked query uniform weights and passes no gradient through its masked scores."""
+  segments = _packed_rows()
+  mask = attention_mask(segments, mode).at[1, 0, 5].set(False)  # row 1, query 5: sees nothing
+  q, k, v, cotangent = _qkv(jnp.float32)
+  reference = lambda q, k, v: jax.nn.dot_product_attention(q, k, v, mask=mask,
+                                                           implementation="xla")
+  ours = lambda q, k, v: dense_attention(q, k, v, mask)
+  np.testing.assert_allclose(ours(q, k, v), reference(q, k, v), atol=1e-6, rtol=1e-6)
+  loss = lambda f: lambda q, k, v: jnp.sum(f(q, k, v) * cotangent)
+  for got, want in zip(jax.jit(jax.grad(loss(ours), (0, 1, 2)))(q, k, v),
+                       jax.jit(jax.grad(loss(reference), (0, 1, 2)))(q, k, v)):
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+  # bf16 in, bf16 out, as jax's path: probabilities rounded to bf16 for the value product.
+  qb, kb, vb = (x.astype(jnp.bfloat16) for x in (q, k, v))
+  out = ours(qb, kb, vb)
+  assert out.dtype == jnp.bfloat16
+  np.testing.assert_allclose(np.asarray(out, np.float32),
+                             np.asarray(reference(qb, kb, vb), np.float32), atol=1e-2)
+  grads = jax.grad(lambda q: jnp.sum(ours(q, kb, vb).astype(jnp.float32) * cotangent))(qb)
+  assert grads.dtype == jnp.bfloat16
+  want = jax.grad(loss(reference))(q, k, v)
+  np.testing.assert_allclose(np.asarray(grads, np.float32), want, atol=5e-2, rtol=5e-2)
+
+
 def test_ranks_reproduce_the_dense_masks():
   segments = _packed_rows()
   for mode in ("prefix_lm", "causal", "bidirectional"):
@@ -108,10 +137,10 @@ def test_the_blockwise_program_keeps_no_square_matrix():
   assert temp_bytes(2048, dense) > 8 * large
 
 
-@pytest.mark.parametrize("architecture", ["hrm"])
-def test_the_model_is_the_same_function_on_the_blockwise_path(architecture):
-  """Logits and parameter gradients at bp 5 agree between attention_impl xla and blockwise,
-  and KV-cached greedy decoding (which keeps the dense path) writes the same tokens."""
+@pytest.mark.parametrize("impl", ["blockwise", "dense"])
+def test_the_model_is_the_same_function_on_every_cpu_path(impl, architecture="hrm"):
+  """Logits and parameter gradients at bp 2 agree between attention_impl xla and the other
+  paths that run on CPU, and KV-cached greedy decoding writes the same tokens."""
   from flax import nnx  # pylint: disable=import-outside-toplevel
   from hrm_jax import generate as generate_lib  # pylint: disable=import-outside-toplevel
   from hrm_jax.model import build  # pylint: disable=import-outside-toplevel
@@ -119,7 +148,7 @@ def test_the_model_is_the_same_function_on_the_blockwise_path(architecture):
   config = BYTE_TINY.replace(architecture=architecture, num_layers_per_stack=1,
                              max_position_embeddings=T, num_loops=3)
   dense = build(config.replace(attention_impl="xla"), rngs=nnx.Rngs(1))
-  ours = build(config.replace(attention_impl="blockwise"), rngs=nnx.Rngs(1))
+  ours = build(config.replace(attention_impl=impl), rngs=nnx.Rngs(1))
   segments = _packed_rows()
   tokens = jax.random.randint(jax.random.key(2), (2, T), 1, 500)
 
@@ -159,10 +188,11 @@ def test_a_kernel_off_its_backend_names_the_alternatives_and_auto_resolves():
   for impl, what in (("pallas", "Triton kernels on a GPU"), ("splash", "TPU kernels")):
     model = build(TINY.replace(attention_impl=impl, num_layers_per_stack=1), rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match=f"runs {what}; this backend is 'cpu': use 'auto', "
-                       "'blockwise' or 'xla'"):
+                       "'dense', 'blockwise' or 'xla'"):
       model(jnp.ones((1, 8), jnp.int32))
   auto = TINY.replace(attention_impl="auto")
-  assert [attention_impl(auto, b) for b in ("gpu", "tpu")] == ["pallas", "splash"]
+  assert [attention_impl(auto, b) for b in ("gpu", "tpu", "cpu", "other")] == [
+      "pallas", "splash", "dense", "blockwise"]
   assert attention_impl(TINY.replace(attention_impl=None), "tpu") == "splash"
   assert attention_impl(TINY.replace(attention_impl="splash"), "tpu") == "splash"
 
