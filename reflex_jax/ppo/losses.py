@@ -55,6 +55,53 @@ def gae(reward_TN, value_TN, next_value_TN, terminated_TN, done_TN, *, gamma: fl
   return advantage, advantage + value_TN
 
 
+@struct.dataclass
+class Segments:
+  """Rollout segments for brax.training's estimator (advantages recomputed per minibatch):
+  [L, S, …] for S segments of L consecutive steps, or [M, L, S / M, …] as minibatches."""
+  obs: jax.Array          # raw observations
+  raw_action: jax.Array
+  log_prob: jax.Array     # log π_old(u | obs)
+  reward: jax.Array       # scaled rewards
+  terminated: jax.Array
+  truncated: jax.Array    # the episode was cut by the time limit (not terminated)
+  last_obs: jax.Array     # [S, …]: the observation after each segment's last step
+
+
+def brax_gae(truncation_LS, termination_LS, reward_LS, value_LS, bootstrap_S, *, gamma: float,
+             lam: float) -> tuple[jax.Array, jax.Array]:
+  """(value targets, advantages) as brax.training's PPO computes them (ppo/losses.py,
+  compute_gae): truncated steps are masked out rather than bootstrapped, and the policy's
+  advantage is r + γ v_{t+1} − V(s_t) with v the λ-return targets (γ, not γλ, on the first
+  step's continuation)."""
+  mask = 1.0 - truncation_LS
+  next_value = jnp.concatenate([value_LS[1:], bootstrap_S[None]], axis=0)
+  delta = (reward_LS + gamma * (1.0 - termination_LS) * next_value - value_LS) * mask
+
+  def backward(acc, xs):
+    delta_t, mask_t, term_t = xs
+    acc = delta_t + gamma * (1.0 - term_t) * mask_t * lam * acc
+    return acc, acc
+
+  _, target_minus_value = jax.lax.scan(backward, jnp.zeros_like(bootstrap_S),
+                                       (delta, mask, termination_LS), reverse=True)
+  target = target_minus_value + value_LS
+  next_target = jnp.concatenate([target[1:], bootstrap_S[None]], axis=0)
+  advantage = (reward_LS + gamma * (1.0 - termination_LS) * next_target - value_LS) * mask
+  return jax.lax.stop_gradient(target), jax.lax.stop_gradient(advantage)
+
+
+def segment_batch(value_fn, params, segments: Segments, *, gamma: float, lam: float) -> Batch:
+  """A flat Batch from [L, s, …] segments, advantages and targets from the current critic."""
+  value = value_fn(params, segments.obs)
+  bootstrap = value_fn(params, segments.last_obs)
+  target, advantage = brax_gae(segments.truncated, segments.terminated, segments.reward, value,
+                               bootstrap, gamma=gamma, lam=lam)
+  flat = lambda tree: jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), tree)
+  return Batch(flat(segments.obs), flat(segments.raw_action), flat(segments.log_prob),
+               flat(advantage), flat(target), flat(jax.lax.stop_gradient(value)))
+
+
 # Dual-clip PPO's bound on r·A for A < 0 (Ye et al., 2020, c = 3), used with augmentation: a
 # mirrored sample of an asymmetric policy lies far in its tails (log π_old thousands of nats
 # down), where a small change of σ moves r by e^100 and the unclipped r·A overflows.

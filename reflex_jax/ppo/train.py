@@ -21,7 +21,8 @@ from flax import struct
 from reflex_jax import checks, driver, regularizer
 from reflex_jax.envs import Env, EnvState
 from reflex_jax.networks import NetworkFactory, PolicyConfig, gaussian_log_prob, make_actor_critic
-from reflex_jax.ppo.losses import AUGMENT_DUAL_CLIP, Batch, gae, mirrored_batch, ppo_loss
+from reflex_jax.ppo.losses import (AUGMENT_DUAL_CLIP, Batch, Segments, gae, mirrored_batch,
+                                   ppo_loss, segment_batch)
 from reflex_jax.symmetry import Reflection
 
 
@@ -49,6 +50,12 @@ class PPOConfig:
   # steps, 5 seeds) its learning curve's area was 25 % larger, P = 0.92 [0.68, 1.0]
   # (README, "Reflex on bilateral bodies").
   entropy_estimate: Literal["squashed", "gaussian"] = "squashed"
+  # How advantages are estimated: "gae", once per update from the rollout-time critic (PPO as
+  # CleanRL, PureJaxRL and rsl_rl run it); "brax", brax.training's estimator, to reproduce its
+  # PPO: recomputed for every minibatch from the current critic over segments of
+  # `advantage_segment` steps, truncated steps masked out (losses.brax_gae).
+  advantage_estimator: Literal["gae", "brax"] = "gae"
+  advantage_segment: int | None = None  # "brax": steps per segment (brax's unroll_length)
   normalize_advantages: bool = True  # advantages standardized per minibatch
   normalize_observations: bool = True  # running mean/std normalization of observations
   reward_scaling: float = 1.0  # rewards are multiplied by this before learning
@@ -83,9 +90,32 @@ class PPOConfig:
     if self.lr_schedule not in ("constant", "linear"):
       raise ValueError(f"lr_schedule must be 'constant' or 'linear', got {self.lr_schedule!r}")
     checks.in_unit_interval(self, "gamma", "gae_lambda")
-    checks.positive(self, "learning_rate", "clip_epsilon", "value_clip", "reward_scaling",
-                    "max_grad_norm", "episode_length", "action_repeat", "num_devices")
+    checks.positive(self, "learning_rate", "advantage_segment", "clip_epsilon", "value_clip",
+                    "reward_scaling", "max_grad_norm", "episode_length", "action_repeat",
+                    "num_devices")
     checks.non_negative(self, "value_coef", "entropy_coef")
+    if self.advantage_estimator not in ("gae", "brax"):
+      raise ValueError(f"advantage_estimator must be 'gae' or 'brax', got "
+                       f"{self.advantage_estimator!r}")
+    if self.advantage_estimator == "brax":
+      segment = self.segment_length
+      if self.unroll_length % segment:
+        raise ValueError(f"advantage_segment {segment} does not divide unroll_length "
+                         f"{self.unroll_length}")
+      if (self.num_envs * self.unroll_length // segment) % self.num_minibatches:
+        raise ValueError(f"the {self.num_envs * self.unroll_length // segment} segments of "
+                         f"{segment} steps do not split into num_minibatches = "
+                         f"{self.num_minibatches}")
+      if self.reflex is not None and self.reflex.augment:
+        raise ValueError("advantage_estimator='brax' does not take reflex.augment (mirrored "
+                         "samples need their advantages from the rollout)")
+    elif self.advantage_segment is not None:
+      raise ValueError("advantage_segment is for advantage_estimator='brax'")
+
+  @property
+  def segment_length(self) -> int:
+    """Steps per segment of the "brax" estimator: advantage_segment, or the whole unroll."""
+    return self.advantage_segment or self.unroll_length
 
   @property
   def steps_per_update(self) -> int:
@@ -121,6 +151,29 @@ class Transition:
   completed_return: jax.Array
   completed_length: jax.Array
   masked: jax.Array
+
+
+def _segments(traj: Transition, log_prob, length: int, reward_scaling: float) -> Segments:
+  """[T, N, …] rollout → [L, (T / L)·N, …] segments of L consecutive steps of one env."""
+  def split(x):
+    x = x.reshape((x.shape[0] // length, length) + x.shape[1:])
+    return jnp.swapaxes(x, 0, 1).reshape((length, -1) + x.shape[3:])
+  tree = lambda t: jax.tree.map(split, t)
+  return Segments(tree(traj.obs), split(traj.raw_action), split(log_prob),
+                  split(traj.reward * reward_scaling), split(traj.terminated),
+                  split(traj.done * (1.0 - traj.terminated)),
+                  jax.tree.map(lambda x: x[-1], tree(traj.final_obs)))
+
+
+def _segment_minibatches(segments: Segments, key, count: int) -> Segments:
+  """[L, S, …] → [count, L, S / count, …] (last_obs [count, S / count, …]), segments shuffled."""
+  perm = jax.random.permutation(key, segments.reward.shape[1])
+  by_step = lambda x: jnp.swapaxes(
+      x[:, perm].reshape((x.shape[0], count, -1) + x.shape[2:]), 0, 1)
+  last = lambda x: x[perm].reshape((count, -1) + x.shape[1:])
+  fields = {f: jax.tree.map(by_step, getattr(segments, f))
+            for f in ("obs", "raw_action", "log_prob", "reward", "terminated", "truncated")}
+  return Segments(**fields, last_obs=jax.tree.map(last, segments.last_obs))
 
 
 def _trainable(params: dict) -> dict:
@@ -179,10 +232,14 @@ class Trainer(driver.TrainerBase):
     loc, scale = net.distribution(params, traj.obs)
     value, final_value = jnp.split(  # one pass over [s; s_final]
         net.value_fn(params, jnp.concatenate([traj.obs, traj.final_obs])), 2)
-    advantage, target = gae(traj.reward * c.reward_scaling, value, final_value,
-                            traj.terminated, traj.done, gamma=c.gamma, lam=c.gae_lambda)
-    batch = Batch(traj.obs, traj.raw_action, gaussian_log_prob(traj.raw_action, loc, scale),
-                  advantage, target, value)
+    log_prob = gaussian_log_prob(traj.raw_action, loc, scale)
+    brax_estimator = c.advantage_estimator == "brax"
+    if brax_estimator:  # advantages come per minibatch, from the critic being trained
+      data = _segments(traj, log_prob, c.segment_length, c.reward_scaling)
+    else:
+      advantage, target = gae(traj.reward * c.reward_scaling, value, final_value,
+                              traj.terminated, traj.done, gamma=c.gamma, lam=c.gae_lambda)
+      batch = Batch(traj.obs, traj.raw_action, log_prob, advantage, target, value)
     metrics = {}
     if g is not None:  # measured on the first SYMMETRY_PROBE_STEPS steps: a metric, not a loss
       probe = slice(0, SYMMETRY_PROBE_STEPS)
@@ -190,10 +247,11 @@ class Trainer(driver.TrainerBase):
       loc_m, _ = net.distribution(params, obs_m)
       metrics.update(regularizer.symmetry_errors(g, loc[probe], loc_m, value[probe],
                                                  net.value_fn(params, obs_m)))
-    if c.reflex is not None and c.reflex.augment:
-      batch = jax.tree.map(lambda a, b: jnp.concatenate([a, b], axis=1), batch,
-                           mirrored_batch(net, params, batch))
-    batch = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), batch)
+    if not brax_estimator:
+      if c.reflex is not None and c.reflex.augment:
+        batch = jax.tree.map(lambda a, b: jnp.concatenate([a, b], axis=1), batch,
+                             mirrored_batch(net, params, batch))
+      data = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), batch)
 
     env_steps = state.update * c.steps_per_update
     weight = (regularizer.weight(state.reflex_weight, env_steps,
@@ -209,10 +267,13 @@ class Trainer(driver.TrainerBase):
     squashed = c.entropy_estimate == "squashed" and c.policy.squash == "tanh"
 
     def loss_fn(trainable, minibatch, key):  # the normalizer is data statistics, not trained
+      current = dict(trainable, normalizer=normalizer)
+      if brax_estimator:
+        minibatch = segment_batch(net.value_fn, current, minibatch, gamma=c.gamma,
+                                  lam=c.gae_lambda)
       noise = (jax.random.normal(key, minibatch.raw_action.shape, minibatch.raw_action.dtype)
                if squashed else None)
-      return ppo_loss(dict(trainable, normalizer=normalizer), minibatch, weight,
-                      entropy_noise=noise, **loss_kwargs)
+      return ppo_loss(current, minibatch, weight, entropy_noise=noise, **loss_kwargs)
 
     def minibatch_step(carry, xs):
       (trainable, opt_state), (minibatch, key) = carry, xs
@@ -223,9 +284,12 @@ class Trainer(driver.TrainerBase):
 
     def epoch(carry, k):
       k_noise = jax.random.fold_in(k, 1)  # k itself still shuffles, as before the option
-      perm = jax.random.permutation(k, batch.obs.shape[0])
-      minibatches = jax.tree.map(
-          lambda x: x[perm].reshape((c.num_minibatches, -1) + x.shape[1:]), batch)
+      if brax_estimator:  # whole segments are shuffled
+        minibatches = _segment_minibatches(data, k, c.num_minibatches)
+      else:
+        perm = jax.random.permutation(k, data.obs.shape[0])
+        minibatches = jax.tree.map(
+            lambda x: x[perm].reshape((c.num_minibatches, -1) + x.shape[1:]), data)
       return jax.lax.scan(minibatch_step, carry,
                           (minibatches, jax.random.split(k_noise, c.num_minibatches)))
 

@@ -42,7 +42,9 @@ def peer_kwargs(config: run_config.ExperimentConfig) -> dict:
   try:
     if config.algo == "ppo":
       unroll = PUBLISHED_UNROLL.get(config.env)
-      if unroll is None or section.unroll_length % unroll:
+      if section.advantage_estimator == "brax":  # brax's segments are its unrolls
+        unroll = section.segment_length
+      elif unroll is None or section.unroll_length % unroll:
         unroll = section.unroll_length
       kwargs = peer.ppo_kwargs(section, unroll)
     elif config.algo == "sac":

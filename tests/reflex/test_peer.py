@@ -58,6 +58,10 @@ def test_peer_kwargs_use_the_published_unroll_and_refuse_the_equalized_model():
       "ppo.policy.std=state_dependent"])
   kw = peer_kwargs(config)
   assert kw["unroll_length"] == 5 and kw["num_evals"] == 11 and kw["num_timesteps"] == 102400
+  # brax's own estimator: its segments are the peer's unrolls
+  segments = dataclasses.replace(config, ppo=dataclasses.replace(
+      config.ppo, advantage_estimator="brax", advantage_segment=20))
+  assert peer_kwargs(segments)["unroll_length"] == 20
   equalized = dataclasses.replace(config, ppo=dataclasses.replace(config.ppo,
                                                                   equalize_asymmetries=True))
   with pytest.raises(run_config.ConfigError, match="equalize_asymmetries"):

@@ -234,3 +234,48 @@ def test_the_squashed_entropy_bonus_trains_and_is_what_the_loss_reports():
   gaussian_entropy_now = np.sum(0.5 + 0.5 * np.log(2 * np.pi) + log_std)
   assert float(squashed["entropy"][-1]) < gaussian_entropy_now
   assert not np.allclose(squashed["entropy"], gaussian["entropy"])
+
+
+def test_brax_estimator_segments_are_consecutive_steps_of_one_env_shuffled_whole():
+  from reflex_jax.ppo.train import Transition, _segment_minibatches, _segments
+  T, N, L = 6, 4, 3
+  t_TN = np.arange(T)[:, None] * np.ones((1, N))
+  env_TN = np.ones((T, 1)) * np.arange(N)[None]
+  code_TN = jnp.asarray(100 * env_TN + t_TN, jnp.float32)  # env n, step t
+  zeros = jnp.zeros((T, N))
+  terminated = zeros.at[1, 2].set(1.0)
+  done = terminated.at[4, 0].set(1.0)  # env 0 truncated at step 4
+  traj = Transition(code_TN[..., None], code_TN[..., None], code_TN, terminated, done,
+                    code_TN[..., None] + 0.5, zeros, zeros, zeros, zeros)
+  seg = _segments(traj, code_TN, L, reward_scaling=2.0)
+  assert seg.obs.shape == (L, T // L * N, 1) and seg.last_obs.shape == (T // L * N, 1)
+  for column in np.asarray(seg.log_prob).T:  # each: L consecutive steps of one env
+    assert len(set(column // 100)) == 1 and np.all(np.diff(column % 100) == 1)
+  np.testing.assert_array_equal(seg.reward, 2 * seg.log_prob)
+  np.testing.assert_array_equal(seg.last_obs[:, 0], seg.log_prob[-1] + 0.5)
+  truncated_at = np.argwhere(np.asarray(seg.truncated) == 1)
+  assert [seg.log_prob[i, j] for i, j in truncated_at] == [4.0]  # env 0, step 4; not env 2's
+  batches = _segment_minibatches(seg, jax.random.key(0), 2)
+  assert batches.obs.shape == (2, L, T // L * N // 2, 1) and batches.last_obs.shape == (2, 4, 1)
+  columns = np.concatenate(list(np.asarray(batches.log_prob)), axis=1).T
+  assert sorted(map(tuple, columns)) == sorted(map(tuple, np.asarray(seg.log_prob).T))
+  assert not np.array_equal(columns, np.asarray(seg.log_prob).T)  # shuffled
+  np.testing.assert_array_equal(np.concatenate(list(batches.last_obs))[:, 0], columns[:, -1] + 0.5)
+
+
+def test_brax_estimator_trains_and_refuses_what_it_cannot_take():
+  brax_like = dataclasses.replace(TINY, advantage_estimator="brax", advantage_segment=4)
+  _, params, metrics = ppo.train(ENV, brax_like, seed=0)
+  _, plain_params, _ = ppo.train(ENV, TINY, seed=0)
+  assert all(np.all(np.isfinite(metrics[k])) for k in ("policy_loss", "value_loss", "entropy"))
+  # Another estimator, another critic (the same seed and rollouts until the first update).
+  assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(params["value"]),
+                                                   jax.tree.leaves(plain_params["value"])))
+  for changes, message in (
+      (dict(advantage_segment=5), "does not divide unroll_length"),
+      (dict(advantage_segment=16, num_minibatches=32), "do not split into num_minibatches"),
+      (dict(reflex=ppo.ReflexConfig(augment=True)), "does not take reflex.augment")):
+    with pytest.raises(ValueError, match=message):
+      dataclasses.replace(brax_like, **changes)
+  with pytest.raises(ValueError, match="advantage_segment is for"):
+    dataclasses.replace(TINY, advantage_segment=4)

@@ -8,7 +8,7 @@ import pytest
 from reflex_jax import regularizer
 from reflex_jax.networks import (ActorCritic, Normalizer, PolicyConfig, gaussian_entropy,
                                  gaussian_log_prob, squashed_entropy)
-from reflex_jax.ppo.losses import Batch, gae, mirrored_batch, ppo_loss
+from reflex_jax.ppo.losses import Batch, brax_gae, gae, mirrored_batch, ppo_loss
 from reflex_jax.symmetry import Reflection, SignedPermutation
 from tests.helpers import assert_close
 
@@ -48,6 +48,26 @@ def test_gae_matches_a_python_loop():
                             (reward, value, next_value, terminated, done)), gamma=gamma, lam=lam)
   assert_close(advantage, expected, atol=1e-5)
   assert_close(target, expected + value, atol=1e-5)
+
+
+def test_brax_estimator_is_brax_trainings_compute_gae():
+  from brax.training.agents.ppo.losses import compute_gae  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  L, S, gamma, lam = 10, 4, 0.97, 0.95
+  reward, value = (jnp.asarray(rng.normal(size=(L, S)), jnp.float32) for _ in range(2))
+  bootstrap = jnp.asarray(rng.normal(size=S), jnp.float32)
+  terminated = jnp.asarray(rng.random((L, S)) < 0.15, jnp.float32)
+  truncated = jnp.asarray((rng.random((L, S)) < 0.15) & (terminated == 0), jnp.float32)
+  want_target, want_advantage = compute_gae(truncated, terminated, reward, value, bootstrap,
+                                            lambda_=lam, discount=gamma)
+  target, advantage = brax_gae(truncated, terminated, reward, value, bootstrap, gamma=gamma,
+                               lam=lam)
+  assert_close(target, want_target, atol=1e-6)
+  assert_close(advantage, want_advantage, atol=1e-6)
+  # Unlike GAE's, its advantage continues with γ, not γλ: they differ wherever λ < 1 matters.
+  standard, _ = gae(reward, value, jnp.concatenate([value[1:], bootstrap[None]]), terminated,
+                    jnp.maximum(terminated, truncated), gamma=gamma, lam=lam)
+  assert float(jnp.max(jnp.abs(standard - advantage))) > 1e-2
 
 
 def test_normalizer_matches_numpy_over_several_batches():
