@@ -83,16 +83,29 @@ class Normalizer:
 
 # --- MLP ---------------------------------------------------------------------------------------
 
+# Kernel initializations: "orthogonal", gain √2 on hidden layers and a per-network gain on
+# the output (PureJaxRL, CleanRL, rsl_rl); "lecun_uniform" on every layer, as brax.training's
+# networks. Biases start at zero in both.
+INITS = ("orthogonal", "lecun_uniform")
+
+
 class MLP(nnx.Module):
   def __init__(self, in_size: int, hidden: Sequence[int], out_size: int, *, activation: str,
-               out_scale: float, rngs: nnx.Rngs, layer_norm: bool = False):
+               out_scale: float, rngs: nnx.Rngs, layer_norm: bool = False,
+               init: str = "orthogonal"):
+    if init not in INITS:
+      raise ValueError(f"network init {init!r} unknown; choose from {INITS}")
     sizes = [in_size, *hidden]
-    ortho = nnx.initializers.orthogonal
-    self.hidden = nnx.List([nnx.Linear(a, b, kernel_init=ortho(jnp.sqrt(2.0)), rngs=rngs)
+    if init == "orthogonal":
+      hidden_init = nnx.initializers.orthogonal(jnp.sqrt(2.0))
+      out_init = nnx.initializers.orthogonal(out_scale)
+    else:
+      hidden_init = out_init = nnx.initializers.lecun_uniform()
+    self.hidden = nnx.List([nnx.Linear(a, b, kernel_init=hidden_init, rngs=rngs)
                             for a, b in zip(sizes[:-1], sizes[1:])])
     self.norms = nnx.List([nnx.LayerNorm(b, rngs=rngs) if layer_norm else None
                            for b in hidden])
-    self.out = nnx.Linear(sizes[-1], out_size, kernel_init=ortho(out_scale), rngs=rngs)
+    self.out = nnx.Linear(sizes[-1], out_size, kernel_init=out_init, rngs=rngs)
     self.activation = activation
 
   def __call__(self, x):
@@ -126,10 +139,11 @@ class PolicyConfig:
 class GaussianPolicy(nnx.Module):
   """obs ↦ (loc, scale) of a diagonal Gaussian over pre-squash actions."""
 
-  def __init__(self, obs_size: int, action_size: int, config: PolicyConfig, rngs: nnx.Rngs):
+  def __init__(self, obs_size: int, action_size: int, config: PolicyConfig, rngs: nnx.Rngs,
+               init: str = "orthogonal"):
     out = action_size * (2 if config.std == "state_dependent" else 1)
     self.net = MLP(obs_size, config.hidden, out, activation=config.activation, out_scale=0.01,
-                   rngs=rngs)
+                   rngs=rngs, init=init)
     if config.std == "state_independent":
       self.log_std = nnx.Param(jnp.full((action_size,), config.init_log_std))
     self.config = config
@@ -227,13 +241,15 @@ class ActorCritic:
   def create(cls, obs_size: int, action_size: int, policy_config: PolicyConfig,
              value_hidden: Sequence[int], value_activation: str,
              reflection: Reflection | None = None, symmetrize: bool = False,
-             policy_obs_size: int | None = None) -> "ActorCritic":
+             policy_obs_size: int | None = None, init: str = "orthogonal") -> "ActorCritic":
     if symmetrize and reflection is None:
       raise ValueError("a symmetrized network needs the task's reflection")
     policy_in = policy_obs_size or obs_size
-    policy = Functional(lambda r: GaussianPolicy(policy_in, action_size, policy_config, r))
+    policy = Functional(lambda r: GaussianPolicy(policy_in, action_size, policy_config, r,
+                                                 init))
     value = Functional(lambda r: MLP(obs_size, tuple(value_hidden), 1,
-                                     activation=value_activation, out_scale=1.0, rngs=r))
+                                     activation=value_activation, out_scale=1.0, rngs=r,
+                                     init=init))
     return cls(policy, value, policy_config, reflection, symmetrize, policy_obs_size)
 
   def init(self, key: jax.Array, obs_size: int) -> dict:
@@ -274,7 +290,7 @@ def make_actor_critic(observation_size: int, action_size: int, config,
   with `policy_observation_size` (privileged critic) the policy reads that leading part."""
   return ActorCritic.create(observation_size, action_size, config.policy, config.value_hidden,
                             config.value_activation, reflection, symmetrize=_symmetrize(config),
-                            policy_obs_size=policy_observation_size)
+                            policy_obs_size=policy_observation_size, init=config.network_init)
 
 
 def tanh_gaussian_log_prob(u, loc, scale):

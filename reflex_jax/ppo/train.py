@@ -20,7 +20,8 @@ from flax import struct
 
 from reflex_jax import checks, driver, regularizer
 from reflex_jax.envs import Env, EnvState
-from reflex_jax.networks import NetworkFactory, PolicyConfig, gaussian_log_prob, make_actor_critic
+from reflex_jax.networks import (INITS, NetworkFactory, PolicyConfig, gaussian_log_prob,
+                                 make_actor_critic)
 from reflex_jax.ppo.losses import (AUGMENT_DUAL_CLIP, Batch, Segments, gae, mirrored_batch,
                                    ppo_loss, segment_batch)
 from reflex_jax.symmetry import Reflection
@@ -64,6 +65,9 @@ class PPOConfig:
   policy: PolicyConfig = PolicyConfig()
   value_hidden: tuple[int, ...] = (64, 64)  # the value network's hidden sizes
   value_activation: str = "tanh"  # the value network's activation
+  # Both networks' kernel initialization (networks.INITS): "orthogonal" (PureJaxRL, CleanRL)
+  # or "lecun_uniform" (brax.training's networks).
+  network_init: str = "orthogonal"
   episode_length: int | None = None  # None: the task's own (Playground) or 1000
   action_repeat: int | None = None  # each action applied this many times; None: the task's or 1
   equalize_asymmetries: bool = False  # the exactly mirror-symmetric model (registry fixes)
@@ -94,6 +98,8 @@ class PPOConfig:
                     "reward_scaling", "max_grad_norm", "episode_length", "action_repeat",
                     "num_devices")
     checks.non_negative(self, "value_coef", "entropy_coef")
+    if self.network_init not in INITS:
+      raise ValueError(f"network_init must be one of {INITS}, got {self.network_init!r}")
     if self.advantage_estimator not in ("gae", "brax"):
       raise ValueError(f"advantage_estimator must be 'gae' or 'brax', got "
                        f"{self.advantage_estimator!r}")

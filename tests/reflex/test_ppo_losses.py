@@ -296,3 +296,25 @@ def test_squashed_entropy_stops_rewarding_a_wider_gaussian_once_tanh_saturates()
   assert float(jax.grad(mean_entropy)(0.3)) > 0
   assert float(jax.grad(mean_entropy)(3.0)) < 0
   assert float(jax.grad(lambda s: gaussian_entropy(s * jnp.ones(1)))(3.0)) > 0
+
+
+def test_network_init_lecun_uniform_is_brax_trainings_and_orthogonal_ours():
+  from reflex_jax import ppo  # pylint: disable=import-outside-toplevel
+  from reflex_jax.networks import make_actor_critic  # pylint: disable=import-outside-toplevel
+  for init in ("orthogonal", "lecun_uniform"):
+    config = ppo.PPOConfig(network_init=init, value_hidden=(256, 256),
+                           policy=PolicyConfig(hidden=(64,), std="state_dependent"))
+    params = make_actor_critic(40, 6, config, None).init(jax.random.key(0), 40)
+    kernels = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+               if "kernel" in jax.tree_util.keystr(path)]
+    assert len(kernels) == 5  # policy 40→64→12, value 40→256→256→1
+    for kernel in map(np.asarray, kernels):
+      fan_in = kernel.shape[0]
+      if init == "lecun_uniform":  # U(±√(3 / fan_in)) on every layer, the output included
+        assert np.abs(kernel).max() <= np.sqrt(3 / fan_in)
+        assert abs(kernel.std() * np.sqrt(fan_in) - 1) < 0.15
+      elif min(kernel.shape) > 1 and kernel.shape[1] > 12:  # hidden: orthogonal columns × √2
+        gram = kernel.T @ kernel if kernel.shape[0] >= kernel.shape[1] else kernel @ kernel.T
+        assert_close(gram, 2.0 * np.eye(len(gram)), atol=1e-4)
+  with pytest.raises(ValueError, match="network_init must be one of"):
+    ppo.PPOConfig(network_init="xavier")

@@ -9,7 +9,8 @@
 # so 98 updates take ~4.4 h; each ablation on ant (5 seeds) ~45–60 min.
 # Core 0: walker2d SAC and humanoid PPO on brax's models (ours, then brax.training), then on
 #   the equalized models (the exactly symmetric MDPs), then the hard-symmetric ablation, then
-#   the humanoid baseline with brax.training's advantage estimator (ppo.advantage_estimator).
+#   the humanoid baseline with brax.training's advantage estimator (ppo.advantage_estimator);
+#   core 1 last runs it with brax's network initialization (ppo.network_init).
 # Core 1: ant PPO (ours, then brax.training; ant's model is exactly symmetric as it is), the
 #   entropy A/B (the same baseline with the pre-squash Gaussian entropy bonus), then the
 #   other ablations on ant. Each ablation is its own run directory (one results.json as soon
@@ -26,11 +27,13 @@ ablation() {  # $1: core, $2: variant
   taskset -c "$1" $PY -m reflex_jax.run.grid --config $GRID out_dir=runs/bilateral_ablations/$2 \
       'cells=[brax/ant/ppo]' peer_seeds=0 "common.variants=[$2]"
 }
-estimator() {  # $1: core. The humanoid baseline with brax.training's advantage estimator
-  taskset -c "$1" $PY -m reflex_jax.run.grid --config $GRID out_dir=runs/bilateral_estimator/brax \
-      'cells=[brax/humanoid/ppo]' peer_seeds=0 'common.variants=[baseline]' \
-      common.ppo.advantage_estimator=brax common.ppo.advantage_segment=10
+parity() {  # $1: core, $2: name, the rest: overrides. The humanoid baseline with one of
+  # brax.training's choices, to find what puts brax's PPO ahead of ours there
+  core=$1 name=$2; shift 2
+  taskset -c "$core" $PY -m reflex_jax.run.grid --config $GRID out_dir=runs/bilateral_parity/$name \
+      'cells=[brax/humanoid/ppo]' peer_seeds=0 'common.variants=[baseline]' "$@"
 }
+PARITY="estimator init"
 equalized() {  # $1: core, $2: cells
   taskset -c "$1" $PY -m reflex_jax.run.grid --config $GRID out_dir=runs/bilateral/equalized \
       "cells=[$2]" peer_seeds=0 common.sac.equalize_asymmetries=true \
@@ -43,7 +46,7 @@ if [ "${1:-all}" != report ]; then
     equalized 0 brax/walker2d/sac
     for v in $ABLATIONS_CORE0; do ablation 0 "$v"; done
     equalized 0 brax/humanoid/ppo
-    estimator 0
+    parity 0 estimator common.ppo.advantage_estimator=brax common.ppo.advantage_segment=10
   } &
   {
     taskset -c 1 $PY -m reflex_jax.run.grid --config $GRID --shard 1/2
@@ -51,6 +54,7 @@ if [ "${1:-all}" != report ]; then
         'cells=[brax/ant/ppo]' 'common.variants=[baseline]' common.ppo.entropy_estimate=gaussian \
         peer_seeds=0
     for v in $ABLATIONS_CORE1; do ablation 1 "$v"; done
+    parity 1 init common.ppo.network_init=lecun_uniform
   } &
   wait
 fi
@@ -65,16 +69,18 @@ copy() {  # runs/$1/<cells>/{results,peer}.json → $OUT/$2/<cells>/
 }
 copy bilateral/standard standard && copy bilateral/equalized equalized
 copy bilateral_entropy entropy && copy bilateral_ablations ablations
-copy bilateral_estimator estimator
+copy bilateral_parity parity
 $PY -m reflex_jax.run.report $OUT/standard --out $OUT
 [ -d $OUT/equalized ] && $PY -m reflex_jax.run.report $OUT/equalized --out $OUT/equalized
 BASE=$OUT/standard/brax_ant/ppo
 [ -f $OUT/entropy/gaussian/brax_ant/ppo/results.json ] && $PY -m reflex_jax.run.report \
     --compare $BASE:baseline $OUT/entropy/gaussian/brax_ant/ppo:baseline > $OUT/entropy_ab.md
 HUMANOID=$OUT/standard/brax_humanoid/ppo
-[ -f $OUT/estimator/brax/brax_humanoid/ppo/results.json ] && $PY -m reflex_jax.run.report \
-    --compare $OUT/estimator/brax/brax_humanoid/ppo:baseline $HUMANOID:baseline \
-    > $OUT/estimator_ab.md
+for v in $PARITY; do
+  [ -f $OUT/parity/$v/brax_humanoid/ppo/results.json ] || continue
+  $PY -m reflex_jax.run.report --compare $OUT/parity/$v/brax_humanoid/ppo:baseline \
+      $HUMANOID:baseline
+done > $OUT/parity.md
 for v in $ABLATIONS_CORE0 $ABLATIONS_CORE1; do
   [ -f $OUT/ablations/$v/brax_ant/ppo/results.json ] || continue
   $PY -m reflex_jax.run.report --compare $OUT/ablations/$v/brax_ant/ppo:$v $BASE:baseline
