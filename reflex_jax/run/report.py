@@ -198,10 +198,12 @@ def format_experiment(results: dict, threshold: float | None = None) -> str:
         f"({e['baseline_reached']}/{s['seeds']}), sample-efficiency ratio {e['ratio']:.2f} "
         f"[{e['low']:.2f}, {e['high']:.2f}]")
   if "brax.training" in s["rows"] and "baseline" in s["rows"]:
-    ours = np.nanmean(s["rows"]["baseline"]["eval_return"])
-    theirs = np.nanmean(s["rows"]["brax.training"]["eval_return"])
+    ours, theirs = s["rows"]["baseline"]["eval_return"], s["rows"]["brax.training"]["eval_return"]
+    p, low, high = probability_of_improvement_ci(ours[np.isfinite(ours)],
+                                                 theirs[np.isfinite(theirs)])
     lines.append(f"\nbaseline vs brax.training (the peer, same settings and budget): eval "
-                 f"return {_gain(ours, theirs):+.1f} %")
+                 f"return {_gain(np.nanmean(ours), np.nanmean(theirs)):+.1f} %, "
+                 f"P(baseline > brax.training) {p:.2f} [{low:.2f}, {high:.2f}]")
   return "\n".join(lines)
 
 

@@ -148,6 +148,9 @@ def test_report_adds_the_peer_row_model_label_and_per_task_intervals(tmp_path):
   assert "| brax.training (3 seeds) | 110.0 ± " in text
   ours = np.mean(results["final"]["eval/return"]["baseline"])
   assert f"eval return {100 * (ours - 110) / 110:+.1f} %" in text
+  baseline = np.asarray(results["final"]["eval/return"]["baseline"])
+  wins = np.mean([float(b > t) + 0.5 * float(b == t) for b in baseline for t in (100, 110, 120)])
+  assert f"P(baseline > brax.training) {wins:.2f} [" in text
   assert "P(reflex > baseline) 1.00 [" in text and "sample-efficiency ratio" in text
   assert "on final train return, 1.00 [" in text and "] on AUC;" in text
 
