@@ -373,22 +373,26 @@ def write_report(run_dirs: list[str], out_dir: str) -> str:
 
 def compare_runs(a: str, b: str) -> str:
   """A markdown table of two runs of one task, each given as RUN_DIR:VARIANT (e.g. the same
-  baseline under two settings): eval return, final training return and AUC with 95 %
-  t-intervals, and P(A > B) on the eval return with its bootstrap interval."""
+  baseline under two settings; VARIANT `brax.training` is the run's peer.json, evaluation
+  only): eval return, final training return and AUC with 95 % t-intervals, and P(A > B) on
+  each with its bootstrap interval."""
   rows = []
   for spec in (a, b):
     run_dir, _, variant = spec.rpartition(":")
     if not run_dir:
       raise ValueError(f"{spec!r}: give RUN_DIR:VARIANT")
-    results = load_results(run_dir)
-    if variant not in results["variants"]:
-      raise ValueError(f"{run_dir} has variants {results['variants']}, not {variant!r}")
-    rows.append((spec, summarize(results)["rows"][variant]))
+    summary = summarize(load_results(run_dir))["rows"]
+    if variant not in summary:
+      raise ValueError(f"{run_dir} has variants {sorted(summary)}, not {variant!r}")
+    rows.append((spec, summary[variant]))
+  none = np.array([])
   lines = ["| run:variant | eval return | final train return | AUC |", "|---|---:|---:|---:|"]
-  lines += [f"| {spec} | {_pm(r['eval_return'])} | {_pm(r['final_return'])} | {_pm(r['auc'])} |"
-            for spec, r in rows]
+  lines += [f"| {spec} | {_pm(r['eval_return'])} | {_pm(r.get('final_return', none))} | "
+            f"{_pm(r.get('auc', none))} |" for spec, r in rows]
   for name, key in (("eval return", "eval_return"), ("final train return", "final_return"),
                     ("AUC", "auc")):
+    if key not in rows[0][1] or key not in rows[1][1]:
+      continue  # the peer logs evaluations only
     p, low, high = probability_of_improvement_ci(rows[0][1][key], rows[1][1][key])
     lines.append(f"{chr(10) if key == 'eval_return' else ''}P(first > second), {name}: "
                  f"{p:.2f} [{low:.2f}, {high:.2f}]")

@@ -169,3 +169,10 @@ def test_compare_runs_tables_one_variant_against_another_runs(tmp_path, capsys):
   with pytest.raises(SystemExit):
     main(["--compare", f"{tmp_path / 'a'}:nope", f"{tmp_path / 'b'}:reflex"])
   assert "not 'nope'" in capsys.readouterr().err
+  # The peer (evaluation only) as the second side
+  (tmp_path / "b" / "peer.json").write_text(json.dumps({"peer": "brax.training", "seeds": [0, 1],
+                                                        "final": [0.0, 1e6]}))
+  assert main(["--compare", f"{tmp_path / 'a'}:baseline", f"{tmp_path / 'b'}:brax.training"]) == 0
+  out = capsys.readouterr().out
+  assert "P(first > second), eval return: 0.50 [" in out and "AUC" not in out.split("|")[-1]
+  assert f"| {tmp_path / 'b'}:brax.training | 500000.0 ± " in out

@@ -27,13 +27,14 @@ ablation() {  # $1: core, $2: variant
   taskset -c "$1" $PY -m reflex_jax.run.grid --config $GRID out_dir=runs/bilateral_ablations/$2 \
       'cells=[brax/ant/ppo]' peer_seeds=0 "common.variants=[$2]"
 }
-parity() {  # $1: core, $2: name, the rest: overrides. The humanoid baseline with one of
-  # brax.training's choices, to find what puts brax's PPO ahead of ours there
-  core=$1 name=$2; shift 2
+parity() {  # $1: core, $2: name, $3: cell, the rest: overrides. A cell's baseline with one of
+  # brax.training's choices (its advantage estimator, its initialization), to find what puts
+  # brax's PPO ahead of ours on humanoid; with brax's estimator, Reflex against that baseline
+  core=$1 name=$2 cell=$3; shift 3
   taskset -c "$core" $PY -m reflex_jax.run.grid --config $GRID out_dir=runs/bilateral_parity/$name \
-      'cells=[brax/humanoid/ppo]' peer_seeds=0 'common.variants=[baseline]' "$@"
+      "cells=[$cell]" peer_seeds=0 'common.variants=[baseline]' "$@"
 }
-PARITY="estimator init"
+BRAX_GAE="common.ppo.advantage_estimator=brax"
 equalized() {  # $1: core, $2: cells
   taskset -c "$1" $PY -m reflex_jax.run.grid --config $GRID out_dir=runs/bilateral/equalized \
       "cells=[$2]" peer_seeds=0 common.sac.equalize_asymmetries=true \
@@ -46,7 +47,9 @@ if [ "${1:-all}" != report ]; then
     equalized 0 brax/walker2d/sac
     for v in $ABLATIONS_CORE0; do ablation 0 "$v"; done
     equalized 0 brax/humanoid/ppo
-    parity 0 estimator common.ppo.advantage_estimator=brax common.ppo.advantage_segment=10
+    parity 0 estimator brax/humanoid/ppo $BRAX_GAE common.ppo.advantage_segment=10
+    parity 0 estimator_reflex brax/humanoid/ppo $BRAX_GAE common.ppo.advantage_segment=10 \
+        'common.variants=[reflex]'
   } &
   {
     taskset -c 1 $PY -m reflex_jax.run.grid --config $GRID --shard 1/2
@@ -54,7 +57,9 @@ if [ "${1:-all}" != report ]; then
         'cells=[brax/ant/ppo]' 'common.variants=[baseline]' common.ppo.entropy_estimate=gaussian \
         peer_seeds=0
     for v in $ABLATIONS_CORE1; do ablation 1 "$v"; done
-    parity 1 init common.ppo.network_init=lecun_uniform
+    parity 1 init brax/humanoid/ppo common.ppo.network_init=lecun_uniform
+    parity 1 ant_estimator brax/ant/ppo $BRAX_GAE common.ppo.advantage_segment=5 \
+        'common.variants=[baseline,reflex]'
   } &
   wait
 fi
@@ -76,11 +81,22 @@ BASE=$OUT/standard/brax_ant/ppo
 [ -f $OUT/entropy/gaussian/brax_ant/ppo/results.json ] && $PY -m reflex_jax.run.report \
     --compare $BASE:baseline $OUT/entropy/gaussian/brax_ant/ppo:baseline > $OUT/entropy_ab.md
 HUMANOID=$OUT/standard/brax_humanoid/ppo
-for v in $PARITY; do
-  [ -f $OUT/parity/$v/brax_humanoid/ppo/results.json ] || continue
-  $PY -m reflex_jax.run.report --compare $OUT/parity/$v/brax_humanoid/ppo:baseline \
-      $HUMANOID:baseline
-done > $OUT/parity.md
+{
+  for v in estimator init; do  # each against our baseline, then against brax.training
+    [ -f $OUT/parity/$v/brax_humanoid/ppo/results.json ] || continue
+    for other in baseline brax.training; do
+      $PY -m reflex_jax.run.report --compare $OUT/parity/$v/brax_humanoid/ppo:baseline \
+          $HUMANOID:$other
+      echo
+    done
+  done
+  # Reflex against the baseline that matches brax.training's (both with brax's estimator)
+  [ -f $OUT/parity/estimator_reflex/brax_humanoid/ppo/results.json ] && $PY -m \
+      reflex_jax.run.report --compare $OUT/parity/estimator_reflex/brax_humanoid/ppo:reflex \
+      $OUT/parity/estimator/brax_humanoid/ppo:baseline
+} > $OUT/parity.md
+[ -d $OUT/parity/ant_estimator ] && $PY -m reflex_jax.run.report $OUT/parity/ant_estimator \
+    --out $OUT/parity/ant_estimator
 for v in $ABLATIONS_CORE0 $ABLATIONS_CORE1; do
   [ -f $OUT/ablations/$v/brax_ant/ppo/results.json ] || continue
   $PY -m reflex_jax.run.report --compare $OUT/ablations/$v/brax_ant/ppo:$v $BASE:baseline
