@@ -54,7 +54,8 @@ class PPOConfig:
   # How advantages are estimated: "gae", once per update from the rollout-time critic (PPO as
   # CleanRL, PureJaxRL and rsl_rl run it); "brax", brax.training's estimator, to reproduce its
   # PPO: recomputed for every minibatch from the current critic over segments of
-  # `advantage_segment` steps, truncated steps masked out (losses.brax_gae).
+  # `advantage_segment` steps, truncated steps masked out (losses.brax_gae). On brax humanoid
+  # at brax's settings "brax" ended 31 % higher (README, "What makes brax's PPO stronger").
   advantage_estimator: Literal["gae", "brax"] = "gae"
   advantage_segment: int | None = None  # "brax": steps per segment (brax's unroll_length)
   normalize_advantages: bool = True  # advantages standardized per minibatch
