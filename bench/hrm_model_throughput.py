@@ -100,13 +100,17 @@ def main():
   parser.add_argument("--repeats", type=int, default=3, help="timed calls per round (best)")
   parser.add_argument("--rounds", type=int, default=3,
                       help="interleaved rounds of every measurement (the median is reported)")
+  parser.add_argument("--scan-unroll", action=argparse.BooleanOptionalAction, default=True,
+                      help="unrolled layer/recurrence scans, as experiments/hrm/tiny.yaml "
+                           "trains on CPU (default on)")
   parser.add_argument("--attention-impl", nargs="+", default=["auto"],
                       choices=["auto", "xla", "dense", "blockwise"],
                       help="our attention paths to time")
   args = parser.parse_args()
   config = ModelConfig(vocab_size=args.vocab, hidden_size=args.hidden,
                        num_attention_heads=args.heads, head_dim=args.hidden // args.heads,
-                       num_layers_per_stack=args.layers, max_position_embeddings=args.length)
+                       num_layers_per_stack=args.layers, max_position_embeddings=args.length,
+                       scan_unroll=args.scan_unroll)
   tok = jnp.asarray(np.random.RandomState(0).randint(1, args.vocab, (args.batch, args.length)))
   prefix = args.length // 4
   tokens = args.batch * args.length
@@ -131,6 +135,7 @@ def main():
   ref_rows = {work: t for (who, work), t in seconds.items() if who == "transformers"}
   print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}; config D={args.hidden} "
         f"n={args.layers} heads={args.heads} V={args.vocab}; batch {args.batch}×{args.length}; "
+        f"scan_unroll {args.scan_unroll}; "
         f"measured fp32 matmul rate {ceiling / 1e9:,.1f} GFLOP/s; median of {args.rounds} "
         f"interleaved rounds")
   print(f"{'work':26} {'ours tok/s':>12} {'transformers':>13} {'ratio':>7} {'ours GFLOP/s':>13} "
