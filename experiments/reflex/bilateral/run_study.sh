@@ -50,6 +50,8 @@ if [ "${1:-all}" != report ]; then
     parity 0 estimator brax/humanoid/ppo $BRAX_GAE common.ppo.advantage_segment=10
     parity 0 estimator_reflex brax/humanoid/ppo $BRAX_GAE common.ppo.advantage_segment=10 \
         'common.variants=[reflex]'
+    parity 0 estimator_equalized brax/humanoid/ppo $BRAX_GAE common.ppo.advantage_segment=10 \
+        common.ppo.equalize_asymmetries=true
   } &
   {
     taskset -c 1 $PY -m reflex_jax.run.grid --config $GRID --shard 1/2
@@ -60,6 +62,9 @@ if [ "${1:-all}" != report ]; then
     parity 1 init brax/humanoid/ppo common.ppo.network_init=lecun_uniform
     parity 1 ant_estimator brax/ant/ppo $BRAX_GAE common.ppo.advantage_segment=5 \
         'common.variants=[baseline,reflex]'
+    parity 1 estimator_equalized_reflex brax/humanoid/ppo $BRAX_GAE \
+        common.ppo.advantage_segment=10 common.ppo.equalize_asymmetries=true \
+        'common.variants=[reflex]'
   } &
   wait
 fi
@@ -91,9 +96,14 @@ HUMANOID=$OUT/standard/brax_humanoid/ppo
     done
   done
   # Reflex against the baseline that matches brax.training's (both with brax's estimator)
-  [ -f $OUT/parity/estimator_reflex/brax_humanoid/ppo/results.json ] && $PY -m \
-      reflex_jax.run.report --compare $OUT/parity/estimator_reflex/brax_humanoid/ppo:reflex \
-      $OUT/parity/estimator/brax_humanoid/ppo:baseline
+  # (on brax's model, then on the equalized one)
+  for model in "" _equalized; do
+    reflex=$OUT/parity/estimator${model}_reflex/brax_humanoid/ppo
+    [ -f $reflex/results.json ] || continue
+    $PY -m reflex_jax.run.report --compare $reflex:reflex \
+        $OUT/parity/estimator$model/brax_humanoid/ppo:baseline
+    echo
+  done
 } > $OUT/parity.md
 [ -d $OUT/parity/ant_estimator ] && $PY -m reflex_jax.run.report $OUT/parity/ant_estimator \
     --out $OUT/parity/ant_estimator
