@@ -237,13 +237,14 @@ class Trainer(driver.TrainerBase):
     params = dict(state.params, normalizer=normalizer)
     # "Old" quantities under the updated normalizer, so the first ratio is exactly 1.
     loc, scale = net.distribution(params, traj.obs)
-    value, final_value = jnp.split(  # one pass over [s; s_final]
-        net.value_fn(params, jnp.concatenate([traj.obs, traj.final_obs])), 2)
     log_prob = gaussian_log_prob(traj.raw_action, loc, scale)
     brax_estimator = c.advantage_estimator == "brax"
     if brax_estimator:  # advantages come per minibatch, from the critic being trained
       data = _segments(traj, log_prob, c.segment_length, c.reward_scaling)
+      value = net.value_fn(params, traj.obs[:SYMMETRY_PROBE_STEPS])  # for the metrics only
     else:
+      value, final_value = jnp.split(  # one pass over [s; s_final]
+          net.value_fn(params, jnp.concatenate([traj.obs, traj.final_obs])), 2)
       advantage, target = gae(traj.reward * c.reward_scaling, value, final_value,
                               traj.terminated, traj.done, gamma=c.gamma, lam=c.gae_lambda)
       batch = Batch(traj.obs, traj.raw_action, log_prob, advantage, target, value)

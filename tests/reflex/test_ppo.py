@@ -267,7 +267,8 @@ def test_brax_estimator_trains_and_refuses_what_it_cannot_take():
   brax_like = dataclasses.replace(TINY, advantage_estimator="brax", advantage_segment=4)
   _, params, metrics = ppo.train(ENV, brax_like, seed=0)
   _, plain_params, _ = ppo.train(ENV, TINY, seed=0)
-  assert all(np.all(np.isfinite(metrics[k])) for k in ("policy_loss", "value_loss", "entropy"))
+  assert all(np.all(np.isfinite(metrics[k])) for k in ("policy_loss", "value_loss", "entropy",
+                                                       "value_symmetry_error"))
   # Another estimator, another critic (the same seed and rollouts until the first update).
   assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(params["value"]),
                                                    jax.tree.leaves(plain_params["value"])))
